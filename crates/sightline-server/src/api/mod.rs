@@ -1,0 +1,160 @@
+//! The REST query API under `/api/v1`, plus `/health` and `/ready`.
+//!
+//! Every project route authenticates a key with read scope that belongs to the project in the
+//! path (slug or id). Errors are JSON `{"error": {"code", "message"}}` with the matching status.
+
+mod traces;
+mod logs;
+mod metrics;
+mod services;
+
+use std::sync::Arc;
+
+use axum::Json;
+use axum::Router;
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use serde_json::json;
+
+use crate::auth::key_from_headers;
+use crate::server::AppState;
+use crate::store::{Project, StoreError};
+
+/// An API error: HTTP status, a stable machine code and a message saying what to do.
+#[derive(Debug)]
+pub struct ApiError {
+    /// HTTP status.
+    pub status: StatusCode,
+    /// Stable code, e.g. `not_found`, `invalid_parameter`.
+    pub code: &'static str,
+    /// Human-readable explanation.
+    pub message: String,
+}
+
+impl ApiError {
+    /// 400 `invalid_parameter`.
+    pub fn invalid(message: impl Into<String>) -> Self {
+        Self { status: StatusCode::BAD_REQUEST, code: "invalid_parameter", message: message.into() }
+    }
+
+    /// 404 `not_found`.
+    pub fn not_found(message: impl Into<String>) -> Self {
+        Self { status: StatusCode::NOT_FOUND, code: "not_found", message: message.into() }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        (self.status, Json(json!({"error": {"code": self.code, "message": self.message}}))).into_response()
+    }
+}
+
+impl From<StoreError> for ApiError {
+    fn from(error: StoreError) -> Self {
+        match error {
+            StoreError::NotFound(what) => ApiError::not_found(format!("{what} not found")),
+            StoreError::Conflict(message) => ApiError::invalid(message),
+            StoreError::Database(message) => {
+                tracing::error!(%message, "Query failed");
+                ApiError { status: StatusCode::SERVICE_UNAVAILABLE, code: "unavailable", message: "storage is unavailable; retry shortly".into() }
+            }
+        }
+    }
+}
+
+/// Runs a blocking store call on the blocking pool.
+pub(crate) async fn blocking<T: Send + 'static>(call: impl FnOnce() -> Result<T, ApiError> + Send + 'static) -> Result<T, ApiError> {
+    tokio::task::spawn_blocking(call).await.map_err(|error| ApiError {
+        status: StatusCode::INTERNAL_SERVER_ERROR,
+        code: "internal",
+        message: error.to_string(),
+    })?
+}
+
+/// Resolves `{project}` and checks the request's key may read it. Errors: 401 without a valid
+/// key, 403 for an ingest-only key, 404 when the project does not exist or the key belongs to
+/// another project (not revealing which projects exist).
+pub(crate) async fn authorize_read(state: &AppState, headers: &HeaderMap, project: String) -> Result<Project, ApiError> {
+    let key = key_from_headers(headers).ok_or_else(|| ApiError {
+        status: StatusCode::UNAUTHORIZED,
+        code: "unauthenticated",
+        message: "send a read API key as 'Authorization: Bearer <key>' or 'X-API-Key: <key>'".into(),
+    })?;
+    let store = state.store.clone();
+    blocking(move || {
+        let record = store.find_api_key(&key)?.ok_or_else(|| ApiError {
+            status: StatusCode::UNAUTHORIZED,
+            code: "unauthenticated",
+            message: "unknown or revoked API key".into(),
+        })?;
+        if !record.scope.can_read() {
+            return Err(ApiError {
+                status: StatusCode::FORBIDDEN,
+                code: "forbidden",
+                message: "this is an ingest key; create a read key with 'sightline key create --scope read'".into(),
+            });
+        }
+        let found = store.find_project(&project)?.filter(|found| found.id == record.project_id);
+        found.ok_or_else(|| ApiError::not_found(format!("project {project:?} not found for this key")))
+    })
+    .await
+}
+
+/// Parses an optional query parameter, naming it in the error.
+pub(crate) fn parse_param<T: std::str::FromStr>(name: &str, value: Option<&String>) -> Result<Option<T>, ApiError> {
+    match value {
+        None => Ok(None),
+        Some(text) if text.is_empty() => Ok(None),
+        Some(text) => text.parse().map(Some).map_err(|_| ApiError::invalid(format!("{name}={text:?} is not valid"))),
+    }
+}
+
+/// Parses a time parameter: RFC 3339 (`2026-11-24T10:00:00Z`), or integer ns / ms / s since the
+/// epoch (told apart by magnitude). Returns ns since the epoch.
+pub(crate) fn parse_time(name: &str, value: Option<&String>) -> Result<Option<u64>, ApiError> {
+    let Some(text) = value.filter(|text| !text.is_empty()) else {
+        return Ok(None);
+    };
+    if let Ok(number) = text.parse::<u64>() {
+        let nanos = if number >= 1_000_000_000_000_000 {
+            number
+        } else if number >= 1_000_000_000_000 {
+            number.saturating_mul(1_000_000)
+        } else {
+            number.saturating_mul(1_000_000_000)
+        };
+        return Ok(Some(nanos));
+    }
+    let parsed = humantime::parse_rfc3339_weak(text)
+        .map_err(|_| ApiError::invalid(format!("{name}={text:?}: use RFC 3339 or ns/ms/s since the epoch")))?;
+    let nanos = parsed.duration_since(std::time::UNIX_EPOCH).map(|elapsed| elapsed.as_nanos() as u64).unwrap_or(0);
+    Ok(Some(nanos))
+}
+
+/// Routes for `/api/v1/...`, `/health` and `/ready`.
+pub fn routes() -> Router<Arc<AppState>> {
+    Router::new()
+        .route("/health", get(health))
+        .route("/ready", get(ready))
+        .merge(traces::routes())
+        .merge(logs::routes())
+        .merge(metrics::routes())
+        .merge(services::routes())
+        .fallback(|| async { ApiError::not_found("no such route; see the README for the API") })
+}
+
+async fn health() -> Json<serde_json::Value> {
+    Json(json!({"status": "ok"}))
+}
+
+async fn ready(State(state): State<Arc<AppState>>) -> Response {
+    let store = state.store.clone();
+    let ready = tokio::task::spawn_blocking(move || store.is_ready()).await.unwrap_or(false);
+    if ready {
+        Json(json!({"status": "ready"})).into_response()
+    } else {
+        (StatusCode::SERVICE_UNAVAILABLE, Json(json!({"status": "unavailable"}))).into_response()
+    }
+}

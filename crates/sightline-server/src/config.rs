@@ -1,0 +1,73 @@
+//! Server configuration: one typed struct with documented defaults, validated at start.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// Everything `sightline serve` can be told. The binary fills it from flags and `SIGHTLINE_*`
+/// environment variables; [`Config::validate`] runs before anything starts.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// Directory holding `sightline.db` (created if missing). Default `./sightline-data`.
+    pub data_dir: PathBuf,
+    /// OTLP/gRPC listen address. Default `0.0.0.0:4317`.
+    pub grpc_addr: SocketAddr,
+    /// HTTP listen address (OTLP/HTTP, REST API, health). Default `0.0.0.0:4318`.
+    pub http_addr: SocketAddr,
+    /// Largest request accepted, in bytes, after decompression (OTLP Collector default: 20 MiB).
+    /// Larger requests get 413 (HTTP) or RESOURCE_EXHAUSTED without RetryInfo (gRPC).
+    pub max_body_bytes: usize,
+    /// Items (spans, log records, data points) waiting for commit before new requests are
+    /// refused with 429 / RESOURCE_EXHAUSTED and a retry delay. Default 200,000.
+    pub max_queued_items: usize,
+    /// Most items one transaction commits (group commit). Default 50,000.
+    pub max_items_per_commit: usize,
+    /// How often the retention job runs. Default 60 s.
+    pub retention_interval: Duration,
+    /// Rows the retention job deletes per transaction, so ingest never waits long. Default 5,000.
+    pub retention_chunk_rows: usize,
+    /// Delay clients are told to wait when the queue is full (`Retry-After`). Default 1 s.
+    pub retry_after: Duration,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            data_dir: PathBuf::from("./sightline-data"),
+            grpc_addr: SocketAddr::from(([0, 0, 0, 0], 4317)),
+            http_addr: SocketAddr::from(([0, 0, 0, 0], 4318)),
+            max_body_bytes: 20 * 1024 * 1024,
+            max_queued_items: 200_000,
+            max_items_per_commit: 50_000,
+            retention_interval: Duration::from_secs(60),
+            retention_chunk_rows: 5_000,
+            retry_after: Duration::from_secs(1),
+        }
+    }
+}
+
+/// A configuration value that cannot work.
+#[derive(Debug, thiserror::Error)]
+#[error("invalid configuration: {0}")]
+pub struct ConfigError(pub String);
+
+impl Config {
+    /// Checks limits are usable. Errors name the setting and what to do.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        if self.max_body_bytes < 1024 {
+            return Err(ConfigError("max body bytes must be at least 1024".into()));
+        }
+        if self.max_queued_items == 0 || self.max_items_per_commit == 0 {
+            return Err(ConfigError("queue and commit sizes must be positive".into()));
+        }
+        if self.retention_chunk_rows == 0 {
+            return Err(ConfigError("retention chunk rows must be positive".into()));
+        }
+        Ok(())
+    }
+
+    /// Path of the SQLite database file.
+    pub fn database_path(&self) -> PathBuf {
+        self.data_dir.join("sightline.db")
+    }
+}

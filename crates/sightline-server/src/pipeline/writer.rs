@@ -1,0 +1,111 @@
+//! Group commit: one writer thread takes every queued batch it can (up to a size), commits them
+//! in one transaction and only then answers each request. The queue is bounded by a semaphore
+//! counting queued items, so overload is refused up front instead of growing memory.
+
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc, oneshot};
+
+use crate::error::IngestError;
+use crate::store::{Store, WriteBatch};
+
+struct Job {
+    batch: WriteBatch,
+    items: usize,
+    reply: oneshot::Sender<Result<(), String>>,
+    _permit: OwnedSemaphorePermit,
+}
+
+/// The sending side of the ingest queue; cheap to clone.
+#[derive(Clone)]
+pub struct IngestQueue {
+    sender: mpsc::UnboundedSender<Job>,
+    permits: Arc<Semaphore>,
+    max_queued_items: usize,
+    retry_after: Duration,
+}
+
+/// Handle to the writer thread; [`WriterHandle::join`] waits until every queued batch is
+/// committed (after all [`IngestQueue`] clones are dropped).
+pub struct WriterHandle {
+    thread: JoinHandle<()>,
+}
+
+impl WriterHandle {
+    /// Blocks until the writer has drained the queue and exited.
+    pub fn join(self) {
+        if self.thread.join().is_err() {
+            tracing::error!("Writer thread panicked");
+        }
+    }
+}
+
+/// Starts the writer thread for `store`.
+pub fn start_writer(store: Arc<dyn Store>, max_queued_items: usize, max_items_per_commit: usize, retry_after: Duration) -> (IngestQueue, WriterHandle) {
+    let (sender, receiver) = mpsc::unbounded_channel();
+    let thread = std::thread::Builder::new()
+        .name("sightline-writer".into())
+        .spawn(move || run_writer(store, receiver, max_items_per_commit))
+        .expect("spawning the writer thread");
+    let queue = IngestQueue { sender, permits: Arc::new(Semaphore::new(max_queued_items)), max_queued_items, retry_after };
+    (queue, WriterHandle { thread })
+}
+
+impl IngestQueue {
+    /// Queues a batch and waits until it is committed. Errors with `Overloaded` at once when
+    /// the queue holds too many items, `Unavailable` when the commit failed or the writer is
+    /// gone; in both cases nothing of the batch is stored.
+    pub async fn submit(&self, batch: WriteBatch, items: usize) -> Result<(), IngestError> {
+        // A batch bigger than the whole queue still gets in when the queue is empty.
+        let wanted = items.clamp(1, self.max_queued_items) as u32;
+        let permit = self
+            .permits
+            .clone()
+            .try_acquire_many_owned(wanted)
+            .map_err(|_| IngestError::Overloaded { retry_after: self.retry_after })?;
+        let (reply, answer) = oneshot::channel();
+        self.sender
+            .send(Job { batch, items, reply, _permit: permit })
+            .map_err(|_| IngestError::Unavailable { reason: "server is shutting down".into(), retry_after: self.retry_after })?;
+        match answer.await {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(reason)) => Err(IngestError::Unavailable { reason, retry_after: self.retry_after }),
+            Err(_) => Err(IngestError::Unavailable { reason: "writer stopped".into(), retry_after: self.retry_after }),
+        }
+    }
+
+    /// Items currently queued or being committed.
+    pub fn queued_items(&self) -> usize {
+        self.max_queued_items - self.permits.available_permits()
+    }
+}
+
+fn run_writer(store: Arc<dyn Store>, mut receiver: mpsc::UnboundedReceiver<Job>, max_items_per_commit: usize) {
+    while let Some(first) = receiver.blocking_recv() {
+        let mut items = first.items;
+        let mut jobs = vec![first];
+        while items < max_items_per_commit {
+            match receiver.try_recv() {
+                Ok(job) => {
+                    items += job.items;
+                    jobs.push(job);
+                }
+                Err(_) => break,
+            }
+        }
+        let (batches, waiters): (Vec<WriteBatch>, Vec<_>) =
+            jobs.into_iter().map(|job| (job.batch, (job.reply, job._permit))).unzip();
+        let result = store.commit(&batches).map_err(|error| error.to_string());
+        if let Err(reason) = &result {
+            tracing::error!(%reason, requests = waiters.len(), "Commit failed; requests answered as retryable");
+        }
+        // Queue space is released (permits dropped) only once the items are committed.
+        for (reply, _permit) in waiters {
+            // The client may have gone away; its data is committed either way.
+            let _ = reply.send(result.clone());
+        }
+    }
+    tracing::info!("Writer drained the ingest queue");
+}

@@ -1,0 +1,141 @@
+//! Starting and stopping the whole server: store, writer, HTTP and gRPC listeners, retention.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+
+use crate::auth::{ApiKeySecret, KeyScope};
+use crate::config::Config;
+use crate::pipeline::{Ingestor, WriterHandle, start_writer};
+use crate::receivers::otlp_grpc::{OtlpGrpcReceiver, oversize_is_not_retryable};
+use crate::receivers::otlp_http;
+use crate::store::sqlite::SqliteStore;
+use crate::store::{Project, Store};
+
+/// Shared state of the HTTP handlers.
+pub struct AppState {
+    /// Runs the ingest pipeline.
+    pub ingestor: Arc<Ingestor>,
+    /// The store, for queries.
+    pub store: Arc<dyn Store>,
+    /// Request size limit after decompression, bytes.
+    pub max_body_bytes: usize,
+}
+
+/// A started server. Dropping it does not stop it; call [`RunningServer::shutdown`].
+pub struct RunningServer {
+    /// Where OTLP/HTTP and the API listen (the real port when 0 was asked).
+    pub http_addr: SocketAddr,
+    /// Where OTLP/gRPC listens.
+    pub grpc_addr: SocketAddr,
+    /// The store, for administration while running.
+    pub store: Arc<dyn Store>,
+    shutdown: watch::Sender<bool>,
+    http_task: JoinHandle<()>,
+    grpc_task: JoinHandle<()>,
+    retention_task: JoinHandle<()>,
+    writer: WriterHandle,
+}
+
+/// Keys printed at first start.
+pub struct FirstStart {
+    /// The project created.
+    pub project: Project,
+    /// Its ingest key (for SDKs).
+    pub ingest_key: ApiKeySecret,
+    /// Its read key (for the API).
+    pub read_key: ApiKeySecret,
+}
+
+/// Opens the store for `config` (creating the data directory and schema).
+pub fn open_store(config: &Config) -> anyhow::Result<Arc<dyn Store>> {
+    let store = SqliteStore::open(&config.database_path())
+        .map_err(|error| anyhow::anyhow!("cannot open {}: {error}", config.database_path().display()))?;
+    Ok(Arc::new(store))
+}
+
+/// Creates the `default` project with an ingest and a read key when no project exists yet.
+pub fn ensure_default_project(store: &dyn Store) -> anyhow::Result<Option<FirstStart>> {
+    if !store.list_projects()?.is_empty() {
+        return Ok(None);
+    }
+    let project = store.create_project("default")?;
+    let (ingest_key, _) = store.create_api_key(project.id, KeyScope::Ingest, "default ingest key")?;
+    let (read_key, _) = store.create_api_key(project.id, KeyScope::Read, "default read key")?;
+    Ok(Some(FirstStart { project, ingest_key, read_key }))
+}
+
+/// Starts every part on `store` and returns once the listeners are bound.
+pub async fn start(config: Config, store: Arc<dyn Store>) -> anyhow::Result<RunningServer> {
+    config.validate()?;
+    let (queue, writer) = start_writer(store.clone(), config.max_queued_items, config.max_items_per_commit, config.retry_after);
+    let ingestor = Arc::new(Ingestor::new(store.clone(), queue));
+    let (shutdown, shutdown_signal) = watch::channel(false);
+
+    let http_listener = TcpListener::bind(config.http_addr)
+        .await
+        .map_err(|error| anyhow::anyhow!("cannot listen on {} (HTTP): {error}; pick another with --http-addr", config.http_addr))?;
+    let http_addr = http_listener.local_addr()?;
+    let grpc_listener = TcpListener::bind(config.grpc_addr)
+        .await
+        .map_err(|error| anyhow::anyhow!("cannot listen on {} (gRPC): {error}; pick another with --grpc-addr", config.grpc_addr))?;
+    let grpc_addr = grpc_listener.local_addr()?;
+
+    let state = Arc::new(AppState { ingestor: ingestor.clone(), store: store.clone(), max_body_bytes: config.max_body_bytes });
+    let router = otlp_http::routes()
+        .merge(crate::api::routes())
+        .layer(tower_http::trace::TraceLayer::new_for_http())
+        .with_state(state);
+    let mut http_signal = shutdown_signal.clone();
+    let http_task = tokio::spawn(async move {
+        let stopped = async move {
+            let _ = http_signal.wait_for(|stop| *stop).await;
+        };
+        if let Err(error) = axum::serve(http_listener, router).with_graceful_shutdown(stopped).await {
+            tracing::error!(%error, "HTTP server failed");
+        }
+    });
+
+    let (traces, metrics, logs) = OtlpGrpcReceiver::new(ingestor).into_services(config.max_body_bytes);
+    let mut grpc_signal = shutdown_signal.clone();
+    let grpc_task = tokio::spawn(async move {
+        let stopped = async move {
+            let _ = grpc_signal.wait_for(|stop| *stop).await;
+        };
+        let incoming = tokio_stream::wrappers::TcpListenerStream::new(grpc_listener);
+        let result = tonic::transport::Server::builder()
+            .layer(tower::util::MapResponseLayer::new(oversize_is_not_retryable))
+            .add_service(traces)
+            .add_service(metrics)
+            .add_service(logs)
+            .serve_with_incoming_shutdown(incoming, stopped)
+            .await;
+        if let Err(error) = result {
+            tracing::error!(%error, "gRPC server failed");
+        }
+    });
+
+    let retention_task = tokio::spawn(crate::retention::run_periodically(
+        store.clone(),
+        config.retention_interval,
+        config.retention_chunk_rows,
+    ));
+    Ok(RunningServer { http_addr, grpc_addr, store, shutdown, http_task, grpc_task, retention_task, writer })
+}
+
+impl RunningServer {
+    /// Stops accepting, lets in-flight requests finish, commits every queued batch and returns.
+    pub async fn shutdown(self) {
+        let _ = self.shutdown.send(true);
+        self.retention_task.abort();
+        let _ = self.http_task.await;
+        let _ = self.grpc_task.await;
+        // All senders are gone with the servers' state, so the writer drains and exits.
+        let writer = self.writer;
+        let _ = tokio::task::spawn_blocking(move || writer.join()).await;
+        tracing::info!("Sightline stopped");
+    }
+}

@@ -1,0 +1,85 @@
+//! Storage: the [`Store`] trait every backend implements, and the types crossing it.
+//!
+//! Writes arrive as [`WriteBatch`]es from the pipeline's single writer, many per call, and are
+//! committed in one transaction ([`Store::commit`]): that is the group commit behind every
+//! acknowledgement. Reads are synchronous and run on blocking threads; they never block the
+//! writer (SQLite WAL readers see the last committed state).
+
+pub mod sqlite;
+mod types;
+
+pub use types::*;
+
+use crate::auth::{ApiKeySecret, KeyScope};
+
+/// A storage failure. Callers answer 503 (retryable) for these: nothing was acknowledged.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The database reported an error.
+    #[error("database error: {0}")]
+    Database(String),
+    /// A named thing does not exist.
+    #[error("{0} not found")]
+    NotFound(String),
+    /// The request conflicts with existing data (e.g. a duplicate project name).
+    #[error("{0}")]
+    Conflict(String),
+}
+
+impl From<rusqlite::Error> for StoreError {
+    fn from(error: rusqlite::Error) -> Self {
+        StoreError::Database(error.to_string())
+    }
+}
+
+impl From<r2d2::Error> for StoreError {
+    fn from(error: r2d2::Error) -> Self {
+        StoreError::Database(error.to_string())
+    }
+}
+
+/// Result alias for store calls.
+pub type StoreResult<T> = Result<T, StoreError>;
+
+/// A storage backend. All methods block; call them from blocking threads.
+pub trait Store: Send + Sync + 'static {
+    /// Creates a project; the slug is derived from the name. Errors with `Conflict` when a
+    /// project with that slug exists.
+    fn create_project(&self, name: &str) -> StoreResult<Project>;
+    /// All projects, oldest first.
+    fn list_projects(&self) -> StoreResult<Vec<Project>>;
+    /// Finds a project by slug or numeric id.
+    fn find_project(&self, slug_or_id: &str) -> StoreResult<Option<Project>>;
+    /// Changes a project's retention (days, ≥ 1) and trace head-sampling rate (0.0..=1.0).
+    fn update_project_settings(&self, project_id: i64, retention_days: u32, trace_sample_rate: f64) -> StoreResult<Project>;
+    /// Creates and stores a key; returns the plain key (shown once) and its record.
+    fn create_api_key(&self, project_id: i64, scope: KeyScope, name: &str) -> StoreResult<(ApiKeySecret, ApiKeyRecord)>;
+    /// Looks a key up by its hash; revoked keys are not found.
+    fn find_api_key(&self, key: &ApiKeySecret) -> StoreResult<Option<ApiKeyRecord>>;
+
+    /// Commits every batch in one transaction: all or nothing.
+    fn commit(&self, batches: &[WriteBatch]) -> StoreResult<()>;
+
+    /// One trace's spans with resources and scopes; `None` when no span is stored.
+    fn get_trace(&self, project_id: i64, trace_id: &sightline_model::TraceId) -> StoreResult<Option<Vec<StoredSpan>>>;
+    /// Trace summaries matching the query, newest first.
+    fn search_traces(&self, project_id: i64, query: &TraceQuery) -> StoreResult<Page<TraceSummary>>;
+    /// Log records matching the query, newest first.
+    fn search_logs(&self, project_id: i64, query: &LogQuery) -> StoreResult<Page<StoredLog>>;
+    /// Metric streams' descriptions.
+    fn list_metrics(&self, project_id: i64) -> StoreResult<Vec<MetricDescription>>;
+    /// Points of one metric name in `[from, to]` (ns), ordered by time.
+    fn metric_points(&self, project_id: i64, name: &str, from_unix_nano: u64, to_unix_nano: u64, max_points: usize) -> StoreResult<Vec<StoredMetricPoint>>;
+    /// Services seen, with per-signal counts and last-seen time.
+    fn list_services(&self, project_id: i64) -> StoreResult<Vec<ServiceStats>>;
+    /// Counters of item outcomes (accepted, sampled_out, invalid) per signal.
+    fn outcomes(&self, project_id: i64) -> StoreResult<Vec<OutcomeCount>>;
+
+    /// Deletes at most `max_rows` rows of one table older than `cutoff_unix_nano` for the
+    /// project; returns how many went. The caller loops until it returns less than `max_rows`.
+    fn delete_expired(&self, project_id: i64, cutoff_unix_nano: u64, max_rows: usize) -> StoreResult<usize>;
+    /// Returns free pages to the file system after deletions (bounded work per call).
+    fn reclaim_space(&self) -> StoreResult<()>;
+    /// True when the store answers (for `/ready`).
+    fn is_ready(&self) -> bool;
+}

@@ -1,0 +1,239 @@
+//! The embedded default store: one SQLite file in WAL mode, one writer connection owned by the
+//! pipeline's writer thread, and a pool of read-only connections for queries.
+
+mod migrations;
+mod read;
+mod retention;
+mod write;
+
+use std::path::Path;
+use std::sync::Mutex;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use r2d2_sqlite::SqliteConnectionManager;
+use rusqlite::{Connection, OpenFlags, OptionalExtension, params};
+
+use super::{ApiKeyRecord, Project, Store, StoreError, StoreResult, WriteBatch};
+use crate::auth::{ApiKeySecret, KeyScope};
+
+/// SQLite implementation of [`Store`].
+pub struct SqliteStore {
+    writer: Mutex<write::Writer>,
+    readers: r2d2::Pool<SqliteConnectionManager>,
+}
+
+/// Pragmas for every connection. `synchronous=FULL` with WAL fsyncs each commit, so an
+/// acknowledged batch survives power loss too; group commit keeps commits few.
+fn configure(connection: &Connection) -> rusqlite::Result<()> {
+    connection.execute_batch(
+        "PRAGMA journal_mode = WAL;
+         PRAGMA synchronous = FULL;
+         PRAGMA busy_timeout = 5000;
+         PRAGMA cache_size = -65536;
+         PRAGMA temp_store = MEMORY;
+         PRAGMA foreign_keys = ON;",
+    )
+}
+
+pub(crate) fn now_unix_ms() -> i64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map(|elapsed| elapsed.as_millis() as i64).unwrap_or(0)
+}
+
+/// Lowercase name with runs of anything but `[a-z0-9]` replaced by `-`.
+fn slugify(name: &str) -> String {
+    let mut slug = String::with_capacity(name.len());
+    for character in name.trim().to_lowercase().chars() {
+        if character.is_ascii_alphanumeric() {
+            slug.push(character);
+        } else if !slug.ends_with('-') && !slug.is_empty() {
+            slug.push('-');
+        }
+    }
+    slug.trim_end_matches('-').to_owned()
+}
+
+impl SqliteStore {
+    /// Opens (creating when missing) the database at `path`, applies migrations and prepares
+    /// the read pool. Errors when the file cannot be opened or migrated.
+    pub fn open(path: &Path) -> StoreResult<Self> {
+        if let Some(parent) = path.parent() {
+            std::fs::create_dir_all(parent)
+                .map_err(|error| StoreError::Database(format!("cannot create {}: {error}", parent.display())))?;
+        }
+        let mut connection = Connection::open(path)?;
+        // Must precede table creation to take effect; lets retention return pages to the OS.
+        connection.pragma_update(None, "auto_vacuum", "INCREMENTAL")?;
+        configure(&connection)?;
+        migrations::migrate(&mut connection)?;
+        let manager = SqliteConnectionManager::file(path)
+            .with_flags(OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX | OpenFlags::SQLITE_OPEN_URI)
+            .with_init(|connection| {
+                connection.execute_batch("PRAGMA busy_timeout = 5000; PRAGMA cache_size = -32768; PRAGMA temp_store = MEMORY;")
+            });
+        let readers = r2d2::Pool::builder().max_size(8).build(manager)?;
+        Ok(Self { writer: Mutex::new(write::Writer::new(connection)), readers })
+    }
+
+    fn with_writer<T>(&self, action: impl FnOnce(&mut write::Writer) -> StoreResult<T>) -> StoreResult<T> {
+        let mut writer = self.writer.lock().map_err(|_| StoreError::Database("writer lock poisoned".into()))?;
+        action(&mut writer)
+    }
+
+    fn reader(&self) -> StoreResult<r2d2::PooledConnection<SqliteConnectionManager>> {
+        Ok(self.readers.get()?)
+    }
+}
+
+fn project_from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<Project> {
+    Ok(Project {
+        id: row.get(0)?,
+        slug: row.get(1)?,
+        name: row.get(2)?,
+        retention_days: row.get(3)?,
+        trace_sample_rate: row.get(4)?,
+        created_at_unix_ms: row.get(5)?,
+    })
+}
+
+const PROJECT_COLUMNS: &str = "id, slug, name, retention_days, trace_sample_rate, created_at_unix_ms";
+
+impl Store for SqliteStore {
+    fn create_project(&self, name: &str) -> StoreResult<Project> {
+        let slug = slugify(name);
+        if slug.is_empty() {
+            return Err(StoreError::Conflict("project name needs at least one letter or digit".into()));
+        }
+        self.with_writer(|writer| {
+            let connection = writer.connection();
+            let inserted = connection.execute(
+                "INSERT INTO projects (slug, name, created_at_unix_ms) VALUES (?1, ?2, ?3) ON CONFLICT (slug) DO NOTHING",
+                params![slug, name.trim(), now_unix_ms()],
+            )?;
+            if inserted == 0 {
+                return Err(StoreError::Conflict(format!("a project named {slug:?} exists")));
+            }
+            let project = connection.query_row(
+                &format!("SELECT {PROJECT_COLUMNS} FROM projects WHERE slug = ?1"),
+                [&slug],
+                project_from_row,
+            )?;
+            Ok(project)
+        })
+    }
+
+    fn list_projects(&self) -> StoreResult<Vec<Project>> {
+        let connection = self.reader()?;
+        let mut statement = connection.prepare_cached(&format!("SELECT {PROJECT_COLUMNS} FROM projects ORDER BY id"))?;
+        let projects = statement.query_map([], project_from_row)?.collect::<Result<Vec<_>, _>>()?;
+        Ok(projects)
+    }
+
+    fn find_project(&self, slug_or_id: &str) -> StoreResult<Option<Project>> {
+        let connection = self.reader()?;
+        let numeric_id: i64 = slug_or_id.parse().unwrap_or(-1);
+        let project = connection
+            .query_row(
+                &format!("SELECT {PROJECT_COLUMNS} FROM projects WHERE slug = ?1 OR id = ?2"),
+                params![slug_or_id, numeric_id],
+                project_from_row,
+            )
+            .optional()?;
+        Ok(project)
+    }
+
+    fn update_project_settings(&self, project_id: i64, retention_days: u32, trace_sample_rate: f64) -> StoreResult<Project> {
+        self.with_writer(|writer| {
+            let connection = writer.connection();
+            connection.execute(
+                "UPDATE projects SET retention_days = ?2, trace_sample_rate = ?3 WHERE id = ?1",
+                params![project_id, retention_days.max(1), trace_sample_rate.clamp(0.0, 1.0)],
+            )?;
+            connection
+                .query_row(&format!("SELECT {PROJECT_COLUMNS} FROM projects WHERE id = ?1"), [project_id], project_from_row)
+                .optional()?
+                .ok_or_else(|| StoreError::NotFound(format!("project {project_id}")))
+        })
+    }
+
+    fn create_api_key(&self, project_id: i64, scope: KeyScope, name: &str) -> StoreResult<(ApiKeySecret, ApiKeyRecord)> {
+        let secret = ApiKeySecret::generate(scope);
+        let prefix = secret.prefix();
+        self.with_writer(|writer| {
+            let connection = writer.connection();
+            connection.execute(
+                "INSERT INTO api_keys (project_id, key_hash, prefix, scope, name, created_at_unix_ms) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                params![project_id, &secret.hash()[..], prefix, scope.as_str(), name, now_unix_ms()],
+            )?;
+            let record = ApiKeyRecord { id: connection.last_insert_rowid(), project_id, scope, prefix, name: name.to_owned() };
+            Ok((secret, record))
+        })
+    }
+
+    fn find_api_key(&self, key: &ApiKeySecret) -> StoreResult<Option<ApiKeyRecord>> {
+        let connection = self.reader()?;
+        let record = connection
+            .query_row(
+                "SELECT id, project_id, scope, prefix, name FROM api_keys WHERE key_hash = ?1 AND revoked_at_unix_ms IS NULL",
+                [&key.hash()[..]],
+                |row| {
+                    let scope: String = row.get(2)?;
+                    Ok(ApiKeyRecord {
+                        id: row.get(0)?,
+                        project_id: row.get(1)?,
+                        scope: KeyScope::parse(&scope).unwrap_or(KeyScope::Ingest),
+                        prefix: row.get(3)?,
+                        name: row.get(4)?,
+                    })
+                },
+            )
+            .optional()?;
+        Ok(record)
+    }
+
+    fn commit(&self, batches: &[WriteBatch]) -> StoreResult<()> {
+        self.with_writer(|writer| writer.commit(batches))
+    }
+
+    fn get_trace(&self, project_id: i64, trace_id: &sightline_model::TraceId) -> StoreResult<Option<Vec<super::StoredSpan>>> {
+        read::get_trace(&*self.reader()?, project_id, trace_id)
+    }
+
+    fn search_traces(&self, project_id: i64, query: &super::TraceQuery) -> StoreResult<super::Page<super::TraceSummary>> {
+        read::search_traces(&*self.reader()?, project_id, query)
+    }
+
+    fn search_logs(&self, project_id: i64, query: &super::LogQuery) -> StoreResult<super::Page<super::StoredLog>> {
+        read::search_logs(&*self.reader()?, project_id, query)
+    }
+
+    fn list_metrics(&self, project_id: i64) -> StoreResult<Vec<super::MetricDescription>> {
+        read::list_metrics(&*self.reader()?, project_id)
+    }
+
+    fn metric_points(&self, project_id: i64, name: &str, from_unix_nano: u64, to_unix_nano: u64, max_points: usize) -> StoreResult<Vec<super::StoredMetricPoint>> {
+        read::metric_points(&*self.reader()?, project_id, name, from_unix_nano, to_unix_nano, max_points)
+    }
+
+    fn list_services(&self, project_id: i64) -> StoreResult<Vec<super::ServiceStats>> {
+        read::list_services(&*self.reader()?, project_id)
+    }
+
+    fn outcomes(&self, project_id: i64) -> StoreResult<Vec<super::OutcomeCount>> {
+        read::outcomes(&*self.reader()?, project_id)
+    }
+
+    fn delete_expired(&self, project_id: i64, cutoff_unix_nano: u64, max_rows: usize) -> StoreResult<usize> {
+        self.with_writer(|writer| retention::delete_expired(writer.connection(), project_id, cutoff_unix_nano, max_rows))
+    }
+
+    fn reclaim_space(&self) -> StoreResult<()> {
+        self.with_writer(|writer| retention::reclaim_space(writer.connection()))
+    }
+
+    fn is_ready(&self) -> bool {
+        self.reader().and_then(|connection| Ok(connection.query_row("SELECT 1", [], |row| row.get::<_, i64>(0))?)).is_ok()
+    }
+}
+
+#[cfg(test)]
+mod tests;

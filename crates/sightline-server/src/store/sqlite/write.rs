@@ -1,0 +1,382 @@
+//! The write path: one transaction per group of batches, prepared statements, and caches of
+//! resource / scope / metric ids so repeated resources cost no lookups.
+
+use std::collections::HashMap;
+
+use rusqlite::{Connection, Transaction, params};
+use sightline_model::{Batch, LogRecord, Metric, PointValue, Resource, Scope, Span, TraceId};
+
+use crate::store::{SignalBatch, StoreResult, TraceSummaryDelta, WriteBatch};
+
+/// Key of the metric-id cache: (project, name, type, temporality, monotonic, unit).
+type MetricKey = (i64, String, &'static str, i32, bool, String);
+
+/// Owns the writer connection and id caches. Cache entries made inside a transaction are only
+/// kept when it commits, so a rollback never leaves ids pointing at rows that do not exist.
+pub(super) struct Writer {
+    connection: Connection,
+    resource_ids: HashMap<(i64, i64), i64>,
+    scope_ids: HashMap<(i64, i64), i64>,
+    metric_ids: HashMap<MetricKey, i64>,
+}
+
+#[derive(Default)]
+struct PendingCaches {
+    resource_ids: Vec<((i64, i64), i64)>,
+    scope_ids: Vec<((i64, i64), i64)>,
+    metric_ids: Vec<(MetricKey, i64)>,
+}
+
+/// Per-service counters accumulated over one commit: (spans, logs, points, last seen ns).
+type ServiceCounters = HashMap<(i64, String), (u64, u64, u64, u64)>;
+
+impl Writer {
+    pub(super) fn new(connection: Connection) -> Self {
+        Self { connection, resource_ids: HashMap::new(), scope_ids: HashMap::new(), metric_ids: HashMap::new() }
+    }
+
+    pub(super) fn connection(&mut self) -> &mut Connection {
+        &mut self.connection
+    }
+
+    pub(super) fn commit(&mut self, batches: &[WriteBatch]) -> StoreResult<()> {
+        let mut pending = PendingCaches::default();
+        let transaction = self.connection.transaction()?;
+        let mut services = ServiceCounters::new();
+        let caches = Caches { resource_ids: &self.resource_ids, scope_ids: &self.scope_ids, metric_ids: &self.metric_ids };
+        for batch in batches {
+            let mut context = BatchContext { transaction: &transaction, project_id: batch.project_id, caches: &caches, pending: &mut pending, services: &mut services };
+            match &batch.signal {
+                SignalBatch::Traces(spans) => {
+                    context.insert_spans(spans)?;
+                    upsert_trace_summaries(&transaction, batch.project_id, &batch.trace_summaries)?;
+                }
+                SignalBatch::Logs(records) => context.insert_logs(records)?,
+                SignalBatch::Metrics(metrics) => context.insert_metrics(metrics)?,
+            }
+            add_outcomes(&transaction, batch)?;
+        }
+        upsert_service_stats(&transaction, &services)?;
+        transaction.commit()?;
+        self.resource_ids.extend(pending.resource_ids);
+        self.scope_ids.extend(pending.scope_ids);
+        self.metric_ids.extend(pending.metric_ids);
+        Ok(())
+    }
+}
+
+struct Caches<'a> {
+    resource_ids: &'a HashMap<(i64, i64), i64>,
+    scope_ids: &'a HashMap<(i64, i64), i64>,
+    metric_ids: &'a HashMap<MetricKey, i64>,
+}
+
+struct BatchContext<'a> {
+    transaction: &'a Transaction<'a>,
+    project_id: i64,
+    caches: &'a Caches<'a>,
+    pending: &'a mut PendingCaches,
+    services: &'a mut ServiceCounters,
+}
+
+impl BatchContext<'_> {
+    fn resource_id(&mut self, resource: &Resource) -> StoreResult<i64> {
+        let key = (self.project_id, resource.fingerprint());
+        if let Some(id) = self.caches.resource_ids.get(&key) {
+            return Ok(*id);
+        }
+        if let Some((_, id)) = self.pending.resource_ids.iter().find(|(pending_key, _)| *pending_key == key) {
+            return Ok(*id);
+        }
+        let body = serde_json::to_string(resource).unwrap_or_default();
+        let id: i64 = self.transaction.prepare_cached(
+            "INSERT INTO resources (project_id, fingerprint, service_name, body) VALUES (?1, ?2, ?3, ?4)
+             ON CONFLICT (project_id, fingerprint) DO UPDATE SET body = body RETURNING id",
+        )?
+        .query_row(params![self.project_id, key.1, resource.service_name(), body], |row| row.get(0))?;
+        self.pending.resource_ids.push((key, id));
+        Ok(id)
+    }
+
+    fn scope_id(&mut self, scope: &Scope) -> StoreResult<i64> {
+        let key = (self.project_id, scope.fingerprint());
+        if let Some(id) = self.caches.scope_ids.get(&key) {
+            return Ok(*id);
+        }
+        if let Some((_, id)) = self.pending.scope_ids.iter().find(|(pending_key, _)| *pending_key == key) {
+            return Ok(*id);
+        }
+        let body = serde_json::to_string(scope).unwrap_or_default();
+        let id: i64 = self.transaction.prepare_cached(
+            "INSERT INTO scopes (project_id, fingerprint, body) VALUES (?1, ?2, ?3)
+             ON CONFLICT (project_id, fingerprint) DO UPDATE SET body = body RETURNING id",
+        )?
+        .query_row(params![self.project_id, key.1, body], |row| row.get(0))?;
+        self.pending.scope_ids.push((key, id));
+        Ok(id)
+    }
+
+    fn count_service(&mut self, service: &str, spans: u64, logs: u64, points: u64, seen_unix_nano: u64) {
+        let entry = self.services.entry((self.project_id, service.to_owned())).or_default();
+        entry.0 += spans;
+        entry.1 += logs;
+        entry.2 += points;
+        entry.3 = entry.3.max(seen_unix_nano);
+    }
+
+    fn insert_spans(&mut self, batch: &Batch<Span>) -> StoreResult<()> {
+        // (first rowid, last rowid) of each trace's spans in this batch.
+        let mut ranges: HashMap<TraceId, (i64, i64)> = HashMap::new();
+        for resource_group in batch {
+            let resource_id = self.resource_id(&resource_group.resource)?;
+            let service = resource_group.resource.service_name();
+            for scope_group in &resource_group.scopes {
+                let scope_id = self.scope_id(&scope_group.scope)?;
+                let mut statement = self.transaction.prepare_cached(
+                    "INSERT INTO spans (project_id, trace_id, span_id, parent_span_id, trace_state, flags, name, kind,
+                        start_time_unix_nano, end_time_unix_nano, status_code, status_message, attributes,
+                        dropped_attributes_count, events, dropped_events_count, links, dropped_links_count,
+                        resource_id, scope_id, service_name)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21)",
+                )?;
+                let mut latest = 0u64;
+                for span in &scope_group.items {
+                    statement.execute(params![
+                        self.project_id,
+                        &span.trace_id.0[..],
+                        &span.span_id.0[..],
+                        span.parent_span_id.as_ref().map(|parent| parent.0.to_vec()),
+                        span.trace_state,
+                        span.flags,
+                        span.name,
+                        span.kind,
+                        span.start_time_unix_nano as i64,
+                        span.end_time_unix_nano as i64,
+                        span.status_code,
+                        span.status_message,
+                        span.attributes.to_json_string(),
+                        span.dropped_attributes_count,
+                        json_array(&span.events),
+                        span.dropped_events_count,
+                        json_array(&span.links),
+                        span.dropped_links_count,
+                        resource_id,
+                        scope_id,
+                        service,
+                    ])?;
+                    let rowid = self.transaction.last_insert_rowid();
+                    let range = ranges.entry(span.trace_id).or_insert((rowid, rowid));
+                    range.0 = range.0.min(rowid);
+                    range.1 = range.1.max(rowid);
+                    latest = latest.max(span.end_time_unix_nano);
+                }
+                self.count_service(service, scope_group.items.len() as u64, 0, 0, latest);
+            }
+        }
+        let mut statement = self.transaction.prepare_cached(
+            "INSERT INTO trace_span_ranges (project_id, trace_id, first_span_rowid, last_span_rowid) VALUES (?1, ?2, ?3, ?4)",
+        )?;
+        for (trace_id, (first, last)) in ranges {
+            statement.execute(params![self.project_id, &trace_id.0[..], first, last])?;
+        }
+        Ok(())
+    }
+
+    fn insert_logs(&mut self, batch: &Batch<LogRecord>) -> StoreResult<()> {
+        for resource_group in batch {
+            let resource_id = self.resource_id(&resource_group.resource)?;
+            let service = resource_group.resource.service_name();
+            for scope_group in &resource_group.scopes {
+                let scope_id = self.scope_id(&scope_group.scope)?;
+                let mut statement = self.transaction.prepare_cached(
+                    "INSERT INTO logs (project_id, timestamp_unix_nano, time_unix_nano, observed_time_unix_nano,
+                        severity_number, severity_text, body, attributes, dropped_attributes_count, flags,
+                        trace_id, span_id, event_name, resource_id, scope_id, service_name)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16)",
+                )?;
+                let mut latest = 0u64;
+                for record in &scope_group.items {
+                    statement.execute(params![
+                        self.project_id,
+                        record.effective_time_unix_nano() as i64,
+                        record.time_unix_nano as i64,
+                        record.observed_time_unix_nano as i64,
+                        record.severity_number,
+                        record.severity_text,
+                        record.body.to_string(),
+                        record.attributes.to_json_string(),
+                        record.dropped_attributes_count,
+                        record.flags,
+                        record.trace_id.map(|trace_id| trace_id.0.to_vec()),
+                        record.span_id.map(|span_id| span_id.0.to_vec()),
+                        record.event_name,
+                        resource_id,
+                        scope_id,
+                        service,
+                    ])?;
+                    latest = latest.max(record.effective_time_unix_nano());
+                }
+                self.count_service(service, 0, scope_group.items.len() as u64, 0, latest);
+            }
+        }
+        Ok(())
+    }
+
+    fn metric_id(&mut self, metric: &Metric) -> StoreResult<i64> {
+        let key: MetricKey = (
+            self.project_id,
+            metric.name.clone(),
+            metric.kind.type_name(),
+            metric.kind.aggregation_temporality(),
+            metric.kind.is_monotonic(),
+            metric.unit.clone(),
+        );
+        let latest = metric.points.iter().map(|point| point.time_unix_nano).max().unwrap_or(0) as i64;
+        let cached = self.caches.metric_ids.get(&key).copied().or_else(|| {
+            self.pending.metric_ids.iter().find(|(pending_key, _)| *pending_key == key).map(|(_, id)| *id)
+        });
+        if let Some(id) = cached {
+            self.transaction
+                .prepare_cached("UPDATE metrics SET last_seen_unix_nano = max(last_seen_unix_nano, ?2) WHERE id = ?1")?
+                .execute(params![id, latest])?;
+            return Ok(id);
+        }
+        let id: i64 = self.transaction.prepare_cached(
+            "INSERT INTO metrics (project_id, name, type, aggregation_temporality, is_monotonic, unit, description, metadata, last_seen_unix_nano)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)
+             ON CONFLICT (project_id, name, type, aggregation_temporality, is_monotonic, unit) DO UPDATE SET
+                description = excluded.description,
+                metadata = excluded.metadata,
+                last_seen_unix_nano = max(last_seen_unix_nano, excluded.last_seen_unix_nano)
+             RETURNING id",
+        )?
+        .query_row(
+            params![key.0, key.1, key.2, key.3, key.4, key.5, metric.description, metric.metadata.to_json_string(), latest],
+            |row| row.get(0),
+        )?;
+        self.pending.metric_ids.push((key, id));
+        Ok(id)
+    }
+
+    fn insert_metrics(&mut self, batch: &Batch<Metric>) -> StoreResult<()> {
+        for resource_group in batch {
+            let resource_id = self.resource_id(&resource_group.resource)?;
+            let service = resource_group.resource.service_name();
+            for scope_group in &resource_group.scopes {
+                let scope_id = self.scope_id(&scope_group.scope)?;
+                for metric in &scope_group.items {
+                    let metric_id = self.metric_id(metric)?;
+                    let mut statement = self.transaction.prepare_cached(
+                        "INSERT INTO metric_points (project_id, metric_id, resource_id, scope_id, service_name, attributes,
+                            start_time_unix_nano, time_unix_nano, flags, value, exemplars)
+                         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
+                    )?;
+                    let mut latest = 0u64;
+                    for point in &metric.points {
+                        statement.execute(params![
+                            self.project_id,
+                            metric_id,
+                            resource_id,
+                            scope_id,
+                            service,
+                            point.attributes.to_json_string(),
+                            point.start_time_unix_nano as i64,
+                            point.time_unix_nano as i64,
+                            point.flags,
+                            point_value_json(&point.value),
+                            json_array(&point.exemplars),
+                        ])?;
+                        latest = latest.max(point.time_unix_nano);
+                    }
+                    self.count_service(service, 0, 0, metric.points.len() as u64, latest);
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+fn json_array<T: serde::Serialize>(items: &[T]) -> String {
+    if items.is_empty() {
+        return "[]".to_owned();
+    }
+    serde_json::to_string(items).unwrap_or_else(|_| "[]".to_owned())
+}
+
+/// Point values as JSON. serde_json writes non-finite doubles (no-recorded-value points) as
+/// `null`; the read path turns an unreadable value back into NaN.
+fn point_value_json(value: &PointValue) -> String {
+    serde_json::to_string(value).unwrap_or_else(|_| "null".to_owned())
+}
+
+fn upsert_trace_summaries(transaction: &Transaction<'_>, project_id: i64, deltas: &[TraceSummaryDelta]) -> StoreResult<()> {
+    let mut statement = transaction.prepare_cached(
+        "INSERT INTO trace_summaries (project_id, trace_id, start_time_unix_nano, end_time_unix_nano,
+            root_service_name, root_span_name, root_duration_nanos, span_count, error_count, services)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)
+         ON CONFLICT (project_id, trace_id) DO UPDATE SET
+            start_time_unix_nano = min(start_time_unix_nano, excluded.start_time_unix_nano),
+            end_time_unix_nano = max(end_time_unix_nano, excluded.end_time_unix_nano),
+            root_service_name = coalesce(excluded.root_service_name, root_service_name),
+            root_span_name = coalesce(excluded.root_span_name, root_span_name),
+            root_duration_nanos = coalesce(excluded.root_duration_nanos, root_duration_nanos),
+            span_count = span_count + excluded.span_count,
+            error_count = error_count + excluded.error_count,
+            services = CASE WHEN instr(services, excluded.services) > 0 THEN services
+                            ELSE services || substr(excluded.services, 2) END",
+    )?;
+    for delta in deltas {
+        let services = format!("|{}|", delta.services.join("|"));
+        let (root_service, root_name, root_duration) = match &delta.root {
+            Some((service, name, duration)) => (Some(service.as_str()), Some(name.as_str()), Some(*duration as i64)),
+            None => (None, None, None),
+        };
+        statement.execute(params![
+            project_id,
+            &delta.trace_id.0[..],
+            delta.start_time_unix_nano as i64,
+            delta.end_time_unix_nano as i64,
+            root_service,
+            root_name,
+            root_duration,
+            delta.span_count as i64,
+            delta.error_count as i64,
+            services,
+        ])?;
+    }
+    Ok(())
+}
+
+fn add_outcomes(transaction: &Transaction<'_>, batch: &WriteBatch) -> StoreResult<()> {
+    let mut statement = transaction.prepare_cached(
+        "INSERT INTO outcomes (project_id, signal, outcome, count) VALUES (?1, ?2, ?3, ?4)
+         ON CONFLICT (project_id, signal, outcome) DO UPDATE SET count = count + excluded.count",
+    )?;
+    let signal = batch.signal.signal_name();
+    for (outcome, count) in [
+        ("accepted", batch.outcomes.accepted),
+        ("sampled_out", batch.outcomes.sampled_out),
+        ("invalid", batch.outcomes.invalid),
+    ] {
+        if count > 0 {
+            statement.execute(params![batch.project_id, signal, outcome, count as i64])?;
+        }
+    }
+    Ok(())
+}
+
+fn upsert_service_stats(transaction: &Transaction<'_>, services: &ServiceCounters) -> StoreResult<()> {
+    let mut statement = transaction.prepare_cached(
+        "INSERT INTO service_stats (project_id, service_name, span_count, log_count, metric_point_count, last_seen_unix_nano)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6)
+         ON CONFLICT (project_id, service_name) DO UPDATE SET
+            span_count = span_count + excluded.span_count,
+            log_count = log_count + excluded.log_count,
+            metric_point_count = metric_point_count + excluded.metric_point_count,
+            last_seen_unix_nano = max(last_seen_unix_nano, excluded.last_seen_unix_nano)",
+    )?;
+    for ((project_id, service), (spans, logs, points, last_seen)) in services {
+        statement.execute(params![project_id, service, *spans as i64, *logs as i64, *points as i64, *last_seen as i64])?;
+    }
+    Ok(())
+}

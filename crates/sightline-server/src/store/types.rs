@@ -1,0 +1,265 @@
+//! Types crossing the [`super::Store`] boundary: projects, keys, write batches, queries and
+//! their results. Times are ns since the Unix epoch unless a name says otherwise.
+
+use serde::Serialize;
+use sightline_model::{Batch, LogRecord, Metric, MetricKind, Resource, Scope, Span, TraceId};
+
+use crate::auth::KeyScope;
+
+/// A project: the unit of isolation for data, keys and settings.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Project {
+    /// Numeric id.
+    pub id: i64,
+    /// URL-safe unique name used in API paths (`/api/v1/projects/{slug}/...`).
+    pub slug: String,
+    /// Display name.
+    pub name: String,
+    /// Days data is kept (default 30).
+    pub retention_days: u32,
+    /// Head-sampling rate for traces, 0.0..=1.0 (default 1.0 = keep all).
+    pub trace_sample_rate: f64,
+    /// Creation time, ms since epoch.
+    pub created_at_unix_ms: i64,
+}
+
+/// A stored API key (never the key itself).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ApiKeyRecord {
+    /// Numeric id.
+    pub id: i64,
+    /// Owning project.
+    pub project_id: i64,
+    /// What the key may do.
+    #[serde(serialize_with = "serialize_scope")]
+    pub scope: KeyScope,
+    /// Display prefix of the key.
+    pub prefix: String,
+    /// Free-form name.
+    pub name: String,
+}
+
+fn serialize_scope<S: serde::Serializer>(scope: &KeyScope, serializer: S) -> Result<S::Ok, S::Error> {
+    serializer.serialize_str(scope.as_str())
+}
+
+/// The items of one request for one signal, after validation and sampling.
+#[derive(Debug, Clone)]
+pub enum SignalBatch {
+    /// Spans.
+    Traces(Batch<Span>),
+    /// Log records.
+    Logs(Batch<LogRecord>),
+    /// Metrics with their points.
+    Metrics(Batch<Metric>),
+}
+
+impl SignalBatch {
+    /// `traces`, `logs` or `metrics`.
+    pub fn signal_name(&self) -> &'static str {
+        match self {
+            SignalBatch::Traces(_) => "traces",
+            SignalBatch::Logs(_) => "logs",
+            SignalBatch::Metrics(_) => "metrics",
+        }
+    }
+}
+
+/// Per-trace facts from one batch, merged into the stored trace summary at commit.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TraceSummaryDelta {
+    /// The trace.
+    pub trace_id: TraceId,
+    /// Earliest span start in the batch.
+    pub start_time_unix_nano: u64,
+    /// Latest span end in the batch.
+    pub end_time_unix_nano: u64,
+    /// Spans of the trace in the batch.
+    pub span_count: u64,
+    /// Spans with status ERROR in the batch.
+    pub error_count: u64,
+    /// Services of those spans, distinct, in order of appearance.
+    pub services: Vec<String>,
+    /// The root span (no parent) when it is in the batch: (service, name, duration ns).
+    pub root: Option<(String, String, u64)>,
+}
+
+/// Item counts by outcome for one request.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Outcomes {
+    /// Stored.
+    pub accepted: u64,
+    /// Dropped by head sampling.
+    pub sampled_out: u64,
+    /// Rejected by validation (reported in `partial_success`).
+    pub invalid: u64,
+}
+
+/// One request's worth of data for one project, ready to commit.
+#[derive(Debug, Clone)]
+pub struct WriteBatch {
+    /// Owning project.
+    pub project_id: i64,
+    /// The items.
+    pub signal: SignalBatch,
+    /// Trace summary updates (traces only).
+    pub trace_summaries: Vec<TraceSummaryDelta>,
+    /// Outcome counters to add.
+    pub outcomes: Outcomes,
+}
+
+/// A page of results and the cursor for the next one (absent on the last page).
+#[derive(Debug, Clone, Serialize)]
+pub struct Page<T> {
+    /// The results.
+    pub items: Vec<T>,
+    /// Opaque cursor for the next page.
+    pub next_cursor: Option<String>,
+}
+
+/// Trace search filters (`GET /api/v1/projects/{p}/traces`).
+#[derive(Debug, Clone, Default)]
+pub struct TraceQuery {
+    /// A service the trace touches.
+    pub service: Option<String>,
+    /// Root span name.
+    pub operation: Option<String>,
+    /// Only traces with at least one ERROR span.
+    pub errors_only: bool,
+    /// Minimum trace duration in ns.
+    pub min_duration_nanos: Option<u64>,
+    /// Trace start ≥ this (ns).
+    pub from_unix_nano: Option<u64>,
+    /// Trace start ≤ this (ns).
+    pub to_unix_nano: Option<u64>,
+    /// Span or resource attribute equals value (all must match, possibly on different spans).
+    pub attributes: Vec<(String, String)>,
+    /// Page size (1..=1000).
+    pub limit: usize,
+    /// Cursor from a previous page.
+    pub cursor: Option<String>,
+}
+
+/// The stored summary of one trace.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct TraceSummary {
+    /// The trace id (hex).
+    pub trace_id: TraceId,
+    /// Earliest span start (ns).
+    pub start_time_unix_nano: u64,
+    /// Latest span end (ns).
+    pub end_time_unix_nano: u64,
+    /// `end - start` in ns.
+    pub duration_nanos: u64,
+    /// Root span's service, once the root span arrived.
+    pub root_service_name: Option<String>,
+    /// Root span's name, once the root span arrived.
+    pub root_span_name: Option<String>,
+    /// Spans stored.
+    pub span_count: u64,
+    /// Spans with status ERROR.
+    pub error_count: u64,
+    /// True when any span has status ERROR.
+    pub has_error: bool,
+    /// Services the trace touches.
+    pub services: Vec<String>,
+}
+
+/// A stored span with its resource and scope.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StoredSpan {
+    /// The span.
+    pub span: Span,
+    /// Its resource.
+    pub resource: Resource,
+    /// Its instrumentation scope.
+    pub scope: Scope,
+}
+
+/// Log search filters (`GET /api/v1/projects/{p}/logs`).
+#[derive(Debug, Clone, Default)]
+pub struct LogQuery {
+    /// Time ≥ this (ns).
+    pub from_unix_nano: Option<u64>,
+    /// Time ≤ this (ns).
+    pub to_unix_nano: Option<u64>,
+    /// Severity number ≥ this.
+    pub severity_min: Option<i32>,
+    /// Only records of this trace.
+    pub trace_id: Option<TraceId>,
+    /// Only records of this service.
+    pub service: Option<String>,
+    /// Case-insensitive substring of the body.
+    pub text: Option<String>,
+    /// Page size (1..=1000).
+    pub limit: usize,
+    /// Cursor from a previous page.
+    pub cursor: Option<String>,
+}
+
+/// A stored log record with its resource and scope.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StoredLog {
+    /// The record.
+    pub record: LogRecord,
+    /// Its resource.
+    pub resource: Resource,
+    /// Its instrumentation scope.
+    pub scope: Scope,
+}
+
+/// A metric stream's description.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct MetricDescription {
+    /// Metric name.
+    pub name: String,
+    /// Type and type-level fields.
+    #[serde(flatten)]
+    pub kind: MetricKind,
+    /// UCUM unit.
+    pub unit: String,
+    /// Description.
+    pub description: String,
+    /// Latest point time (ns).
+    pub last_seen_unix_nano: u64,
+}
+
+/// A stored metric point with what series it belongs to.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StoredMetricPoint {
+    /// Type of the metric the point belongs to.
+    pub kind: MetricKind,
+    /// Service of the resource.
+    pub service_name: String,
+    /// Resource attributes.
+    pub resource: Resource,
+    /// The point.
+    pub point: sightline_model::MetricPoint,
+}
+
+/// Per-service counters maintained at ingest.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ServiceStats {
+    /// `service.name`.
+    pub service_name: String,
+    /// Spans stored.
+    pub span_count: u64,
+    /// Log records stored.
+    pub log_count: u64,
+    /// Metric data points stored.
+    pub metric_point_count: u64,
+    /// Latest item time seen (ns).
+    pub last_seen_unix_nano: u64,
+}
+
+/// One outcome counter.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct OutcomeCount {
+    /// `traces`, `logs` or `metrics`.
+    pub signal: String,
+    /// `accepted`, `sampled_out` or `invalid`.
+    pub outcome: String,
+    /// Items.
+    pub count: u64,
+}
+
