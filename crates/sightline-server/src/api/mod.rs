@@ -149,11 +149,14 @@ async fn health() -> Json<serde_json::Value> {
     Json(json!({"status": "ok"}))
 }
 
+/// `{"status": "ready", "queued_items": n}` when the store answers (503 otherwise); queued
+/// items are those accepted but not yet committed.
 async fn ready(State(state): State<Arc<AppState>>) -> Response {
     let store = state.store.clone();
     let ready = tokio::task::spawn_blocking(move || store.is_ready()).await.unwrap_or(false);
+    let queued_items = state.ingestor.queue().queued_items();
     if ready {
-        Json(json!({"status": "ready"})).into_response()
+        Json(json!({"status": "ready", "queued_items": queued_items})).into_response()
     } else {
         (StatusCode::SERVICE_UNAVAILABLE, Json(json!({"status": "unavailable"}))).into_response()
     }

@@ -181,13 +181,11 @@ pub(super) fn search_traces(connection: &Connection, project_id: i64, query: &Tr
             "t.trace_id IN (SELECT s.trace_id FROM spans s JOIN resources r ON r.id = s.resource_id WHERE s.project_id = {}",
         );
         let mut values = vec![SqlValue::Integer(project_id)];
+        // Every span of a trace starts at or after the trace start, so `from` narrows the scan
+        // safely; `to` bounds the trace start only, and a matching span may start after it.
         if let Some(from) = query.from_unix_nano {
             clause.push_str(" AND s.start_time_unix_nano >= {}");
             values.push(nanos(from));
-        }
-        if let Some(to) = query.to_unix_nano {
-            clause.push_str(" AND s.start_time_unix_nano <= {}");
-            values.push(nanos(to));
         }
         clause.push_str(" AND (json_extract(s.attributes, {}) IN ({}, {}) OR json_extract(r.body, {}) IN ({}, {})))");
         values.extend([SqlValue::Text(span_path), typed.clone(), text.clone(), SqlValue::Text(resource_path), typed, text]);
@@ -262,7 +260,8 @@ pub(super) fn search_logs(connection: &Connection, project_id: i64, query: &LogQ
         filter.push("l.service_name = {}", [SqlValue::Text(service.clone())]);
     }
     if let Some(text) = &query.text {
-        filter.push("instr(lower(l.body), lower({})) > 0", [SqlValue::Text(text.clone())]);
+        // Bodies are stored as JSON; search a string body's text, not its escaped form.
+        filter.push("instr(lower(json_extract(l.body, '$')), lower({})) > 0", [SqlValue::Text(text.clone())]);
     }
     if let Some(cursor) = &query.cursor {
         let (time, id) = parse_cursor(cursor)?;

@@ -5,18 +5,19 @@ use rusqlite::{Connection, params};
 
 use crate::store::StoreResult;
 
-/// Deletes up to `max_rows` expired rows of the first table that still has some, in this
-/// order: spans (by start time), trace summaries with their span ranges, logs, metric points.
-/// Returns the number deleted; 0 means the project has nothing older than the cutoff.
+/// Deletes up to `max_rows` expired rows, table by table in this order: spans (by start time),
+/// trace summaries with their span ranges (only once the project has no expired span left),
+/// logs, metric points. A call moves on to the next table while budget remains, so a result
+/// below `max_rows` means nothing older than the cutoff is left (the trait's loop condition).
 pub(super) fn delete_expired(connection: &mut Connection, project_id: i64, cutoff_unix_nano: u64, max_rows: usize) -> StoreResult<usize> {
     let cutoff = cutoff_unix_nano.min(i64::MAX as u64) as i64;
-    let limit = max_rows as i64;
+    let remaining = |deleted: usize| max_rows.saturating_sub(deleted) as i64;
     let transaction = connection.transaction()?;
     let mut deleted = transaction.execute(
         "DELETE FROM spans WHERE id IN (SELECT id FROM spans WHERE project_id = ?1 AND start_time_unix_nano < ?2 LIMIT ?3)",
-        params![project_id, cutoff, limit],
+        params![project_id, cutoff, remaining(0)],
     )?;
-    if deleted == 0 {
+    if deleted < max_rows {
         transaction.execute(
             "CREATE TEMP TABLE IF NOT EXISTS expired_traces (trace_id BLOB PRIMARY KEY) WITHOUT ROWID",
             [],
@@ -25,27 +26,27 @@ pub(super) fn delete_expired(connection: &mut Connection, project_id: i64, cutof
         transaction.execute(
             "INSERT INTO temp.expired_traces SELECT trace_id FROM trace_summaries
              WHERE project_id = ?1 AND start_time_unix_nano < ?2 LIMIT ?3",
-            params![project_id, cutoff, limit],
+            params![project_id, cutoff, remaining(deleted)],
         )?;
         transaction.execute(
             "DELETE FROM trace_span_ranges WHERE project_id = ?1 AND trace_id IN (SELECT trace_id FROM temp.expired_traces)",
             [project_id],
         )?;
-        deleted = transaction.execute(
+        deleted += transaction.execute(
             "DELETE FROM trace_summaries WHERE project_id = ?1 AND trace_id IN (SELECT trace_id FROM temp.expired_traces)",
             [project_id],
         )?;
     }
-    if deleted == 0 {
-        deleted = transaction.execute(
+    if deleted < max_rows {
+        deleted += transaction.execute(
             "DELETE FROM logs WHERE id IN (SELECT id FROM logs WHERE project_id = ?1 AND timestamp_unix_nano < ?2 LIMIT ?3)",
-            params![project_id, cutoff, limit],
+            params![project_id, cutoff, remaining(deleted)],
         )?;
     }
-    if deleted == 0 {
-        deleted = transaction.execute(
+    if deleted < max_rows {
+        deleted += transaction.execute(
             "DELETE FROM metric_points WHERE id IN (SELECT id FROM metric_points WHERE project_id = ?1 AND time_unix_nano < ?2 LIMIT ?3)",
-            params![project_id, cutoff, limit],
+            params![project_id, cutoff, remaining(deleted)],
         )?;
     }
     transaction.commit()?;

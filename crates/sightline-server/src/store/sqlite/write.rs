@@ -3,7 +3,7 @@
 
 use std::collections::HashMap;
 
-use rusqlite::{Connection, Transaction, params};
+use rusqlite::{Connection, OptionalExtension, Transaction, params};
 use sightline_model::{Batch, LogRecord, Metric, PointValue, Resource, Scope, Span, TraceId};
 
 use crate::store::{SignalBatch, StoreResult, TraceSummaryDelta, WriteBatch};
@@ -322,11 +322,16 @@ fn upsert_trace_summaries(transaction: &Transaction<'_>, project_id: i64, deltas
             root_duration_nanos = coalesce(excluded.root_duration_nanos, root_duration_nanos),
             span_count = span_count + excluded.span_count,
             error_count = error_count + excluded.error_count,
-            services = CASE WHEN instr(services, excluded.services) > 0 THEN services
-                            ELSE services || substr(excluded.services, 2) END",
+            services = excluded.services",
     )?;
+    // The merged list is built here: SQL string tests on the whole '|a|b|' text miss names
+    // already stored when the delta also brings new ones, and duplicate them.
+    let mut stored_services =
+        transaction.prepare_cached("SELECT services FROM trace_summaries WHERE project_id = ?1 AND trace_id = ?2")?;
     for delta in deltas {
-        let services = format!("|{}|", delta.services.join("|"));
+        let stored: Option<String> =
+            stored_services.query_row(params![project_id, &delta.trace_id.0[..]], |row| row.get(0)).optional()?;
+        let services = merged_services(stored.as_deref(), &delta.services);
         let (root_service, root_name, root_duration) = match &delta.root {
             Some((service, name, duration)) => (Some(service.as_str()), Some(name.as_str()), Some(*duration as i64)),
             None => (None, None, None),
@@ -345,6 +350,19 @@ fn upsert_trace_summaries(transaction: &Transaction<'_>, project_id: i64, deltas
         ])?;
     }
     Ok(())
+}
+
+/// Services as `|a|b|`: the stored names, then the delta's new ones, each once, in order of
+/// first appearance (what `LIKE '%|name|%'` searches rely on).
+fn merged_services(stored: Option<&str>, delta_services: &[String]) -> String {
+    let mut merged = stored.filter(|text| text.starts_with('|')).unwrap_or("|").to_owned();
+    for service in delta_services {
+        if !merged.contains(&format!("|{service}|")) {
+            merged.push_str(service);
+            merged.push('|');
+        }
+    }
+    merged
 }
 
 fn add_outcomes(transaction: &Transaction<'_>, batch: &WriteBatch) -> StoreResult<()> {
