@@ -24,7 +24,16 @@ pub fn run_once(store: &dyn Store, now_unix_nano: u64, chunk_rows: usize) -> Sto
         }
     }
     if total > 0 {
-        store.reclaim_space()?;
+        // Each call frees a bounded number of pages and releases the writer in between; stop
+        // when nothing is left or nothing more can be freed (a database without auto_vacuum).
+        let mut previous_free_pages = u64::MAX;
+        loop {
+            let free_pages = store.reclaim_space()?;
+            if free_pages == 0 || free_pages >= previous_free_pages {
+                break;
+            }
+            previous_free_pages = free_pages;
+        }
     }
     Ok(total)
 }

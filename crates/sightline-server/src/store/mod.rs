@@ -78,8 +78,9 @@ pub trait Store: Send + Sync + 'static {
     /// Deletes at most `max_rows` rows of one table older than `cutoff_unix_nano` for the
     /// project; returns how many went. The caller loops until it returns less than `max_rows`.
     fn delete_expired(&self, project_id: i64, cutoff_unix_nano: u64, max_rows: usize) -> StoreResult<usize>;
-    /// Returns free pages to the file system after deletions (bounded work per call).
-    fn reclaim_space(&self) -> StoreResult<()>;
+    /// Returns some free pages to the file system after deletions (bounded work per call);
+    /// returns how many free pages remain, so callers loop until 0.
+    fn reclaim_space(&self) -> StoreResult<u64>;
     /// True when the store answers (for `/ready`).
     fn is_ready(&self) -> bool;
 }

@@ -226,7 +226,7 @@ impl Store for SqliteStore {
         self.with_writer(|writer| retention::delete_expired(writer.connection(), project_id, cutoff_unix_nano, max_rows))
     }
 
-    fn reclaim_space(&self) -> StoreResult<()> {
+    fn reclaim_space(&self) -> StoreResult<u64> {
         self.with_writer(|writer| retention::reclaim_space(writer.connection()))
     }
 

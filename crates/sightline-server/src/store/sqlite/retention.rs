@@ -53,8 +53,9 @@ pub(super) fn delete_expired(connection: &mut Connection, project_id: i64, cutof
     Ok(deleted)
 }
 
-/// Frees up to 2,000 pages (8 MiB at the 4 KiB default) per call.
-pub(super) fn reclaim_space(connection: &mut Connection) -> StoreResult<()> {
+/// Frees up to 2,000 pages (8 MiB at the 4 KiB default) per call; returns the free pages left.
+pub(super) fn reclaim_space(connection: &mut Connection) -> StoreResult<u64> {
     connection.execute_batch("PRAGMA incremental_vacuum(2000);")?;
-    Ok(())
+    let free_pages: i64 = connection.query_row("PRAGMA freelist_count", [], |row| row.get(0))?;
+    Ok(free_pages.max(0) as u64)
 }

@@ -1300,7 +1300,7 @@ fn search_traces_pages_through_every_trace_once() {
 // 4. Logs
 // ---------------------------------------------------------------------------------------------
 
-/// (project, records as written with their resource) for the log tests.
+/// Commits six log records of two services in one commit; returns them as they should read back.
 fn commit_log_fixture(store: &SqliteStore, project_id: i64) -> Vec<StoredLog> {
     let api = resource("api");
     let worker = resource("worker");
