@@ -19,7 +19,7 @@ use sightline_model::{Countable, batch_len};
 
 use crate::auth::ApiKeySecret;
 use crate::error::IngestError;
-use crate::store::{Outcomes, Project, SignalBatch, Store, WriteBatch};
+use crate::store::{Outcomes, Project, SignalBatch, Store, TraceSummaryDelta, WriteBatch};
 pub use writer::{IngestQueue, WriterHandle, start_writer};
 
 /// How long a key lookup or project's settings are reused before asking the store again
@@ -85,46 +85,26 @@ impl Ingestor {
 
     /// Validates, samples, summarizes and commits a trace export.
     pub async fn ingest_traces(&self, project: &Project, request: &ExportTraceServiceRequest) -> Result<IngestReport, IngestError> {
-        let converted = otlp::convert_traces(request);
-        let (report_base, batch) = split(converted);
-        let (kept, sampled_out) = sample::sample_traces(batch, project.trace_sample_rate);
-        let trace_summaries = trace_summary::summarize(&kept);
-        let accepted = batch_len(&kept) as u64;
-        let report = IngestReport { accepted, sampled_out, ..report_base };
-        self.commit(project, SignalBatch::Traces(kept), trace_summaries, &report).await?;
-        Ok(report)
+        self.submit(prepare_traces(project, request)).await
     }
 
     /// Validates and commits a logs export.
     pub async fn ingest_logs(&self, project: &Project, request: &ExportLogsServiceRequest) -> Result<IngestReport, IngestError> {
-        let (report_base, batch) = split(otlp::convert_logs(request));
-        let report = IngestReport { accepted: batch_len(&batch) as u64, ..report_base };
-        self.commit(project, SignalBatch::Logs(batch), Vec::new(), &report).await?;
-        Ok(report)
+        self.submit(prepare_logs(project, request)).await
     }
 
     /// Validates and commits a metrics export.
     pub async fn ingest_metrics(&self, project: &Project, request: &ExportMetricsServiceRequest) -> Result<IngestReport, IngestError> {
-        let (report_base, batch) = split(otlp::convert_metrics(request));
-        let report = IngestReport { accepted: batch_len(&batch) as u64, ..report_base };
-        self.commit(project, SignalBatch::Metrics(batch), Vec::new(), &report).await?;
-        Ok(report)
+        self.submit(prepare_metrics(project, request)).await
     }
 
-    async fn commit(
-        &self,
-        project: &Project,
-        signal: SignalBatch,
-        trace_summaries: Vec<crate::store::TraceSummaryDelta>,
-        report: &IngestReport,
-    ) -> Result<(), IngestError> {
-        if report.accepted == 0 && report.sampled_out == 0 && report.rejected == 0 {
-            // An empty request: OTLP says answer success; nothing to write.
-            return Ok(());
+    /// Commits a prepared batch and returns its report once the data is durable. Errors:
+    /// `Overloaded` (queue full), `Unavailable` (commit failed or shutting down).
+    pub async fn submit(&self, prepared: Prepared) -> Result<IngestReport, IngestError> {
+        if let Some(batch) = prepared.batch {
+            self.queue.submit(batch, prepared.report.accepted as usize).await?;
         }
-        let outcomes = Outcomes { accepted: report.accepted, sampled_out: report.sampled_out, invalid: report.rejected };
-        let batch = WriteBatch { project_id: project.id, signal, trace_summaries, outcomes };
-        self.queue.submit(batch, report.accepted as usize).await
+        Ok(prepared.report)
     }
 
     /// The queue, for health and metrics.
@@ -136,6 +116,49 @@ impl Ingestor {
     pub fn store(&self) -> &Arc<dyn Store> {
         &self.store
     }
+}
+
+/// A request after the CPU-bound steps (validate, sample, summarize), ready to commit. Build it
+/// with [`prepare_traces`], [`prepare_logs`] or [`prepare_metrics`] (on a blocking thread for big
+/// requests) and hand it to [`Ingestor::submit`].
+#[derive(Debug)]
+pub struct Prepared {
+    /// What the client will be told.
+    pub report: IngestReport,
+    /// What to commit; `None` for an empty request (OTLP: answer success, write nothing).
+    pub batch: Option<WriteBatch>,
+}
+
+fn prepared(project: &Project, report: IngestReport, signal: SignalBatch, trace_summaries: Vec<TraceSummaryDelta>) -> Prepared {
+    if report.accepted == 0 && report.sampled_out == 0 && report.rejected == 0 {
+        return Prepared { report, batch: None };
+    }
+    let outcomes = Outcomes { accepted: report.accepted, sampled_out: report.sampled_out, invalid: report.rejected };
+    let batch = WriteBatch { project_id: project.id, signal, trace_summaries, outcomes };
+    Prepared { report, batch: Some(batch) }
+}
+
+/// Validate → sample (per-project rate) → summarize, for a trace export.
+pub fn prepare_traces(project: &Project, request: &ExportTraceServiceRequest) -> Prepared {
+    let (report_base, batch) = split(otlp::convert_traces(request));
+    let (kept, sampled_out) = sample::sample_traces(batch, project.trace_sample_rate);
+    let trace_summaries = trace_summary::summarize(&kept);
+    let report = IngestReport { accepted: batch_len(&kept) as u64, sampled_out, ..report_base };
+    prepared(project, report, SignalBatch::Traces(kept), trace_summaries)
+}
+
+/// Validate, for a logs export.
+pub fn prepare_logs(project: &Project, request: &ExportLogsServiceRequest) -> Prepared {
+    let (report_base, batch) = split(otlp::convert_logs(request));
+    let report = IngestReport { accepted: batch_len(&batch) as u64, ..report_base };
+    prepared(project, report, SignalBatch::Logs(batch), Vec::new())
+}
+
+/// Validate, for a metrics export.
+pub fn prepare_metrics(project: &Project, request: &ExportMetricsServiceRequest) -> Prepared {
+    let (report_base, batch) = split(otlp::convert_metrics(request));
+    let report = IngestReport { accepted: batch_len(&batch) as u64, ..report_base };
+    prepared(project, report, SignalBatch::Metrics(batch), Vec::new())
 }
 
 fn split<T: Countable>(converted: Converted<T>) -> (IngestReport, sightline_model::Batch<T>) {

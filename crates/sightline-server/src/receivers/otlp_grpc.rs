@@ -20,7 +20,7 @@ use tonic::{Request, Response, Status};
 
 use crate::auth::key_from_headers;
 use crate::error::IngestError;
-use crate::pipeline::{IngestReport, Ingestor};
+use crate::pipeline::{self, IngestReport, Ingestor, Prepared};
 use crate::store::Project;
 
 /// The three OTLP gRPC services sharing one [`Ingestor`].
@@ -67,6 +67,18 @@ fn log_refusal(error: &IngestError) {
     }
 }
 
+/// Runs the CPU-bound pipeline steps on a blocking thread so big requests never hold the
+/// reactor.
+async fn prepare_off_reactor<R: Send + 'static>(
+    project: Project,
+    request: R,
+    prepare: fn(&Project, &R) -> Prepared,
+) -> Result<Prepared, Status> {
+    tokio::task::spawn_blocking(move || prepare(&project, &request))
+        .await
+        .map_err(|error| Status::internal(format!("processing failed: {error}")))
+}
+
 fn has_partial(report: &IngestReport) -> bool {
     report.rejected > 0 || !report.error_message.is_empty()
 }
@@ -75,7 +87,8 @@ fn has_partial(report: &IngestReport) -> bool {
 impl TraceService for OtlpGrpcReceiver {
     async fn export(&self, request: Request<ExportTraceServiceRequest>) -> Result<Response<ExportTraceServiceResponse>, Status> {
         let project = self.authenticate(&request).await?;
-        let report = self.ingestor.ingest_traces(&project, request.get_ref()).await.inspect_err(log_refusal).map_err(|error| error.to_grpc_status())?;
+        let prepared = prepare_off_reactor(project, request.into_inner(), pipeline::prepare_traces).await?;
+        let report = self.ingestor.submit(prepared).await.inspect_err(log_refusal).map_err(|error| error.to_grpc_status())?;
         Ok(Response::new(ExportTraceServiceResponse {
             partial_success: has_partial(&report).then(|| ExportTracePartialSuccess {
                 rejected_spans: report.rejected as i64,
@@ -89,7 +102,8 @@ impl TraceService for OtlpGrpcReceiver {
 impl MetricsService for OtlpGrpcReceiver {
     async fn export(&self, request: Request<ExportMetricsServiceRequest>) -> Result<Response<ExportMetricsServiceResponse>, Status> {
         let project = self.authenticate(&request).await?;
-        let report = self.ingestor.ingest_metrics(&project, request.get_ref()).await.inspect_err(log_refusal).map_err(|error| error.to_grpc_status())?;
+        let prepared = prepare_off_reactor(project, request.into_inner(), pipeline::prepare_metrics).await?;
+        let report = self.ingestor.submit(prepared).await.inspect_err(log_refusal).map_err(|error| error.to_grpc_status())?;
         Ok(Response::new(ExportMetricsServiceResponse {
             partial_success: has_partial(&report).then(|| ExportMetricsPartialSuccess {
                 rejected_data_points: report.rejected as i64,
@@ -103,7 +117,8 @@ impl MetricsService for OtlpGrpcReceiver {
 impl LogsService for OtlpGrpcReceiver {
     async fn export(&self, request: Request<ExportLogsServiceRequest>) -> Result<Response<ExportLogsServiceResponse>, Status> {
         let project = self.authenticate(&request).await?;
-        let report = self.ingestor.ingest_logs(&project, request.get_ref()).await.inspect_err(log_refusal).map_err(|error| error.to_grpc_status())?;
+        let prepared = prepare_off_reactor(project, request.into_inner(), pipeline::prepare_logs).await?;
+        let report = self.ingestor.submit(prepared).await.inspect_err(log_refusal).map_err(|error| error.to_grpc_status())?;
         Ok(Response::new(ExportLogsServiceResponse {
             partial_success: has_partial(&report).then(|| ExportLogsPartialSuccess {
                 rejected_log_records: report.rejected as i64,

@@ -25,10 +25,11 @@ use serde_json::json;
 use super::body::{ContentEncoding, PayloadFormat, decode, decompress};
 use crate::auth::key_from_headers;
 use crate::error::IngestError;
-use crate::pipeline::IngestReport;
+use crate::pipeline::{self, IngestReport, Prepared};
+use crate::store::Project;
 use crate::server::AppState;
 
-/// Bodies at least this large are decoded on a blocking thread so the reactor is never held
+/// Bodies at least this large are decoded and validated on a blocking thread so the reactor is never held
 /// for more than a fraction of a millisecond (≈ 230k spans/s/core → 64 KiB ≈ 1 ms of decode).
 const DECODE_INLINE_MAX_BYTES: usize = 16 * 1024;
 
@@ -62,28 +63,25 @@ async fn export_logs(State(state): State<Arc<AppState>>, headers: HeaderMap, bod
 
 /// Implemented by the three export requests so one handler serves them all.
 trait ExportRequest: Message + Default + serde::de::DeserializeOwned + Send + 'static {
-    fn ingest<'a>(
-        state: &'a AppState,
-        project: &'a crate::store::Project,
-        request: &'a Self,
-    ) -> impl Future<Output = Result<IngestReport, IngestError>> + Send + 'a;
+    /// Runs the CPU-bound pipeline steps for this signal.
+    fn prepare(project: &Project, request: &Self) -> Prepared;
 }
 
 impl ExportRequest for ExportTraceServiceRequest {
-    fn ingest<'a>(state: &'a AppState, project: &'a crate::store::Project, request: &'a Self) -> impl Future<Output = Result<IngestReport, IngestError>> + Send + 'a {
-        state.ingestor.ingest_traces(project, request)
+    fn prepare(project: &Project, request: &Self) -> Prepared {
+        pipeline::prepare_traces(project, request)
     }
 }
 
 impl ExportRequest for ExportMetricsServiceRequest {
-    fn ingest<'a>(state: &'a AppState, project: &'a crate::store::Project, request: &'a Self) -> impl Future<Output = Result<IngestReport, IngestError>> + Send + 'a {
-        state.ingestor.ingest_metrics(project, request)
+    fn prepare(project: &Project, request: &Self) -> Prepared {
+        pipeline::prepare_metrics(project, request)
     }
 }
 
 impl ExportRequest for ExportLogsServiceRequest {
-    fn ingest<'a>(state: &'a AppState, project: &'a crate::store::Project, request: &'a Self) -> impl Future<Output = Result<IngestReport, IngestError>> + Send + 'a {
-        state.ingestor.ingest_logs(project, request)
+    fn prepare(project: &Project, request: &Self) -> Prepared {
+        pipeline::prepare_logs(project, request)
     }
 }
 
@@ -118,14 +116,17 @@ async fn process<R: ExportRequest>(state: &AppState, headers: &HeaderMap, body: 
             }
         })?
         .to_bytes();
-    let request: R = if raw.len() < DECODE_INLINE_MAX_BYTES && encoding == ContentEncoding::Identity {
-        decode(&raw, format)?
+    let prepared = if raw.len() < DECODE_INLINE_MAX_BYTES && encoding == ContentEncoding::Identity {
+        R::prepare(&project, &decode::<R>(&raw, format)?)
     } else {
-        tokio::task::spawn_blocking(move || decode(&decompress(raw, encoding, max_bytes)?, format))
-            .await
-            .map_err(|error| IngestError::Unavailable { reason: error.to_string(), retry_after: std::time::Duration::from_secs(1) })??
+        tokio::task::spawn_blocking(move || -> Result<Prepared, IngestError> {
+            let request = decode::<R>(&decompress(raw, encoding, max_bytes)?, format)?;
+            Ok(R::prepare(&project, &request))
+        })
+        .await
+        .map_err(|error| IngestError::Unavailable { reason: error.to_string(), retry_after: std::time::Duration::from_secs(1) })??
     };
-    R::ingest(state, &project, &request).await
+    state.ingestor.submit(prepared).await
 }
 
 fn success_response(report: &IngestReport, format: PayloadFormat, signal: Signal) -> Response {

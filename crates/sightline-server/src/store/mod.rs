@@ -75,8 +75,9 @@ pub trait Store: Send + Sync + 'static {
     /// Counters of item outcomes (accepted, sampled_out, invalid) per signal.
     fn outcomes(&self, project_id: i64) -> StoreResult<Vec<OutcomeCount>>;
 
-    /// Deletes at most `max_rows` rows of one table older than `cutoff_unix_nano` for the
-    /// project; returns how many went. The caller loops until it returns less than `max_rows`.
+    /// Deletes expired rows (older than `cutoff_unix_nano`) of the project, at most `max_rows`
+    /// per table and call, table after table (spans, trace summaries, logs, metric points), in
+    /// one short transaction; returns how many went. Callers loop until it returns 0.
     fn delete_expired(&self, project_id: i64, cutoff_unix_nano: u64, max_rows: usize) -> StoreResult<usize>;
     /// Returns some free pages to the file system after deletions (bounded work per call);
     /// returns how many free pages remain, so callers loop until 0.
