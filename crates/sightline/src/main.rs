@@ -142,7 +142,11 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         print_first_start(&first, &config);
     }
     let server = start(config, store).await?;
-    tracing::info!(http = %server.http_addr, grpc = %server.grpc_addr, "Sightline is running; Ctrl-C stops it");
+    println!(
+        "Sightline listening: OTLP/HTTP and API on http://{}, OTLP/gRPC on {} (Ctrl-C stops)",
+        server.http_addr, server.grpc_addr
+    );
+    tracing::info!(http = %server.http_addr, grpc = %server.grpc_addr, "Sightline is running");
     wait_for_signal().await;
     tracing::info!("Shutting down: finishing in-flight requests and committing queued data");
     server.shutdown().await;
