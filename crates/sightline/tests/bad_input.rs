@@ -16,14 +16,20 @@ use prost::Message;
 use serde_json::{Value, json};
 use tonic_types::StatusExt;
 
+fn now_nanos() -> u64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos() as u64
+}
+
+/// A span with recent timestamps (the retention job deletes anything older than 30 days).
 fn span(trace_byte: u8, span_byte: u8, name: &str) -> Span {
+    let now = now_nanos();
     Span {
         trace_id: vec![trace_byte; 16],
         span_id: vec![span_byte; 8],
         name: name.to_owned(),
         kind: 2,
-        start_time_unix_nano: 1_700_000_000_000_000_000,
-        end_time_unix_nano: 1_700_000_000_500_000_000,
+        start_time_unix_nano: now,
+        end_time_unix_nano: now + 500_000_000,
         ..Span::default()
     }
 }
@@ -127,7 +133,7 @@ async fn http_bad_input_gets_documented_statuses_and_good_data_survives() {
 
     // The same over JSON, gzip-compressed: the answer is JSON with int64 as a string.
     let json_body = json!({"resourceSpans": [{"scopeSpans": [{"spans": [
-        {"traceId": hex(3, 16), "spanId": hex(1, 8), "name": "json kept", "startTimeUnixNano": "1700000000000000000", "endTimeUnixNano": 1700000000000000001u64},
+        {"traceId": hex(3, 16), "spanId": hex(1, 8), "name": "json kept", "startTimeUnixNano": now_nanos().to_string(), "endTimeUnixNano": now_nanos() + 1},
         {"traceId": hex(3, 8), "spanId": hex(2, 8), "name": "json short id", "startTimeUnixNano": "1"}
     ]}]}]});
     let response = post(&server, "application/json", Some("gzip"), Some(&key), gzip(json_body.to_string().as_bytes())).await;

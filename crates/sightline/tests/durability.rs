@@ -44,14 +44,16 @@ fn start_binary(data_dir: &std::path::Path) -> Binary {
 }
 
 fn spans_request(trace_byte: u8) -> Vec<u8> {
+    // Recent timestamps: the retention job (30 days by default) runs at every start.
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos() as u64;
     let spans = (1..=20u8)
         .map(|index| Span {
             trace_id: vec![trace_byte; 16],
             span_id: vec![index; 8],
             parent_span_id: if index == 1 { vec![] } else { vec![1; 8] },
             name: format!("span-{index}"),
-            start_time_unix_nano: 1_700_000_000_000_000_000,
-            end_time_unix_nano: 1_700_000_001_000_000_000,
+            start_time_unix_nano: now,
+            end_time_unix_nano: now + 1_000_000_000,
             ..Span::default()
         })
         .collect();
@@ -73,8 +75,10 @@ fn send(client: &reqwest::blocking::Client, binary: &Binary, key: &str, trace_by
 
 fn span_count(client: &reqwest::blocking::Client, binary: &Binary, read_key: &str, trace_byte: u8) -> u64 {
     let url = format!("{}/api/v1/projects/default/traces/{}", binary.http, format!("{trace_byte:02x}").repeat(16));
-    let body: Value = client.get(url).bearer_auth(read_key).send().unwrap().json().unwrap();
-    body["span_count"].as_u64().unwrap_or(0)
+    let response = client.get(url).bearer_auth(read_key).send().unwrap();
+    let status = response.status();
+    let body: Value = response.json().unwrap();
+    body["span_count"].as_u64().unwrap_or_else(|| panic!("trace {trace_byte}: {status} {body}"))
 }
 
 #[test]
