@@ -65,7 +65,7 @@ async fn patch_project(server: &TestServer, body: Value) -> (u16, Value) {
     let response = server
         .http
         .patch(format!("{}/api/v1/projects/default", server.http_base()))
-        .bearer_auth(&server.read_key)
+        .bearer_auth(&server.admin_key)
         .json(&body)
         .send()
         .await

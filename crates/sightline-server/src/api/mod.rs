@@ -6,7 +6,11 @@
 mod traces;
 mod logs;
 mod metrics;
+mod params;
+mod series;
 mod services;
+#[cfg(test)]
+mod tests;
 
 use std::sync::Arc;
 
@@ -18,7 +22,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use serde_json::json;
 
-use crate::auth::key_from_headers;
+use crate::auth::{KeyScope, key_from_headers};
 use crate::server::AppState;
 use crate::store::{Project, StoreError};
 
@@ -73,10 +77,24 @@ pub(crate) async fn blocking<T: Send + 'static>(call: impl FnOnce() -> Result<T,
     })?
 }
 
+/// What a route needs the key to allow.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Access {
+    /// Reading data: keys with scope `read` or `all`.
+    Read,
+    /// Changing project settings (retention can delete data): keys with scope `all` only.
+    Admin,
+}
+
 /// Resolves `{project}` and checks the request's key may read it. Errors: 401 without a valid
 /// key, 403 for an ingest-only key, 404 when the project does not exist or the key belongs to
 /// another project (not revealing which projects exist).
 pub(crate) async fn authorize_read(state: &AppState, headers: &HeaderMap, project: String) -> Result<Project, ApiError> {
+    authorize(state, headers, project, Access::Read).await
+}
+
+/// Like [`authorize_read`] for `access`; `Admin` answers 403 to `read` and `ingest` keys.
+pub(crate) async fn authorize(state: &AppState, headers: &HeaderMap, project: String, access: Access) -> Result<Project, ApiError> {
     let key = key_from_headers(headers).ok_or_else(|| ApiError {
         status: StatusCode::UNAUTHORIZED,
         code: "unauthenticated",
@@ -89,12 +107,17 @@ pub(crate) async fn authorize_read(state: &AppState, headers: &HeaderMap, projec
             code: "unauthenticated",
             message: "unknown or revoked API key".into(),
         })?;
-        if !record.scope.can_read() {
-            return Err(ApiError {
-                status: StatusCode::FORBIDDEN,
-                code: "forbidden",
-                message: "this is an ingest key; create a read key with 'sightline key create --scope read'".into(),
-            });
+        let forbidden = |message: &str| ApiError { status: StatusCode::FORBIDDEN, code: "forbidden", message: message.into() };
+        match access {
+            Access::Read if !record.scope.can_read() => {
+                return Err(forbidden("this is an ingest key; create a read key with 'sightline key create --scope read'"));
+            }
+            Access::Admin if record.scope != KeyScope::All => {
+                return Err(forbidden(
+                    "changing project settings needs a key with scope 'all': 'sightline key create --scope all'",
+                ));
+            }
+            _ => {}
         }
         let found = store.find_project(&project)?.filter(|found| found.id == record.project_id);
         found.ok_or_else(|| ApiError::not_found(format!("project {project:?} not found for this key")))

@@ -1,5 +1,164 @@
-//! placeholder
+//! Project-level endpoints: the project and its settings, the services seen and the outcome
+//! counters.
+//!
+//! - `GET /api/v1/projects/{project}` → the project (`id, slug, name, retention_days,
+//!   trace_sample_rate, created_at_unix_ms`).
+//! - `PATCH /api/v1/projects/{project}` with `{"retention_days": n, "trace_sample_rate": x}`
+//!   (either or both) → the updated project.
+//! - `GET /api/v1/projects/{project}/services` → `{services: [ServiceStats]}`.
+//! - `GET /api/v1/projects/{project}/outcomes` → `{outcomes: [{signal, outcome, count}]}`.
+
 use std::sync::Arc;
-use axum::Router;
+
+use axum::body::Bytes;
+use axum::extract::rejection::PathRejection;
+use axum::extract::{Path, State};
+use axum::http::HeaderMap;
+use axum::routing::get;
+use axum::{Json, Router};
+use serde::{Deserialize, Serialize};
+
+use super::params::path_params;
+use super::{Access, ApiError, authorize, authorize_read, blocking};
 use crate::server::AppState;
-pub(super) fn routes() -> Router<Arc<AppState>> { Router::new() }
+use crate::store::{OutcomeCount, Project, ServiceStats};
+
+/// Allowed `retention_days`: a day to ten years.
+const RETENTION_DAYS_RANGE: std::ops::RangeInclusive<u32> = 1..=3650;
+
+/// Routes of this module.
+pub(super) fn routes() -> Router<Arc<AppState>> {
+    Router::new()
+        .route("/api/v1/projects/{project}", get(get_project).patch(update_project))
+        .route("/api/v1/projects/{project}/services", get(list_services))
+        .route("/api/v1/projects/{project}/outcomes", get(list_outcomes))
+}
+
+async fn get_project(
+    State(state): State<Arc<AppState>>,
+    headers: HeaderMap,
+    path: Result<Path<String>, PathRejection>,
+) -> Result<Json<Project>, ApiError> {
+    let project = authorize_read(&state, &headers, path_params(path)?).await?;
+    Ok(Json(project))
+}
+
+/// The body of `PATCH /api/v1/projects/{project}`; absent fields keep their value.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ProjectSettingsPatch {
+    /// Days data is kept, 1..=3650.
+    retention_days: Option<u32>,
+    /// Head-sampling rate for traces, 0.0..=1.0.
+    trace_sample_rate: Option<f64>,
+}
+
+/// Reads and validates a settings patch.
+fn parse_settings_patch(body: &[u8]) -> Result<ProjectSettingsPatch, ApiError> {
+    let patch: ProjectSettingsPatch = serde_json::from_slice(body).map_err(|error| {
+        ApiError::invalid(format!(
+            "body: {error}; send {{\"retention_days\": 30, \"trace_sample_rate\": 1.0}} (either or both)"
+        ))
+    })?;
+    if let Some(days) = patch.retention_days
+        && !RETENTION_DAYS_RANGE.contains(&days)
+    {
+        return Err(ApiError::invalid(format!("retention_days={days}: use 1 to 3650")));
+    }
+    if let Some(rate) = patch.trace_sample_rate
+        && !(0.0..=1.0).contains(&rate)
+    {
+        return Err(ApiError::invalid(format!("trace_sample_rate={rate}: use 0.0 (keep none) to 1.0 (keep all)")));
+    }
+    Ok(patch)
+}
+
+async fn update_project(
+    State(state): State<Arc<AppState>>,
+    headers: HeaderMap,
+    path: Result<Path<String>, PathRejection>,
+    body: Bytes,
+) -> Result<Json<Project>, ApiError> {
+    let project = authorize(&state, &headers, path_params(path)?, Access::Admin).await?;
+    let patch = parse_settings_patch(&body)?;
+    if patch == ProjectSettingsPatch::default() {
+        return Ok(Json(project));
+    }
+    let retention_days = patch.retention_days.unwrap_or(project.retention_days);
+    let trace_sample_rate = patch.trace_sample_rate.unwrap_or(project.trace_sample_rate);
+    let store = state.store.clone();
+    let updated =
+        blocking(move || Ok(store.update_project_settings(project.id, retention_days, trace_sample_rate)?)).await?;
+    tracing::info!(
+        project = %updated.slug,
+        retention_days = updated.retention_days,
+        trace_sample_rate = updated.trace_sample_rate,
+        "Project settings changed"
+    );
+    Ok(Json(updated))
+}
+
+/// The services of a project.
+#[derive(Debug, Serialize)]
+struct ServiceList {
+    /// Per-service counters, by name.
+    services: Vec<ServiceStats>,
+}
+
+async fn list_services(
+    State(state): State<Arc<AppState>>,
+    headers: HeaderMap,
+    path: Result<Path<String>, PathRejection>,
+) -> Result<Json<ServiceList>, ApiError> {
+    let project = authorize_read(&state, &headers, path_params(path)?).await?;
+    let store = state.store.clone();
+    let services = blocking(move || Ok(store.list_services(project.id)?)).await?;
+    Ok(Json(ServiceList { services }))
+}
+
+/// The outcome counters of a project.
+#[derive(Debug, Serialize)]
+struct OutcomeList {
+    /// Counters by signal and outcome.
+    outcomes: Vec<OutcomeCount>,
+}
+
+async fn list_outcomes(
+    State(state): State<Arc<AppState>>,
+    headers: HeaderMap,
+    path: Result<Path<String>, PathRejection>,
+) -> Result<Json<OutcomeList>, ApiError> {
+    let project = authorize_read(&state, &headers, path_params(path)?).await?;
+    let store = state.store.clone();
+    let outcomes = blocking(move || Ok(store.outcomes(project.id)?)).await?;
+    Ok(Json(OutcomeList { outcomes }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn settings_patch_is_validated() {
+        assert_eq!(
+            parse_settings_patch(br#"{"retention_days": 7}"#).ok(),
+            Some(ProjectSettingsPatch { retention_days: Some(7), trace_sample_rate: None })
+        );
+        assert_eq!(
+            parse_settings_patch(br#"{"trace_sample_rate": 0}"#).ok().and_then(|patch| patch.trace_sample_rate),
+            Some(0.0)
+        );
+        for bad in [
+            &br#"{"retention_days": 0}"#[..],
+            br#"{"retention_days": 3651}"#,
+            br#"{"retention_days": -1}"#,
+            br#"{"trace_sample_rate": 1.5}"#,
+            br#"{"trace_sample_rate": "all"}"#,
+            br#"{"retention": 7}"#,
+            b"",
+            b"[]",
+        ] {
+            assert!(parse_settings_patch(bad).is_err(), "{} must be refused", String::from_utf8_lossy(bad));
+        }
+    }
+}

@@ -16,6 +16,8 @@ pub struct TestServer {
     pub data_dir: tempfile::TempDir,
     pub ingest_key: String,
     pub read_key: String,
+    /// A key with scope `all` (needed to change project settings).
+    pub admin_key: String,
     pub http_addr: SocketAddr,
     pub grpc_addr: SocketAddr,
     pub http: reqwest::Client,
@@ -44,6 +46,7 @@ impl TestServer {
         adjust(&mut config);
         let store = open_store(&config).unwrap();
         let first = ensure_default_project(store.as_ref()).unwrap().expect("fresh store creates the default project");
+        let (admin_key, _) = store.create_api_key(first.project.id, sightline_server::auth::KeyScope::All, "admin").unwrap();
         let server = start(config, store).await.unwrap();
         Self {
             http_addr: server.http_addr,
@@ -52,6 +55,7 @@ impl TestServer {
             data_dir,
             ingest_key: first.ingest_key.expose().to_owned(),
             read_key: first.read_key.expose().to_owned(),
+            admin_key: admin_key.expose().to_owned(),
             http: reqwest::Client::new(),
         }
     }
