@@ -107,11 +107,19 @@ fn now_unix_nano() -> u64 {
 }
 
 fn string_attribute(key: &str, value: &str) -> KeyValue {
-    KeyValue { key: key.to_owned(), value: Some(AnyValue { value: Some(Value::StringValue(value.to_owned())) }), ..Default::default() }
+    KeyValue {
+        key: key.to_owned(),
+        value: Some(AnyValue { value: Some(Value::StringValue(value.to_owned())) }),
+        ..Default::default()
+    }
 }
 
 fn int_attribute(key: &str, value: i64) -> KeyValue {
-    KeyValue { key: key.to_owned(), value: Some(AnyValue { value: Some(Value::IntValue(value)) }), ..Default::default() }
+    KeyValue {
+        key: key.to_owned(),
+        value: Some(AnyValue { value: Some(Value::IntValue(value)) }),
+        ..Default::default()
+    }
 }
 
 fn service_resource(service_name: &str, request_index: usize) -> Resource {

@@ -133,7 +133,12 @@ pub async fn run<S: ExportSender>(workload: Arc<Workload>, senders: Vec<S>, prog
     outcome
 }
 
-async fn drive_connection<S: ExportSender>(mut sender: S, workload: Arc<Workload>, cursor: Arc<AtomicUsize>, progress: ProgressBar) -> LoadOutcome {
+async fn drive_connection<S: ExportSender>(
+    mut sender: S,
+    workload: Arc<Workload>,
+    cursor: Arc<AtomicUsize>,
+    progress: ProgressBar,
+) -> LoadOutcome {
     let mut outcome = LoadOutcome::empty();
     loop {
         let index = cursor.fetch_add(1, Ordering::Relaxed);

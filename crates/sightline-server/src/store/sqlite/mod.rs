@@ -1,6 +1,7 @@
 //! The embedded default store: one SQLite file in WAL mode, one writer connection owned by the
 //! pipeline's writer thread, and a pool of read-only connections for queries.
 
+mod checkpoint;
 mod migrations;
 mod read;
 mod retention;
@@ -20,6 +21,7 @@ use crate::auth::{ApiKeySecret, KeyScope};
 pub struct SqliteStore {
     writer: Mutex<write::Writer>,
     readers: r2d2::Pool<SqliteConnectionManager>,
+    checkpointer: checkpoint::Checkpointer,
 }
 
 /// Pragmas for every connection. `synchronous=FULL` with WAL fsyncs each commit, so an
@@ -65,13 +67,16 @@ impl SqliteStore {
         connection.pragma_update(None, "auto_vacuum", "INCREMENTAL")?;
         configure(&connection)?;
         migrations::migrate(&mut connection)?;
+        // Checkpoints run on their own thread (see `checkpoint`), not inside the writer's commits.
+        connection.pragma_update(None, "wal_autocheckpoint", 0)?;
+        let checkpointer = checkpoint::Checkpointer::start(path)?;
         let manager = SqliteConnectionManager::file(path)
             .with_flags(OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX | OpenFlags::SQLITE_OPEN_URI)
             .with_init(|connection| {
                 connection.execute_batch("PRAGMA busy_timeout = 5000; PRAGMA cache_size = -32768; PRAGMA temp_store = MEMORY;")
             });
         let readers = r2d2::Pool::builder().max_size(8).build(manager)?;
-        Ok(Self { writer: Mutex::new(write::Writer::new(connection)), readers })
+        Ok(Self { writer: Mutex::new(write::Writer::new(connection)), readers, checkpointer })
     }
 
     fn with_writer<T>(&self, action: impl FnOnce(&mut write::Writer) -> StoreResult<T>) -> StoreResult<T> {
@@ -191,7 +196,9 @@ impl Store for SqliteStore {
     }
 
     fn commit(&self, batches: &[WriteBatch]) -> StoreResult<()> {
-        self.with_writer(|writer| writer.commit(batches))
+        self.with_writer(|writer| writer.commit(batches))?;
+        self.checkpointer.committed();
+        Ok(())
     }
 
     fn get_trace(&self, project_id: i64, trace_id: &sightline_model::TraceId) -> StoreResult<Option<Vec<super::StoredSpan>>> {

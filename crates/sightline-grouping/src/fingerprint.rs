@@ -1,0 +1,228 @@
+//! The grouping hash of one exception, computed the way Sentry's grouping does (develop docs
+//! `grouping.mdx`; `src/sentry/grouping/strategies/newstyle.py`): a client fingerprint if the SDK sent one,
+//! else the stack trace ("app" variant over in-app frames, "system" over all frames), else the exception
+//! type and parameterized message. An event joins a group when ANY of its hashes matches, so a frame
+//! reclassified in or out of the app still finds its group through the "system" hash.
+
+use md5::{Digest, Md5};
+use serde::{Deserialize, Serialize};
+
+use crate::frame::{MAX_MESSAGE_BYTES, StackFrame, truncate_to_boundary};
+use crate::names::{basename, clean_function, clean_module, javascript_file_component};
+use crate::parameterize::normalize_message;
+use crate::platform::Platform;
+
+/// What grouping reads from one exception (usually the top-level one of a [`crate::ParsedStack`]).
+#[derive(Debug, Clone, Copy)]
+pub struct GroupingInput<'a> {
+    /// Platform of the frames (selects the per-frame rules).
+    pub platform: Platform,
+    /// Exception type as reported (`ValueError`, `java.lang.IllegalStateException`); may be empty.
+    pub exception_type: &'a str,
+    /// Exception message, raw: it is bounded to [`MAX_MESSAGE_BYTES`] and parameterized here.
+    pub message: &'a str,
+    /// Frames outermost first with `in_app` already set ([`crate::InAppRules::apply`]).
+    pub frames: &'a [StackFrame],
+    /// The SDK's `fingerprint` (Sentry's event field), if any; `{{ default }}` stands for the default
+    /// grouping. `None` or an empty list means "use the default".
+    pub client_fingerprint: Option<&'a [String]>,
+}
+
+/// The result of grouping: every hash the event can be matched by, and how the primary one was made.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Fingerprint {
+    /// `hashes[0]`: 32 lowercase hex characters (MD5), the hash a new group is created under.
+    pub primary_hash: String,
+    /// All distinct variant hashes, primary first ("app" when there are in-app frames, then "system").
+    pub hashes: Vec<String>,
+    /// Which variant produced the primary hash: `app`, `system`, `exception`, `message`, `custom`, or
+    /// `custom_app` / `custom_system` / `custom_exception` / `custom_message` when a client fingerprint
+    /// extended the default with `{{ default }}`.
+    pub variant: String,
+    /// The values hashed for the primary hash, in order: the exception type, then one `"<module> <function>"`
+    /// per contributing frame (JavaScript: `"<file basename> <function>"`, `?` for a missing half), or the
+    /// parameterized message, or the client fingerprint's values.
+    pub contributing: Vec<String>,
+}
+
+/// Separator between contributing values before hashing (ASCII unit separator: never in a type or name).
+const VALUE_SEPARATOR: &str = "\u{1f}";
+
+/// Computes the grouping hashes of one exception (see the module docs for the order of strategies).
+/// Line numbers, columns and addresses never contribute; function names are cleaned of generated noise
+/// (closure numbers, generic arguments, symbol hashes, anonymous markers).
+pub fn fingerprint(input: &GroupingInput<'_>) -> Fingerprint {
+    let default_variants = default_variants(input);
+    let client_values = input.client_fingerprint.filter(|values| !values.is_empty());
+    let Some(client_values) = client_values else {
+        return fingerprint_from_variants(default_variants);
+    };
+    if !client_values.iter().any(|value| is_default_marker(value)) {
+        let contributing = client_values.to_vec();
+        return fingerprint_from_variants(vec![Variant { name: "custom".to_owned(), contributing }]);
+    }
+    // `{{ default }}` salts each default variant with the other values (Sentry: "default hash plus these").
+    let salted = default_variants
+        .into_iter()
+        .map(|variant| {
+            let mut contributing = Vec::new();
+            for value in client_values {
+                if is_default_marker(value) {
+                    contributing.extend(variant.contributing.iter().cloned());
+                } else {
+                    contributing.push(value.clone());
+                }
+            }
+            Variant { name: format!("custom_{}", variant.name), contributing }
+        })
+        .collect();
+    fingerprint_from_variants(salted)
+}
+
+struct Variant {
+    name: String,
+    contributing: Vec<String>,
+}
+
+fn is_default_marker(value: &str) -> bool {
+    let compact: String = value.chars().filter(|character| !character.is_whitespace()).collect();
+    compact.eq_ignore_ascii_case("{{default}}")
+}
+
+/// Stack trace variants ("app" then "system"), or the exception / message variant when no frame contributes.
+fn default_variants(input: &GroupingInput<'_>) -> Vec<Variant> {
+    let mut variants = Vec::new();
+    let grouped_frames: Vec<&StackFrame> =
+        input.frames.iter().filter(|frame| !is_hidden_from_grouping(input.platform, frame)).collect();
+    let type_value: Vec<String> =
+        if input.exception_type.is_empty() { Vec::new() } else { vec![input.exception_type.to_owned()] };
+
+    let app_components: Vec<String> = grouped_frames
+        .iter()
+        .filter(|frame| frame.in_app)
+        .filter_map(|frame| frame_component(input.platform, frame))
+        .collect();
+    if !app_components.is_empty() {
+        variants.push(Variant { name: "app".to_owned(), contributing: [type_value.clone(), app_components].concat() });
+    }
+    let system_components: Vec<String> =
+        grouped_frames.iter().filter_map(|frame| frame_component(input.platform, frame)).collect();
+    if !system_components.is_empty() {
+        variants.push(Variant { name: "system".to_owned(), contributing: [type_value, system_components].concat() });
+    }
+    if !variants.is_empty() {
+        return variants;
+    }
+    let mut message = input.message.to_owned();
+    truncate_to_boundary(&mut message, MAX_MESSAGE_BYTES);
+    let normalized_message = normalize_message(message.trim());
+    if input.exception_type.is_empty() {
+        vec![Variant { name: "message".to_owned(), contributing: vec![normalized_message] }]
+    } else {
+        vec![Variant {
+            name: "exception".to_owned(),
+            contributing: vec![input.exception_type.to_owned(), normalized_message],
+        }]
+    }
+}
+
+/// sentry-go `filterFrames`: Go's `runtime` and `testing` frames (and the `runtime/debug` dump itself) are
+/// never reported, so they never contribute.
+fn is_hidden_from_grouping(platform: Platform, frame: &StackFrame) -> bool {
+    platform == Platform::Go && matches!(frame.module.as_deref(), Some("runtime" | "testing" | "runtime/debug"))
+}
+
+/// One frame's contribution: where (module, or JS file basename, or file basename) and which function.
+fn frame_component(platform: Platform, frame: &StackFrame) -> Option<String> {
+    let location = match platform {
+        Platform::JavaScript => frame.filename.as_deref().and_then(javascript_file_component),
+        _ => frame
+            .module
+            .as_deref()
+            .map(|module| clean_module(platform, module))
+            .filter(|module| !module.is_empty())
+            .or_else(|| frame.filename.as_deref().map(|filename| basename(filename).to_lowercase())),
+    };
+    let function = frame.function.as_deref().and_then(|function| clean_function(platform, function));
+    if location.is_none() && function.is_none() {
+        return None;
+    }
+    Some(format!("{} {}", location.as_deref().unwrap_or("?"), function.as_deref().unwrap_or("?")))
+}
+
+fn fingerprint_from_variants(variants: Vec<Variant>) -> Fingerprint {
+    let mut hashes: Vec<String> = Vec::new();
+    for variant in &variants {
+        let hash = md5_hex(&variant.contributing);
+        if !hashes.contains(&hash) {
+            hashes.push(hash);
+        }
+    }
+    let mut variants = variants.into_iter();
+    let primary = variants.next().unwrap_or(Variant { name: "message".to_owned(), contributing: Vec::new() });
+    let primary_hash = hashes.first().cloned().unwrap_or_else(|| md5_hex(&[]));
+    if hashes.is_empty() {
+        hashes.push(primary_hash.clone());
+    }
+    Fingerprint { primary_hash, hashes, variant: primary.name, contributing: primary.contributing }
+}
+
+/// MD5 (Sentry's grouping hash) of the values joined by [`VALUE_SEPARATOR`], as 32 lowercase hex digits.
+fn md5_hex(values: &[String]) -> String {
+    let mut hasher = Md5::new();
+    for (index, value) in values.iter().enumerate() {
+        if index > 0 {
+            hasher.update(VALUE_SEPARATOR.as_bytes());
+        }
+        hasher.update(value.as_bytes());
+    }
+    hasher.finalize().iter().map(|byte| format!("{byte:02x}")).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn frame(module: &str, function: &str, in_app: bool) -> StackFrame {
+        StackFrame {
+            module: Some(module.to_owned()),
+            function: Some(function.to_owned()),
+            in_app,
+            ..StackFrame::default()
+        }
+    }
+
+    fn input<'a>(frames: &'a [StackFrame], message: &'a str) -> GroupingInput<'a> {
+        GroupingInput { platform: Platform::Python, exception_type: "ValueError", message, frames, client_fingerprint: None }
+    }
+
+    #[test]
+    fn app_variant_first_then_system() {
+        let frames = [frame("shop.cart", "add", true), frame("json.decoder", "decode", false)];
+        let result = fingerprint(&input(&frames, "x"));
+        assert_eq!(result.variant, "app");
+        assert_eq!(result.contributing, vec!["ValueError", "shop.cart add"]);
+        assert_eq!(result.hashes.len(), 2);
+        assert_eq!(result.primary_hash, result.hashes[0]);
+        assert_eq!(result.primary_hash.len(), 32);
+    }
+
+    #[test]
+    fn no_in_app_frames_uses_system_and_no_frames_uses_the_message() {
+        let frames = [frame("json.decoder", "decode", false)];
+        assert_eq!(fingerprint(&input(&frames, "x")).variant, "system");
+        let result = fingerprint(&input(&[], "order 1042 failed"));
+        assert_eq!(result.variant, "exception");
+        assert_eq!(result.contributing, vec!["ValueError", "order <int> failed"]);
+        let no_type = GroupingInput { exception_type: "", ..input(&[], "order 7 failed") };
+        let result = fingerprint(&no_type);
+        assert_eq!((result.variant.as_str(), result.contributing.clone()), ("message", vec!["order <int> failed".to_owned()]));
+    }
+
+    #[test]
+    fn hashes_are_known_md5() {
+        // md5("") — the separator is only between values.
+        assert_eq!(md5_hex(&[]), "d41d8cd98f00b204e9800998ecf8427e");
+        assert_eq!(md5_hex(&["abc".to_owned()]), "900150983cd24fb0d6963f7d28e17f72");
+    }
+}

@@ -1,0 +1,352 @@
+//! `sightline bench ingest`: trace ingest throughput of a real in-process server.
+//!
+//! The recipe: generate and encode realistic exports → measure the decode-only baseline on one
+//! thread → start the server on loopback with a fresh data directory → per protocol, replay
+//! every body once over N connections, timing each request → check that the store holds
+//! exactly the acknowledged spans → print a Markdown report for BENCHMARKS.md.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Instant;
+
+use anyhow::Context;
+use clap::{Args, ValueEnum};
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
+use prost::Message;
+use rusqlite::{Connection, OpenFlags};
+use sightline_server::auth::KeyScope;
+use sightline_server::server::{ensure_default_project, open_store};
+use sightline_server::store::Store;
+use sightline_server::{Config, RunningServer, start};
+
+use super::batches::{self, Workload, WorkloadShape};
+use super::load::{self, ExportSender, LoadOutcome};
+use super::otlp_grpc::GrpcSender;
+use super::otlp_http::HttpSender;
+use super::process::{self, CpuUse};
+use super::report::{self, Baseline, PhaseResult, Report, StoreCheck};
+
+/// Which receivers to load.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ProtocolChoice {
+    /// OTLP/HTTP with protobuf bodies.
+    Http,
+    /// OTLP/gRPC.
+    Grpc,
+    /// HTTP, then gRPC, into the same server.
+    Both,
+}
+
+/// Options of `sightline bench ingest`.
+#[derive(Debug, Clone, Args)]
+pub struct IngestArgs {
+    /// Which receivers to load.
+    #[arg(long, value_enum, default_value = "both")]
+    pub protocol: ProtocolChoice,
+    /// Distinct export requests generated per phase; each is sent once.
+    #[arg(long, default_value_t = 400)]
+    pub requests: usize,
+    /// Spans in each export request.
+    #[arg(long, default_value_t = 512)]
+    pub spans_per_request: usize,
+    /// Spans in each trace (a server span with client children).
+    #[arg(long, default_value_t = 8)]
+    pub spans_per_trace: usize,
+    /// Concurrent exporter connections, each with its own client.
+    #[arg(long, default_value_t = 8)]
+    pub connections: usize,
+    /// Data directory for the server (default: a temporary directory, removed afterwards).
+    #[arg(long)]
+    pub data_dir: Option<PathBuf>,
+}
+
+impl IngestArgs {
+    fn validate(&self) -> anyhow::Result<()> {
+        let sizes = [
+            ("--requests", self.requests),
+            ("--spans-per-request", self.spans_per_request),
+            ("--spans-per-trace", self.spans_per_trace),
+            ("--connections", self.connections),
+        ];
+        for (flag, value) in sizes {
+            anyhow::ensure!(value > 0, "{flag} must be at least 1");
+        }
+        Ok(())
+    }
+
+    fn shape(&self) -> WorkloadShape {
+        WorkloadShape {
+            requests: self.requests,
+            spans_per_request: self.spans_per_request,
+            spans_per_trace: self.spans_per_trace,
+        }
+    }
+
+    fn protocols(&self) -> Vec<Protocol> {
+        match self.protocol {
+            ProtocolChoice::Http => vec![Protocol::Http],
+            ProtocolChoice::Grpc => vec![Protocol::Grpc],
+            ProtocolChoice::Both => vec![Protocol::Http, Protocol::Grpc],
+        }
+    }
+
+    /// The command line that reproduces this run, defaults spelled out.
+    fn command_line(&self) -> String {
+        let protocol = match self.protocol {
+            ProtocolChoice::Http => "http",
+            ProtocolChoice::Grpc => "grpc",
+            ProtocolChoice::Both => "both",
+        };
+        let mut command = format!(
+            "sightline bench ingest --protocol {protocol} --requests {} --spans-per-request {} --spans-per-trace {} --connections {}",
+            self.requests, self.spans_per_request, self.spans_per_trace, self.connections
+        );
+        if let Some(data_dir) = &self.data_dir {
+            command.push_str(&format!(" --data-dir {}", data_dir.display()));
+        }
+        command
+    }
+}
+
+/// One timed phase's protocol.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Protocol {
+    /// OTLP/HTTP protobuf.
+    Http,
+    /// OTLP/gRPC.
+    Grpc,
+}
+
+impl Protocol {
+    /// Name in the report.
+    pub fn label(&self) -> &'static str {
+        match self {
+            Protocol::Http => "OTLP/HTTP protobuf",
+            Protocol::Grpc => "OTLP/gRPC",
+        }
+    }
+
+    /// Each protocol replays its own generated ids, so the second phase inserts new traces
+    /// rather than updating the first phase's trace summaries.
+    fn workload_seed(&self) -> u64 {
+        match self {
+            Protocol::Http => 1,
+            Protocol::Grpc => 2,
+        }
+    }
+}
+
+/// Runs the benchmark and prints the report. Errors after printing when the store does not
+/// hold exactly the acknowledged spans or requests failed.
+pub async fn run(args: IngestArgs) -> anyhow::Result<()> {
+    args.validate()?;
+    let machine = process::machine_info();
+    // The temporary directory is removed when `temporary_dir` drops, after the report.
+    let (data_dir, temporary_dir) = match &args.data_dir {
+        Some(data_dir) => (data_dir.clone(), None),
+        None => {
+            let temporary = tempfile::Builder::new()
+                .prefix("sightline-bench-")
+                .tempdir()
+                .context("creating a temporary data directory")?;
+            (temporary.path().to_owned(), Some(temporary))
+        }
+    };
+    let loopback_any_port = SocketAddr::from(([127, 0, 0, 1], 0));
+    let config = Config {
+        data_dir: data_dir.clone(),
+        http_addr: loopback_any_port,
+        grpc_addr: loopback_any_port,
+        ..Config::default()
+    };
+    let database_path = config.database_path();
+    let protocols = args.protocols();
+    let shape = args.shape();
+
+    let first_workload = generate_workload(shape, protocols[0]).await?;
+    let baseline = {
+        let workload = first_workload.clone();
+        tokio::task::spawn_blocking(move || decode_only_baseline(&workload)).await??
+    };
+
+    let store = open_store(&config)?;
+    let ingest_key = ingest_key(store.as_ref())?;
+    let counts_before_run = count_stored(&database_path).await?;
+    let server = start(config, store).await?;
+    eprintln!("Server on http://{} and grpc://{}; data in {}", server.http_addr, server.grpc_addr, data_dir.display());
+
+    let mut phases = Vec::with_capacity(protocols.len());
+    let mut next_workload = Some(first_workload);
+    for protocol in &protocols {
+        let workload = match next_workload.take() {
+            Some(workload) => workload,
+            None => generate_workload(shape, *protocol).await?,
+        };
+        let phase = run_phase(*protocol, &server, &ingest_key, workload, args.connections, &database_path).await;
+        match phase {
+            Ok(phase) => phases.push(phase),
+            Err(error) => {
+                server.shutdown().await;
+                return Err(error.context(format!("{} phase", protocol.label())));
+            }
+        }
+    }
+
+    server.shutdown().await;
+    let counts_after_run = count_stored(&database_path).await?;
+    let store_check = StoreCheck {
+        acknowledged_spans: phases.iter().map(|phase| phase.load.acknowledged_spans).sum(),
+        stored_spans: counts_after_run.spans - counts_before_run.spans,
+        summarized_spans: counts_after_run.summarized_spans - counts_before_run.summarized_spans,
+    };
+    let report = Report {
+        command_line: args.command_line(),
+        machine,
+        filesystem: process::filesystem_type(&data_dir),
+        shape,
+        connections: args.connections,
+        baseline,
+        phases,
+        database_bytes: process::database_bytes(&database_path),
+        store_check,
+    };
+    println!("{}", report::render_markdown(&report));
+    drop(temporary_dir);
+    report.verdict()
+}
+
+async fn generate_workload(shape: WorkloadShape, protocol: Protocol) -> anyhow::Result<Arc<Workload>> {
+    eprintln!(
+        "Generating {} requests x {} spans (traces of {}) for {}",
+        shape.requests,
+        shape.spans_per_request,
+        shape.spans_per_trace,
+        protocol.label()
+    );
+    let workload = tokio::task::spawn_blocking(move || batches::generate(shape, protocol.workload_seed())).await?;
+    Ok(Arc::new(workload))
+}
+
+/// Decodes and converts every body on this thread: the work a receiver does per request
+/// before anything reaches the store.
+fn decode_only_baseline(workload: &Workload) -> anyhow::Result<Baseline> {
+    let progress = progress_bar("decode-only", workload.total_spans());
+    let started = Instant::now();
+    let mut converted_spans = 0u64;
+    let mut rejected_spans = 0u64;
+    for (body, spans) in workload.bodies.iter().zip(&workload.spans_per_body) {
+        let request = ExportTraceServiceRequest::decode(&body[..]).context("decoding a generated body")?;
+        let converted = std::hint::black_box(sightline_model::otlp::convert_traces(&request));
+        converted_spans += sightline_model::batch_len(&converted.batch) as u64;
+        rejected_spans += converted.rejected;
+        progress.inc(*spans);
+    }
+    let wall = started.elapsed();
+    progress.finish();
+    anyhow::ensure!(rejected_spans == 0, "the generator produced {rejected_spans} invalid spans");
+    Ok(Baseline { spans: converted_spans, wall, bytes: workload.total_bytes(), requests: workload.bodies.len() as u64 })
+}
+
+/// An ingest key for the `default` project: the one created at first start, or a new one when
+/// `--data-dir` points at an existing database (keys are stored hashed, so old ones are unknown).
+fn ingest_key(store: &dyn Store) -> anyhow::Result<String> {
+    if let Some(first) = ensure_default_project(store)? {
+        return Ok(first.ingest_key.expose().to_owned());
+    }
+    let project = store.list_projects()?.into_iter().next().context("the database has no project")?;
+    let (key, _) = store.create_api_key(project.id, KeyScope::Ingest, "sightline bench ingest")?;
+    Ok(key.expose().to_owned())
+}
+
+/// Rows in the store, read through a separate read-only connection.
+#[derive(Debug, Clone, Copy)]
+struct StoredCounts {
+    spans: u64,
+    /// Sum of `span_count` over trace summaries (derived at ingest).
+    summarized_spans: u64,
+}
+
+async fn count_stored(database_path: &Path) -> anyhow::Result<StoredCounts> {
+    let database_path = database_path.to_owned();
+    tokio::task::spawn_blocking(move || -> anyhow::Result<StoredCounts> {
+        let connection = Connection::open_with_flags(
+            &database_path,
+            OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+        )
+        .with_context(|| format!("opening {} read-only", database_path.display()))?;
+        let spans: i64 = connection.query_row("SELECT count(*) FROM spans", [], |row| row.get(0))?;
+        let summarized_spans: i64 =
+            connection.query_row("SELECT coalesce(sum(span_count), 0) FROM trace_summaries", [], |row| row.get(0))?;
+        Ok(StoredCounts { spans: spans as u64, summarized_spans: summarized_spans as u64 })
+    })
+    .await?
+}
+
+async fn run_phase(
+    protocol: Protocol,
+    server: &RunningServer,
+    ingest_key: &str,
+    workload: Arc<Workload>,
+    connections: usize,
+    database_path: &Path,
+) -> anyhow::Result<PhaseResult> {
+    let before = count_stored(database_path).await?;
+    let measured = match protocol {
+        Protocol::Http => {
+            let mut senders = Vec::with_capacity(connections);
+            for _ in 0..connections {
+                senders.push(HttpSender::connect(server.http_addr, ingest_key).await?);
+            }
+            measure(protocol, workload, senders).await
+        }
+        Protocol::Grpc => {
+            let mut senders = Vec::with_capacity(connections);
+            for _ in 0..connections {
+                senders.push(GrpcSender::connect(server.grpc_addr, ingest_key).await?);
+            }
+            measure(protocol, workload, senders).await
+        }
+    };
+    let after = count_stored(database_path).await?;
+    Ok(PhaseResult {
+        protocol,
+        connections,
+        load: measured.load,
+        cpu: measured.cpu,
+        peak_rss_bytes: measured.peak_rss_bytes,
+        peak_rss_is_per_phase: measured.peak_rss_is_per_phase,
+        stored_spans: after.spans - before.spans,
+        database_bytes_after: process::database_bytes(database_path),
+    })
+}
+
+struct Measured {
+    load: LoadOutcome,
+    cpu: CpuUse,
+    peak_rss_bytes: Option<u64>,
+    peak_rss_is_per_phase: bool,
+}
+
+async fn measure<S: ExportSender>(protocol: Protocol, workload: Arc<Workload>, senders: Vec<S>) -> Measured {
+    let progress = progress_bar(protocol.label(), workload.total_spans());
+    let peak_rss_is_per_phase = process::reset_peak_rss();
+    let cpu_before = process::cpu_sample();
+    let load = load::run(workload, senders, progress.clone()).await;
+    let cpu = process::cpu_sample().since(&cpu_before);
+    progress.finish();
+    Measured { load, cpu, peak_rss_bytes: process::peak_rss_bytes(), peak_rss_is_per_phase }
+}
+
+fn progress_bar(label: &'static str, total_spans: u64) -> ProgressBar {
+    // Redraws cost CPU the server needs; a few per second are plenty.
+    let progress = ProgressBar::with_draw_target(Some(total_spans), ProgressDrawTarget::stderr_with_hz(4));
+    if let Ok(style) =
+        ProgressStyle::with_template("{prefix:>18} {bar:40} {pos:>9}/{len} spans {per_sec:>16} {elapsed:>4}")
+    {
+        progress.set_style(style);
+    }
+    progress.set_prefix(label);
+    progress
+}
