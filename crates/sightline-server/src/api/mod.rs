@@ -3,6 +3,7 @@
 //! Every project route authenticates a key with read scope that belongs to the project in the
 //! path (slug or id). Errors are JSON `{"error": {"code", "message"}}` with the matching status.
 
+mod issues;
 mod traces;
 mod logs;
 mod metrics;
@@ -162,6 +163,7 @@ pub fn routes() -> Router<Arc<AppState>> {
         .route("/health", get(health))
         .route("/ready", get(ready))
         .merge(traces::routes())
+        .merge(issues::routes())
         .merge(logs::routes())
         .merge(metrics::routes())
         .merge(services::routes())

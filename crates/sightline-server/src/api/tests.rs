@@ -90,6 +90,7 @@ impl Fixture {
             signal,
             trace_summaries,
             outcomes: Outcomes { accepted: 1, sampled_out: 0, invalid: 0 },
+            errors: Vec::new(),
         };
         self.store.commit(&[batch]).expect("commit");
     }

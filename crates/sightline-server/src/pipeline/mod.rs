@@ -3,6 +3,7 @@
 //! Each step is a plain function in its own module; [`Ingestor`] runs them in order for one
 //! request and reports the OTLP outcome (accepted / rejected with reasons).
 
+pub mod errors;
 pub mod sample;
 pub mod trace_summary;
 pub mod writer;
@@ -129,36 +130,52 @@ pub struct Prepared {
     pub batch: Option<WriteBatch>,
 }
 
-fn prepared(project: &Project, report: IngestReport, signal: SignalBatch, trace_summaries: Vec<TraceSummaryDelta>) -> Prepared {
+fn prepared(
+    project: &Project,
+    report: IngestReport,
+    signal: SignalBatch,
+    trace_summaries: Vec<TraceSummaryDelta>,
+    errors: Vec<crate::store::errors::ErrorEvent>,
+) -> Prepared {
     if report.accepted == 0 && report.sampled_out == 0 && report.rejected == 0 {
         return Prepared { report, batch: None };
     }
     let outcomes = Outcomes { accepted: report.accepted, sampled_out: report.sampled_out, invalid: report.rejected };
-    let batch = WriteBatch { project_id: project.id, signal, trace_summaries, outcomes };
+    let batch = WriteBatch { project_id: project.id, signal, trace_summaries, outcomes, errors };
     Prepared { report, batch: Some(batch) }
 }
 
-/// Validate → sample (per-project rate) → summarize, for a trace export.
+/// The project's in-app rules for stack frames.
+fn in_app_rules(project: &Project) -> sightline_grouping::InAppRules {
+    sightline_grouping::InAppRules {
+        include_prefixes: project.in_app_include.clone(),
+        exclude_prefixes: project.in_app_exclude.clone(),
+    }
+}
+
+/// Validate → sample (per-project rate) → summarize → derive errors, for a trace export.
 pub fn prepare_traces(project: &Project, request: &ExportTraceServiceRequest) -> Prepared {
     let (report_base, batch) = split(otlp::convert_traces(request));
     let (kept, sampled_out) = sample::sample_traces(batch, project.trace_sample_rate);
     let trace_summaries = trace_summary::summarize(&kept);
+    let errors = errors::errors_from_spans(&kept, &in_app_rules(project));
     let report = IngestReport { accepted: batch_len(&kept) as u64, sampled_out, ..report_base };
-    prepared(project, report, SignalBatch::Traces(kept), trace_summaries)
+    prepared(project, report, SignalBatch::Traces(kept), trace_summaries, errors)
 }
 
-/// Validate, for a logs export.
+/// Validate → derive errors, for a logs export.
 pub fn prepare_logs(project: &Project, request: &ExportLogsServiceRequest) -> Prepared {
     let (report_base, batch) = split(otlp::convert_logs(request));
+    let errors = errors::errors_from_logs(&batch, &in_app_rules(project));
     let report = IngestReport { accepted: batch_len(&batch) as u64, ..report_base };
-    prepared(project, report, SignalBatch::Logs(batch), Vec::new())
+    prepared(project, report, SignalBatch::Logs(batch), Vec::new(), errors)
 }
 
 /// Validate, for a metrics export.
 pub fn prepare_metrics(project: &Project, request: &ExportMetricsServiceRequest) -> Prepared {
     let (report_base, batch) = split(otlp::convert_metrics(request));
     let report = IngestReport { accepted: batch_len(&batch) as u64, ..report_base };
-    prepared(project, report, SignalBatch::Metrics(batch), Vec::new())
+    prepared(project, report, SignalBatch::Metrics(batch), Vec::new(), Vec::new())
 }
 
 fn split<T: Countable>(converted: Converted<T>) -> (IngestReport, sightline_model::Batch<T>) {

@@ -5,12 +5,14 @@
 //! acknowledgement. Reads are synchronous and run on blocking threads; they never block the
 //! writer (SQLite WAL readers see the last committed state).
 
+pub mod errors;
 pub mod sqlite;
 mod types;
 
 pub use types::*;
 
 use crate::auth::{ApiKeySecret, KeyScope};
+use errors::{ErrorStats, Issue, IssueDetail, IssueQuery, StatusChange, StoredErrorEvent};
 
 /// A storage failure. Callers answer 503 (retryable) for these: nothing was acknowledged.
 #[derive(Debug, thiserror::Error)]
@@ -52,6 +54,8 @@ pub trait Store: Send + Sync + 'static {
     fn find_project(&self, slug_or_id: &str) -> StoreResult<Option<Project>>;
     /// Changes a project's retention (days, ≥ 1) and trace head-sampling rate (0.0..=1.0).
     fn update_project_settings(&self, project_id: i64, retention_days: u32, trace_sample_rate: f64) -> StoreResult<Project>;
+    /// Replaces the project's in-app rules (module / path prefixes).
+    fn update_in_app_rules(&self, project_id: i64, include: &[String], exclude: &[String]) -> StoreResult<Project>;
     /// Creates and stores a key; returns the plain key (shown once) and its record.
     fn create_api_key(&self, project_id: i64, scope: KeyScope, name: &str) -> StoreResult<(ApiKeySecret, ApiKeyRecord)>;
     /// Looks a key up by its hash; revoked keys are not found.
@@ -74,6 +78,18 @@ pub trait Store: Send + Sync + 'static {
     fn list_services(&self, project_id: i64) -> StoreResult<Vec<ServiceStats>>;
     /// Counters of item outcomes (accepted, sampled_out, invalid) per signal.
     fn outcomes(&self, project_id: i64) -> StoreResult<Vec<OutcomeCount>>;
+
+    /// Issues matching the query.
+    fn list_issues(&self, project_id: i64, query: &IssueQuery) -> StoreResult<Page<Issue>>;
+    /// One issue with its latest event, hourly occurrences over the last `hours`, top tag
+    /// values and status history; `None` when it is not an issue of the project.
+    fn get_issue(&self, project_id: i64, issue_id: i64, hours: u32) -> StoreResult<Option<IssueDetail>>;
+    /// An issue's events, newest first; `None` when it is not an issue of the project.
+    fn issue_events(&self, project_id: i64, issue_id: i64, limit: usize, cursor: Option<&str>) -> StoreResult<Option<Page<StoredErrorEvent>>>;
+    /// Changes the status of issues (all or none); `NotFound` when an id is not the project's.
+    fn change_issue_status(&self, project_id: i64, issue_ids: &[i64], change: &StatusChange) -> StoreResult<Vec<Issue>>;
+    /// Error counts in `[from, to]` (ns), optionally for one service.
+    fn error_stats(&self, project_id: i64, from_unix_nano: u64, to_unix_nano: u64, service: Option<&str>) -> StoreResult<ErrorStats>;
 
     /// Deletes expired rows (older than `cutoff_unix_nano`) of the project, at most `max_rows`
     /// per table and call, table after table (spans, trace summaries, logs, metric points), in

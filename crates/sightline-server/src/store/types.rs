@@ -5,6 +5,7 @@ use serde::Serialize;
 use sightline_model::{Batch, LogRecord, Metric, MetricKind, Resource, Scope, Span, TraceId};
 
 use crate::auth::KeyScope;
+use crate::store::errors::ErrorEvent;
 
 /// A project: the unit of isolation for data, keys and settings.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -21,6 +22,10 @@ pub struct Project {
     pub trace_sample_rate: f64,
     /// Creation time, ms since epoch.
     pub created_at_unix_ms: i64,
+    /// Module / path prefixes that are the project's own code (stack frames are in-app).
+    pub in_app_include: Vec<String>,
+    /// Module / path prefixes that are never in-app.
+    pub in_app_exclude: Vec<String>,
 }
 
 /// A stored API key (never the key itself).
@@ -106,6 +111,8 @@ pub struct WriteBatch {
     pub trace_summaries: Vec<TraceSummaryDelta>,
     /// Outcome counters to add.
     pub outcomes: Outcomes,
+    /// Error events derived from the items, grouped into issues at commit.
+    pub errors: Vec<ErrorEvent>,
 }
 
 /// A page of results and the cursor for the next one (absent on the last page).

@@ -161,6 +161,98 @@ const MIGRATIONS: &[&str] = &[
         PRIMARY KEY (project_id, signal, outcome)
     );
     "#,
+    // 2: error tracking: error events grouped into issues (Sentry's groups) with counters,
+    // tag breakdowns, hourly occurrences and status history; releases; in-app rules.
+    r#"
+    ALTER TABLE projects ADD COLUMN in_app_include TEXT NOT NULL DEFAULT '[]';
+    ALTER TABLE projects ADD COLUMN in_app_exclude TEXT NOT NULL DEFAULT '[]';
+    CREATE TABLE issues (
+        id INTEGER PRIMARY KEY,
+        project_id INTEGER NOT NULL,
+        primary_hash TEXT NOT NULL,
+        title TEXT NOT NULL,
+        culprit TEXT,
+        exception_type TEXT NOT NULL,
+        level TEXT NOT NULL,
+        platform TEXT NOT NULL,
+        status TEXT NOT NULL,
+        substatus TEXT,
+        first_seen_unix_nano INTEGER NOT NULL,
+        last_seen_unix_nano INTEGER NOT NULL,
+        event_count INTEGER NOT NULL,
+        user_count INTEGER NOT NULL,
+        session_count INTEGER NOT NULL,
+        last_release TEXT,
+        resolved_in_release TEXT,
+        resolved_at_unix_nano INTEGER,
+        ignore_until_event_count INTEGER,
+        ignore_until_unix_nano INTEGER
+    );
+    CREATE INDEX issues_by_last_seen ON issues (project_id, status, last_seen_unix_nano);
+    CREATE INDEX issues_by_count ON issues (project_id, status, event_count);
+    CREATE INDEX issues_by_users ON issues (project_id, status, user_count);
+    CREATE INDEX issues_all_by_last_seen ON issues (project_id, last_seen_unix_nano);
+    -- Every grouping hash (app, system, ...) of every event points at its issue.
+    CREATE TABLE issue_hashes (
+        project_id INTEGER NOT NULL,
+        hash TEXT NOT NULL,
+        issue_id INTEGER NOT NULL,
+        PRIMARY KEY (project_id, hash)
+    ) WITHOUT ROWID;
+    CREATE TABLE issue_users (
+        issue_id INTEGER NOT NULL,
+        value TEXT NOT NULL,
+        PRIMARY KEY (issue_id, value)
+    ) WITHOUT ROWID;
+    CREATE TABLE issue_sessions (
+        issue_id INTEGER NOT NULL,
+        value TEXT NOT NULL,
+        PRIMARY KEY (issue_id, value)
+    ) WITHOUT ROWID;
+    CREATE TABLE issue_tags (
+        issue_id INTEGER NOT NULL,
+        key TEXT NOT NULL,
+        value TEXT NOT NULL,
+        count INTEGER NOT NULL,
+        PRIMARY KEY (issue_id, key, value)
+    ) WITHOUT ROWID;
+    CREATE INDEX issue_tags_by_value ON issue_tags (key, value);
+    CREATE TABLE issue_hourly (
+        issue_id INTEGER NOT NULL,
+        hour_unix_nano INTEGER NOT NULL,
+        count INTEGER NOT NULL,
+        PRIMARY KEY (issue_id, hour_unix_nano)
+    ) WITHOUT ROWID;
+    CREATE TABLE issue_status_history (
+        id INTEGER PRIMARY KEY,
+        issue_id INTEGER NOT NULL,
+        status TEXT NOT NULL,
+        substatus TEXT,
+        reason TEXT NOT NULL,
+        actor TEXT NOT NULL,
+        release TEXT,
+        at_unix_nano INTEGER NOT NULL
+    );
+    CREATE INDEX issue_status_history_by_issue ON issue_status_history (issue_id);
+    CREATE TABLE error_events (
+        id INTEGER PRIMARY KEY,
+        project_id INTEGER NOT NULL,
+        issue_id INTEGER NOT NULL,
+        event_id TEXT NOT NULL,
+        timestamp_unix_nano INTEGER NOT NULL,
+        level TEXT NOT NULL,
+        service_name TEXT NOT NULL,
+        body TEXT NOT NULL
+    );
+    CREATE INDEX error_events_by_issue ON error_events (issue_id, timestamp_unix_nano);
+    CREATE INDEX error_events_by_time ON error_events (project_id, timestamp_unix_nano);
+    CREATE TABLE releases (
+        project_id INTEGER NOT NULL,
+        version TEXT NOT NULL,
+        first_seen_unix_nano INTEGER NOT NULL,
+        PRIMARY KEY (project_id, version)
+    ) WITHOUT ROWID;
+    "#,
 ];
 
 /// Applies every migration newer than the database's `user_version`, each in its own

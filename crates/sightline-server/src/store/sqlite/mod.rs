@@ -2,6 +2,8 @@
 //! pipeline's writer thread, and a pool of read-only connections for queries.
 
 mod checkpoint;
+mod issues_read;
+mod issues_write;
 mod migrations;
 mod read;
 mod retention;
@@ -35,6 +37,10 @@ fn configure(connection: &Connection) -> rusqlite::Result<()> {
          PRAGMA temp_store = MEMORY;
          PRAGMA foreign_keys = ON;",
     )
+}
+
+pub(crate) fn now_unix_nano() -> u64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map(|elapsed| elapsed.as_nanos() as u64).unwrap_or(0)
 }
 
 pub(crate) fn now_unix_ms() -> i64 {
@@ -97,10 +103,13 @@ fn project_from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<Project> {
         retention_days: row.get(3)?,
         trace_sample_rate: row.get(4)?,
         created_at_unix_ms: row.get(5)?,
+        in_app_include: serde_json::from_str(&row.get::<_, String>(6)?).unwrap_or_default(),
+        in_app_exclude: serde_json::from_str(&row.get::<_, String>(7)?).unwrap_or_default(),
     })
 }
 
-const PROJECT_COLUMNS: &str = "id, slug, name, retention_days, trace_sample_rate, created_at_unix_ms";
+const PROJECT_COLUMNS: &str =
+    "id, slug, name, retention_days, trace_sample_rate, created_at_unix_ms, in_app_include, in_app_exclude";
 
 impl Store for SqliteStore {
     fn create_project(&self, name: &str) -> StoreResult<Project> {
@@ -152,6 +161,22 @@ impl Store for SqliteStore {
             connection.execute(
                 "UPDATE projects SET retention_days = ?2, trace_sample_rate = ?3 WHERE id = ?1",
                 params![project_id, retention_days.max(1), trace_sample_rate.clamp(0.0, 1.0)],
+            )?;
+            connection
+                .query_row(&format!("SELECT {PROJECT_COLUMNS} FROM projects WHERE id = ?1"), [project_id], project_from_row)
+                .optional()?
+                .ok_or_else(|| StoreError::NotFound(format!("project {project_id}")))
+        })
+    }
+
+    fn update_in_app_rules(&self, project_id: i64, include: &[String], exclude: &[String]) -> StoreResult<Project> {
+        let include = serde_json::to_string(include).unwrap_or_else(|_| "[]".into());
+        let exclude = serde_json::to_string(exclude).unwrap_or_else(|_| "[]".into());
+        self.with_writer(|writer| {
+            let connection = writer.connection();
+            connection.execute(
+                "UPDATE projects SET in_app_include = ?2, in_app_exclude = ?3 WHERE id = ?1",
+                params![project_id, include, exclude],
             )?;
             connection
                 .query_row(&format!("SELECT {PROJECT_COLUMNS} FROM projects WHERE id = ?1"), [project_id], project_from_row)
@@ -227,6 +252,39 @@ impl Store for SqliteStore {
 
     fn outcomes(&self, project_id: i64) -> StoreResult<Vec<super::OutcomeCount>> {
         read::outcomes(&*self.reader()?, project_id)
+    }
+
+    fn list_issues(&self, project_id: i64, query: &super::errors::IssueQuery) -> StoreResult<super::Page<super::errors::Issue>> {
+        issues_read::list_issues(&*self.reader()?, project_id, query)
+    }
+
+    fn get_issue(&self, project_id: i64, issue_id: i64, hours: u32) -> StoreResult<Option<super::errors::IssueDetail>> {
+        issues_read::get_issue(&*self.reader()?, project_id, issue_id, hours, now_unix_nano())
+    }
+
+    fn issue_events(&self, project_id: i64, issue_id: i64, limit: usize, cursor: Option<&str>) -> StoreResult<Option<super::Page<super::errors::StoredErrorEvent>>> {
+        issues_read::issue_events(&*self.reader()?, project_id, issue_id, limit, cursor)
+    }
+
+    fn change_issue_status(&self, project_id: i64, issue_ids: &[i64], change: &super::errors::StatusChange) -> StoreResult<Vec<super::errors::Issue>> {
+        self.with_writer(|writer| {
+            let transaction = writer.connection().transaction()?;
+            issues_write::change_status(&transaction, project_id, issue_ids, change, now_unix_nano())?;
+            transaction.commit()?;
+            Ok(())
+        })?;
+        let connection = self.reader()?;
+        let mut issues = Vec::with_capacity(issue_ids.len());
+        for issue_id in issue_ids {
+            if let Some(detail) = issues_read::get_issue(&connection, project_id, *issue_id, 1, now_unix_nano())? {
+                issues.push(detail.issue);
+            }
+        }
+        Ok(issues)
+    }
+
+    fn error_stats(&self, project_id: i64, from_unix_nano: u64, to_unix_nano: u64, service: Option<&str>) -> StoreResult<super::errors::ErrorStats> {
+        issues_read::error_stats(&*self.reader()?, project_id, from_unix_nano, to_unix_nano, service)
     }
 
     fn delete_expired(&self, project_id: i64, cutoff_unix_nano: u64, max_rows: usize) -> StoreResult<usize> {

@@ -288,6 +288,7 @@ fn traces(project_id: i64, batch: Batch<Span>) -> WriteBatch {
         trace_summaries: summarize(&batch),
         outcomes: accepted(&batch),
         signal: SignalBatch::Traces(batch),
+        errors: Vec::new(),
     }
 }
 
@@ -297,6 +298,7 @@ fn logs(project_id: i64, batch: Batch<LogRecord>) -> WriteBatch {
         trace_summaries: Vec::new(),
         outcomes: accepted(&batch),
         signal: SignalBatch::Logs(batch),
+        errors: Vec::new(),
     }
 }
 
@@ -306,6 +308,7 @@ fn metrics(project_id: i64, batch: Batch<Metric>) -> WriteBatch {
         trace_summaries: Vec::new(),
         outcomes: accepted(&batch),
         signal: SignalBatch::Metrics(batch),
+        errors: Vec::new(),
     }
 }
 

@@ -41,6 +41,7 @@ impl Writer {
 
     pub(super) fn commit(&mut self, batches: &[WriteBatch]) -> StoreResult<()> {
         let mut pending = PendingCaches::default();
+        let now_unix_nano = super::now_unix_nano();
         let transaction = self.connection.transaction()?;
         let mut services = ServiceCounters::new();
         let caches = Caches { resource_ids: &self.resource_ids, scope_ids: &self.scope_ids, metric_ids: &self.metric_ids };
@@ -55,6 +56,7 @@ impl Writer {
                 SignalBatch::Metrics(metrics) => context.insert_metrics(metrics)?,
             }
             add_outcomes(&transaction, batch)?;
+            super::issues_write::group_errors(&transaction, batch.project_id, &batch.errors, now_unix_nano)?;
         }
         upsert_service_stats(&transaction, &services)?;
         transaction.commit()?;

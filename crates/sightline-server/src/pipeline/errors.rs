@@ -1,0 +1,319 @@
+//! Deriving error events at ingest: span `exception` events, ERROR spans, and error logs become
+//! [`ErrorEvent`]s with their context, parsed stack trace and fingerprint (Sentry-style
+//! grouping from `sightline-grouping`). Grouping into issues happens at commit, where the
+//! stored issues are known.
+
+use std::collections::BTreeMap;
+
+use rand::Rng;
+use serde_json::Value;
+use sightline_grouping::{
+    Fingerprint, GroupingInput, InAppRules, ParsedException, ParsedStack, Platform, culprit, fingerprint, normalize_message,
+    parse_stacktrace,
+};
+use sightline_model::{Attributes, Batch, LogRecord, Resource, Span};
+
+use crate::store::errors::{ErrorContext, ErrorEvent, ErrorSource, Level};
+
+/// Longest `exception.stacktrace` kept for display, bytes.
+const MAX_RAW_STACKTRACE_BYTES: usize = 64 * 1024;
+/// Longest message kept, bytes.
+const MAX_MESSAGE_BYTES: usize = 8 * 1024;
+/// OTel SeverityNumber ERROR (17..=20) and FATAL (21..=24).
+const SEVERITY_ERROR: i32 = 17;
+const SEVERITY_FATAL: i32 = 21;
+/// Attribute a client sets to choose the grouping (Sentry's `fingerprint`): a string or an
+/// array of strings; `{{ default }}` stands for the default grouping.
+pub const FINGERPRINT_ATTRIBUTES: [&str; 2] = ["sightline.fingerprint", "fingerprint"];
+
+/// Error events of a span batch: one per `exception` span event, plus one per ERROR span that
+/// has none.
+pub fn errors_from_spans(batch: &Batch<Span>, rules: &InAppRules) -> Vec<ErrorEvent> {
+    let mut events = Vec::new();
+    for resource_group in batch {
+        let resource = &resource_group.resource;
+        for scope_group in &resource_group.scopes {
+            for span in &scope_group.items {
+                let mut has_exception = false;
+                for span_event in span.events.iter().filter(|span_event| span_event.name == "exception") {
+                    has_exception = true;
+                    let attributes = &span_event.attributes;
+                    let context = span_context(resource, span);
+                    let timestamp = if span_event.time_unix_nano != 0 { span_event.time_unix_nano } else { span.end_time_unix_nano };
+                    events.push(build_event(
+                        ErrorSource::SpanException,
+                        Level::Error,
+                        timestamp,
+                        resource,
+                        [attributes, &span.attributes],
+                        ExceptionFields::from_attributes(attributes),
+                        context,
+                        rules,
+                    ));
+                }
+                if span.is_error() && !has_exception {
+                    let message = if span.status_message.is_empty() { span.name.clone() } else { span.status_message.clone() };
+                    let fields = ExceptionFields { exception_type: String::new(), message, stacktrace: None, escaped: None };
+                    let mut event = build_event(
+                        ErrorSource::SpanStatus,
+                        Level::Error,
+                        span.end_time_unix_nano,
+                        resource,
+                        [&span.attributes, &span.attributes],
+                        fields,
+                        span_context(resource, span),
+                        rules,
+                    );
+                    event.tags.insert("span.name".into(), truncate(&span.name, 200));
+                    events.push(event);
+                }
+            }
+        }
+    }
+    events
+}
+
+/// Error events of a log batch: records with `exception.*` attributes or severity ≥ ERROR.
+pub fn errors_from_logs(batch: &Batch<LogRecord>, rules: &InAppRules) -> Vec<ErrorEvent> {
+    let mut events = Vec::new();
+    for resource_group in batch {
+        let resource = &resource_group.resource;
+        for scope_group in &resource_group.scopes {
+            for record in &scope_group.items {
+                let has_exception = ["exception.type", "exception.message", "exception.stacktrace"]
+                    .iter()
+                    .any(|key| record.attributes.0.contains_key(*key));
+                if !has_exception && record.severity_number < SEVERITY_ERROR {
+                    continue;
+                }
+                let level = if record.severity_number >= SEVERITY_FATAL {
+                    Level::Fatal
+                } else if record.severity_number >= SEVERITY_ERROR || record.severity_number == 0 {
+                    Level::Error
+                } else {
+                    Level::Warning
+                };
+                let mut fields = ExceptionFields::from_attributes(&record.attributes);
+                if fields.message.is_empty() {
+                    fields.message = body_text(&record.body);
+                }
+                let mut context = resource_context(resource);
+                context.trace_id = record.trace_id;
+                context.span_id = record.span_id;
+                fill_request_context(&mut context, [&record.attributes, &resource.attributes]);
+                events.push(build_event(
+                    ErrorSource::Log,
+                    level,
+                    record.effective_time_unix_nano(),
+                    resource,
+                    [&record.attributes, &record.attributes],
+                    fields,
+                    context,
+                    rules,
+                ));
+            }
+        }
+    }
+    events
+}
+
+/// The semconv exception attributes of a span event or log record.
+struct ExceptionFields {
+    exception_type: String,
+    message: String,
+    stacktrace: Option<String>,
+    escaped: Option<bool>,
+}
+
+impl ExceptionFields {
+    fn from_attributes(attributes: &Attributes) -> Self {
+        Self {
+            exception_type: attributes.get_str("exception.type").unwrap_or("").to_owned(),
+            message: attributes.get_str("exception.message").unwrap_or("").to_owned(),
+            stacktrace: attributes.get_str("exception.stacktrace").map(str::to_owned),
+            escaped: attributes.0.get("exception.escaped").and_then(Value::as_bool),
+        }
+    }
+}
+
+fn body_text(body: &Value) -> String {
+    match body {
+        Value::String(text) => text.clone(),
+        Value::Null => String::new(),
+        other => other.to_string(),
+    }
+}
+
+/// Truncates at a character boundary at most `max_bytes` long.
+fn truncate(text: &str, max_bytes: usize) -> String {
+    if text.len() <= max_bytes {
+        return text.to_owned();
+    }
+    let mut end = max_bytes;
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    text[..end].to_owned()
+}
+
+fn string_attribute<'a>(sources: &[&'a Attributes], keys: &[&str]) -> Option<&'a str> {
+    sources.iter().find_map(|attributes| keys.iter().find_map(|key| attributes.get_str(key)))
+}
+
+fn resource_context(resource: &Resource) -> ErrorContext {
+    let attributes = &resource.attributes;
+    ErrorContext {
+        service: resource.service_name().to_owned(),
+        environment: string_attribute(&[attributes], &["deployment.environment.name", "deployment.environment"]).map(str::to_owned),
+        release: attributes.get_str("service.version").map(str::to_owned),
+        ..ErrorContext::default()
+    }
+}
+
+fn span_context(resource: &Resource, span: &Span) -> ErrorContext {
+    let mut context = resource_context(resource);
+    context.trace_id = Some(span.trace_id);
+    context.span_id = Some(span.span_id);
+    fill_request_context(&mut context, [&span.attributes, &resource.attributes]);
+    context
+}
+
+/// Session, user, URL, route and user agent from attributes (span or log first, then the
+/// resource; baggage-derived attributes arrive the same way).
+fn fill_request_context(context: &mut ErrorContext, sources: [&Attributes; 2]) {
+    let owned = |keys: &[&str]| string_attribute(&sources, keys).map(str::to_owned);
+    context.session_id = owned(&["session.id"]);
+    context.user_id = owned(&["user.id", "enduser.id"]);
+    context.url = owned(&["url.full", "http.url", "url.path", "http.target"]);
+    context.route = owned(&["http.route"]);
+    context.user_agent = owned(&["user_agent.original", "http.user_agent"]);
+    if let Some(user_agent) = &context.user_agent
+        && let Some(parsed) = woothee::parser::Parser::new().parse(user_agent)
+    {
+        let known = |value: &str| (!value.is_empty() && value != woothee::woothee::VALUE_UNKNOWN).then(|| value.to_owned());
+        context.browser = known(parsed.name).map(|name| match known(parsed.version) {
+            Some(version) => format!("{name} {version}"),
+            None => name,
+        });
+        context.os = known(parsed.os).map(|os| match known(parsed.os_version.as_ref()) {
+            Some(version) => format!("{os} {version}"),
+            None => os,
+        });
+        context.device = known(parsed.category);
+    }
+}
+
+fn client_fingerprint(sources: [&Attributes; 2]) -> Option<Vec<String>> {
+    for attributes in sources {
+        for key in FINGERPRINT_ATTRIBUTES {
+            match attributes.0.get(key) {
+                Some(Value::String(value)) => return Some(vec![value.clone()]),
+                Some(Value::Array(values)) => {
+                    let parts: Vec<String> = values.iter().filter_map(|value| value.as_str().map(str::to_owned)).collect();
+                    if !parts.is_empty() {
+                        return Some(parts);
+                    }
+                }
+                _ => {}
+            }
+        }
+    }
+    None
+}
+
+fn random_event_id() -> String {
+    let bytes: [u8; 16] = rand::rng().random();
+    const_hex::encode(bytes)
+}
+
+#[allow(clippy::too_many_arguments)]
+fn build_event(
+    source: ErrorSource,
+    level: Level,
+    timestamp_unix_nano: u64,
+    resource: &Resource,
+    attribute_sources: [&Attributes; 2],
+    fields: ExceptionFields,
+    context: ErrorContext,
+    rules: &InAppRules,
+) -> ErrorEvent {
+    let hint = resource.attributes.get_str("telemetry.sdk.language").map(Platform::from_telemetry_sdk_language);
+    let message = truncate(&fields.message, MAX_MESSAGE_BYTES);
+    let mut parsed = match &fields.stacktrace {
+        Some(stacktrace) => parse_stacktrace(stacktrace, hint),
+        None => ParsedStack { platform: hint.unwrap_or(Platform::Other), exceptions: Vec::new() },
+    };
+    let platform = parsed.platform;
+    for exception in &mut parsed.exceptions {
+        rules.apply(platform, &mut exception.frames);
+    }
+    // The type and message as the SDK reported them win over what the trace text says.
+    let exception_type = if fields.exception_type.is_empty() {
+        parsed.exceptions.first().map(|exception| exception.exception_type.clone()).unwrap_or_default()
+    } else {
+        fields.exception_type.clone()
+    };
+    // Every exception of a chain contributes, as in Sentry's chained-exception grouping.
+    let chain_frames: Vec<sightline_grouping::StackFrame> =
+        parsed.exceptions.iter().flat_map(|exception| exception.frames.iter().cloned()).collect();
+    let fingerprint_values = client_fingerprint(attribute_sources);
+    let fingerprint: Fingerprint = fingerprint(&GroupingInput {
+        platform,
+        exception_type: &exception_type,
+        message: &message,
+        frames: &chain_frames,
+        client_fingerprint: fingerprint_values.as_deref(),
+    });
+    let title = match (exception_type.is_empty(), message.is_empty()) {
+        (false, false) => format!("{exception_type}: {}", truncate(&message, 200)),
+        (false, true) => exception_type.clone(),
+        (true, false) => truncate(&normalize_message(&message), 200),
+        (true, true) => "<unknown error>".to_owned(),
+    };
+    let culprit = culprit(platform, crash_frames(&parsed.exceptions)).or_else(|| context.route.clone());
+    let mut tags = BTreeMap::new();
+    let mut tag = |key: &str, value: &Option<String>| {
+        if let Some(value) = value {
+            tags.insert(key.to_owned(), truncate(value, 200));
+        }
+    };
+    tag("service", &Some(context.service.clone()));
+    tag("environment", &context.environment);
+    tag("release", &context.release);
+    tag("browser", &context.browser);
+    tag("os", &context.os);
+    tag("device", &context.device);
+    tag("http.route", &context.route);
+    tag("level", &Some(level.as_str().to_owned()));
+    if let Some(escaped) = fields.escaped {
+        tags.insert("exception.escaped".into(), escaped.to_string());
+    }
+    ErrorEvent {
+        event_id: random_event_id(),
+        timestamp_unix_nano,
+        source,
+        level,
+        platform,
+        exception_type,
+        message,
+        exceptions: parsed.exceptions,
+        raw_stacktrace: fields.stacktrace.map(|stacktrace| truncate(&stacktrace, MAX_RAW_STACKTRACE_BYTES)),
+        escaped: fields.escaped,
+        context,
+        tags,
+        fingerprint,
+        title,
+        culprit,
+    }
+}
+
+/// The frames where the crash happened: those of the innermost cause (the last exception with
+/// frames), which is what the culprit names.
+fn crash_frames(exceptions: &[ParsedException]) -> &[sightline_grouping::StackFrame] {
+    exceptions
+        .iter()
+        .rev()
+        .find(|exception| !exception.frames.is_empty())
+        .map(|exception| exception.frames.as_slice())
+        .unwrap_or(&[])
+}

@@ -1,0 +1,373 @@
+//! Grouping error events into issues at commit, with Sentry's issue lifecycle: new issues,
+//! counters (events, users, sessions), tag breakdowns, hourly occurrences, regression of
+//! resolved issues (unless the event's release is older than the resolving one, and never within
+//! 5 s of the resolution) and expiry of "ignore until" conditions. Also status changes from the
+//! API.
+
+use std::cmp::Ordering;
+
+use rusqlite::{OptionalExtension, Transaction, params};
+
+use crate::store::errors::{ErrorEvent, IssueStatus, Level, StatusChange};
+use crate::store::{StoreError, StoreResult};
+
+/// Sentry's guard against the resolve/ingest race: an event committed within this time after a
+/// resolution was probably sent before it and does not regress the issue.
+const REGRESSION_GUARD_NANOS: u64 = 5_000_000_000;
+/// Sentry moves a new issue to "ongoing" after seven days.
+const NEW_ISSUE_NANOS: u64 = 7 * 86_400 * 1_000_000_000;
+
+/// The part of an issue row the lifecycle needs.
+struct IssueState {
+    status: IssueStatus,
+    substatus: Option<String>,
+    level: Level,
+    first_seen_unix_nano: u64,
+    event_count: u64,
+    last_release: Option<String>,
+    resolved_in_release: Option<String>,
+    resolved_at_unix_nano: Option<u64>,
+    ignore_until_event_count: Option<u64>,
+    ignore_until_unix_nano: Option<u64>,
+}
+
+fn load_state(transaction: &Transaction<'_>, issue_id: i64) -> StoreResult<IssueState> {
+    let state = transaction
+        .prepare_cached(
+            "SELECT status, substatus, level, first_seen_unix_nano, event_count, last_release, resolved_in_release,
+                    resolved_at_unix_nano, ignore_until_event_count, ignore_until_unix_nano
+             FROM issues WHERE id = ?1",
+        )?
+        .query_row([issue_id], |row| {
+            Ok(IssueState {
+                status: IssueStatus::parse(&row.get::<_, String>(0)?).unwrap_or(IssueStatus::Unresolved),
+                substatus: row.get(1)?,
+                level: Level::parse(&row.get::<_, String>(2)?).unwrap_or(Level::Error),
+                first_seen_unix_nano: row.get::<_, i64>(3)? as u64,
+                event_count: row.get::<_, i64>(4)? as u64,
+                last_release: row.get(5)?,
+                resolved_in_release: row.get(6)?,
+                resolved_at_unix_nano: row.get::<_, Option<i64>>(7)?.map(|value| value as u64),
+                ignore_until_event_count: row.get::<_, Option<i64>>(8)?.map(|value| value as u64),
+                ignore_until_unix_nano: row.get::<_, Option<i64>>(9)?.map(|value| value as u64),
+            })
+        })
+        .optional()?;
+    state.ok_or_else(|| StoreError::NotFound(format!("issue {issue_id}")))
+}
+
+fn add_history(
+    transaction: &Transaction<'_>,
+    issue_id: i64,
+    status: IssueStatus,
+    substatus: Option<&str>,
+    reason: &str,
+    actor: &str,
+    release: Option<&str>,
+    at_unix_nano: u64,
+) -> StoreResult<()> {
+    transaction
+        .prepare_cached(
+            "INSERT INTO issue_status_history (issue_id, status, substatus, reason, actor, release, at_unix_nano)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+        )?
+        .execute(params![issue_id, status.as_str(), substatus, reason, actor, release, at_unix_nano as i64])?;
+    Ok(())
+}
+
+/// `package@1.2.3` → `1.2.3`; `v1.2` → `1.2.0`.
+fn parse_version(release: &str) -> Option<semver::Version> {
+    let version = release.rsplit_once('@').map_or(release, |(_, version)| version);
+    let version = version.strip_prefix('v').unwrap_or(version);
+    if let Ok(parsed) = semver::Version::parse(version) {
+        return Some(parsed);
+    }
+    let dots = version.matches('.').count();
+    let padded = match dots {
+        0 => format!("{version}.0.0"),
+        1 => format!("{version}.0"),
+        _ => return None,
+    };
+    semver::Version::parse(&padded).ok()
+}
+
+/// Orders two releases: by semantic version when both parse, else by when each was first
+/// seen in the project. `None` when nothing says.
+fn compare_releases(transaction: &Transaction<'_>, project_id: i64, left: &str, right: &str) -> StoreResult<Option<Ordering>> {
+    if left == right {
+        return Ok(Some(Ordering::Equal));
+    }
+    if let (Some(left_version), Some(right_version)) = (parse_version(left), parse_version(right)) {
+        return Ok(Some(left_version.cmp(&right_version)));
+    }
+    let mut statement =
+        transaction.prepare_cached("SELECT first_seen_unix_nano FROM releases WHERE project_id = ?1 AND version = ?2")?;
+    let left_seen: Option<i64> = statement.query_row(params![project_id, left], |row| row.get(0)).optional()?;
+    let right_seen: Option<i64> = statement.query_row(params![project_id, right], |row| row.get(0)).optional()?;
+    Ok(match (left_seen, right_seen) {
+        (Some(left_seen), Some(right_seen)) => Some(left_seen.cmp(&right_seen)),
+        _ => None,
+    })
+}
+
+fn find_issue(transaction: &Transaction<'_>, project_id: i64, hashes: &[String]) -> StoreResult<Option<i64>> {
+    let mut statement = transaction.prepare_cached("SELECT issue_id FROM issue_hashes WHERE project_id = ?1 AND hash = ?2")?;
+    for hash in hashes {
+        if let Some(issue_id) = statement.query_row(params![project_id, hash], |row| row.get(0)).optional()? {
+            return Ok(Some(issue_id));
+        }
+    }
+    Ok(None)
+}
+
+/// Groups `events` into issues of `project_id` inside `transaction`. `now_unix_nano` is the
+/// commit time (the regression guard compares it with the resolution time).
+pub(super) fn group_errors(transaction: &Transaction<'_>, project_id: i64, events: &[ErrorEvent], now_unix_nano: u64) -> StoreResult<()> {
+    for event in events {
+        group_one(transaction, project_id, event, now_unix_nano)?;
+    }
+    Ok(())
+}
+
+fn group_one(transaction: &Transaction<'_>, project_id: i64, event: &ErrorEvent, now_unix_nano: u64) -> StoreResult<()> {
+    let timestamp = event.timestamp_unix_nano as i64;
+    if let Some(release) = &event.context.release {
+        transaction
+            .prepare_cached("INSERT OR IGNORE INTO releases (project_id, version, first_seen_unix_nano) VALUES (?1, ?2, ?3)")?
+            .execute(params![project_id, release, now_unix_nano as i64])?;
+    }
+    let issue_id = match find_issue(transaction, project_id, &event.fingerprint.hashes)? {
+        Some(issue_id) => issue_id,
+        None => transaction
+            .prepare_cached(
+                "INSERT INTO issues (project_id, primary_hash, title, culprit, exception_type, level, platform, status, substatus,
+                    first_seen_unix_nano, last_seen_unix_nano, event_count, user_count, session_count, last_release)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, 'unresolved', 'new', ?8, ?8, 0, 0, 0, ?9) RETURNING id",
+            )?
+            .query_row(
+                params![
+                    project_id,
+                    event.fingerprint.primary_hash,
+                    event.title,
+                    event.culprit,
+                    event.exception_type,
+                    event.level.as_str(),
+                    platform_name(event),
+                    timestamp,
+                    event.context.release,
+                ],
+                |row| row.get(0),
+            )?,
+    };
+    {
+        let mut statement =
+            transaction.prepare_cached("INSERT OR IGNORE INTO issue_hashes (project_id, hash, issue_id) VALUES (?1, ?2, ?3)")?;
+        for hash in &event.fingerprint.hashes {
+            statement.execute(params![project_id, hash, issue_id])?;
+        }
+    }
+
+    let state = load_state(transaction, issue_id)?;
+    let event_count = state.event_count + 1;
+    let mut status = state.status;
+    let mut substatus = state.substatus.clone();
+    let mut resolved_in_release = state.resolved_in_release.clone();
+    let mut resolved_at = state.resolved_at_unix_nano;
+    let mut ignore_until_count = state.ignore_until_event_count;
+    let mut ignore_until_time = state.ignore_until_unix_nano;
+    match state.status {
+        IssueStatus::Resolved | IssueStatus::ResolvedInRelease => {
+            let within_guard =
+                state.resolved_at_unix_nano.is_some_and(|resolved| now_unix_nano < resolved.saturating_add(REGRESSION_GUARD_NANOS));
+            let from_older_release = match (&event.context.release, &state.resolved_in_release) {
+                (Some(event_release), Some(resolving)) => {
+                    compare_releases(transaction, project_id, event_release, resolving)? == Some(Ordering::Less)
+                }
+                _ => false,
+            };
+            if !within_guard && !from_older_release {
+                status = IssueStatus::Unresolved;
+                substatus = Some("regressed".into());
+                resolved_in_release = None;
+                resolved_at = None;
+                add_history(
+                    transaction,
+                    issue_id,
+                    status,
+                    Some("regressed"),
+                    "regression",
+                    "system",
+                    event.context.release.as_deref(),
+                    now_unix_nano,
+                )?;
+            }
+        }
+        IssueStatus::Ignored => {
+            let count_reached = state.ignore_until_event_count.is_some_and(|limit| event_count >= limit);
+            let time_passed = state.ignore_until_unix_nano.is_some_and(|until| now_unix_nano >= until);
+            if count_reached || time_passed {
+                status = IssueStatus::Unresolved;
+                substatus = Some("escalating".into());
+                ignore_until_count = None;
+                ignore_until_time = None;
+                add_history(transaction, issue_id, status, Some("escalating"), "ignore_expired", "system", None, now_unix_nano)?;
+            }
+        }
+        IssueStatus::Unresolved => {
+            if substatus.as_deref() == Some("new") && now_unix_nano.saturating_sub(state.first_seen_unix_nano) > NEW_ISSUE_NANOS {
+                substatus = Some("ongoing".into());
+            }
+        }
+    }
+    let level = state.level.max(event.level);
+
+    let mut new_users = 0i64;
+    if let Some(user) = &event.context.user_id {
+        new_users = transaction
+            .prepare_cached("INSERT OR IGNORE INTO issue_users (issue_id, value) VALUES (?1, ?2)")?
+            .execute(params![issue_id, user])? as i64;
+    }
+    let mut new_sessions = 0i64;
+    if let Some(session) = &event.context.session_id {
+        new_sessions = transaction
+            .prepare_cached("INSERT OR IGNORE INTO issue_sessions (issue_id, value) VALUES (?1, ?2)")?
+            .execute(params![issue_id, session])? as i64;
+    }
+    transaction
+        .prepare_cached(
+            "UPDATE issues SET
+                title = ?2, culprit = coalesce(?3, culprit), exception_type = ?4, level = ?5, platform = ?6,
+                status = ?7, substatus = ?8, first_seen_unix_nano = min(first_seen_unix_nano, ?9),
+                last_seen_unix_nano = max(last_seen_unix_nano, ?9), event_count = ?10,
+                user_count = user_count + ?11, session_count = session_count + ?12,
+                last_release = coalesce(?13, last_release), resolved_in_release = ?14, resolved_at_unix_nano = ?15,
+                ignore_until_event_count = ?16, ignore_until_unix_nano = ?17
+             WHERE id = ?1",
+        )?
+        .execute(params![
+            issue_id,
+            event.title,
+            event.culprit,
+            event.exception_type,
+            level.as_str(),
+            platform_name(event),
+            status.as_str(),
+            substatus,
+            timestamp,
+            event_count as i64,
+            new_users,
+            new_sessions,
+            event.context.release,
+            resolved_in_release,
+            resolved_at.map(|value| value as i64),
+            ignore_until_count.map(|value| value as i64),
+            ignore_until_time.map(|value| value as i64),
+        ])?;
+    {
+        let mut statement = transaction.prepare_cached(
+            "INSERT INTO issue_tags (issue_id, key, value, count) VALUES (?1, ?2, ?3, 1)
+             ON CONFLICT (issue_id, key, value) DO UPDATE SET count = count + 1",
+        )?;
+        for (key, value) in &event.tags {
+            statement.execute(params![issue_id, key, value])?;
+        }
+    }
+    let hour = timestamp - timestamp.rem_euclid(3_600_000_000_000);
+    transaction
+        .prepare_cached(
+            "INSERT INTO issue_hourly (issue_id, hour_unix_nano, count) VALUES (?1, ?2, 1)
+             ON CONFLICT (issue_id, hour_unix_nano) DO UPDATE SET count = count + 1",
+        )?
+        .execute(params![issue_id, hour])?;
+    let body = serde_json::to_string(event).map_err(|error| StoreError::Database(error.to_string()))?;
+    transaction
+        .prepare_cached(
+            "INSERT INTO error_events (project_id, issue_id, event_id, timestamp_unix_nano, level, service_name, body)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+        )?
+        .execute(params![project_id, issue_id, event.event_id, timestamp, event.level.as_str(), event.context.service, body])?;
+    Ok(())
+}
+
+fn platform_name(event: &ErrorEvent) -> String {
+    serde_json::to_value(event.platform).ok().and_then(|value| value.as_str().map(str::to_owned)).unwrap_or_default()
+}
+
+/// Applies an API status change to issues of the project. Errors with `NotFound` when an id
+/// is not an issue of the project, `Conflict` for `resolved_in_release` without any release.
+pub(super) fn change_status(
+    transaction: &Transaction<'_>,
+    project_id: i64,
+    issue_ids: &[i64],
+    change: &StatusChange,
+    now_unix_nano: u64,
+) -> StoreResult<()> {
+    for issue_id in issue_ids {
+        let owner: Option<i64> = transaction
+            .prepare_cached("SELECT project_id FROM issues WHERE id = ?1")?
+            .query_row([issue_id], |row| row.get(0))
+            .optional()?;
+        if owner != Some(project_id) {
+            return Err(StoreError::NotFound(format!("issue {issue_id}")));
+        }
+        let state = load_state(transaction, *issue_id)?;
+        let (substatus, resolved_in_release, resolved_at, ignore_count, ignore_time): (
+            Option<&str>,
+            Option<String>,
+            Option<u64>,
+            Option<u64>,
+            Option<u64>,
+        ) = match change.status {
+            IssueStatus::Unresolved => (Some("ongoing"), None, None, None, None),
+            // Plain resolution remembers the latest release, so events from older releases
+            // (still deployed somewhere) do not regress it.
+            IssueStatus::Resolved => (None, state.last_release.clone(), Some(now_unix_nano), None, None),
+            IssueStatus::ResolvedInRelease => {
+                let release = change.release.clone().or(state.last_release.clone()).ok_or_else(|| {
+                    StoreError::Conflict(format!("issue {issue_id} has no release yet; pass \"release\" explicitly"))
+                })?;
+                (None, Some(release), Some(now_unix_nano), None, None)
+            }
+            IssueStatus::Ignored => {
+                (None, None, None, change.ignore_for_events.map(|more| state.event_count + more), change.ignore_until_unix_nano)
+            }
+        };
+        transaction
+            .prepare_cached(
+                "UPDATE issues SET status = ?2, substatus = ?3, resolved_in_release = ?4, resolved_at_unix_nano = ?5,
+                    ignore_until_event_count = ?6, ignore_until_unix_nano = ?7 WHERE id = ?1",
+            )?
+            .execute(params![
+                issue_id,
+                change.status.as_str(),
+                substatus,
+                resolved_in_release,
+                resolved_at.map(|value| value as i64),
+                ignore_count.map(|value| value as i64),
+                ignore_time.map(|value| value as i64),
+            ])?;
+        add_history(
+            transaction,
+            *issue_id,
+            change.status,
+            substatus,
+            "api",
+            &change.actor,
+            resolved_in_release.as_deref(),
+            now_unix_nano,
+        )?;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_version;
+
+    #[test]
+    fn versions_parse_leniently() {
+        assert!(parse_version("v1.2").unwrap() < parse_version("1.10.0").unwrap());
+        assert!(parse_version("shop@2.0.0").unwrap() > parse_version("shop@1.9.9").unwrap());
+        assert!(parse_version("abc1234").is_none());
+    }
+}
