@@ -430,3 +430,43 @@ async fn error_logs_and_error_spans_become_issues_and_bad_traces_are_bounded() {
     assert!(detail["latest_event"]["raw_stacktrace"].as_str().unwrap().len() <= 64 * 1024);
     server.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn retention_removes_expired_error_events_and_issues() {
+    let server = TestServer::start().await;
+    let day = 86_400 * 1_000_000_000u64;
+    let log = |time: u64, exception_type: &str| {
+        json!({"timeUnixNano": time.to_string(), "severityNumber": 17, "body": {"stringValue": "failed"},
+               "attributes": [{"key": "exception.type", "value": {"stringValue": exception_type}}]})
+    };
+    let logs = json!({"resourceLogs": [{"scopeLogs": [{"logRecords": [
+        log(now_nanos() - 40 * day, "OldError"),
+        log(now_nanos() - 40 * day, "MixedError"),
+        log(now_nanos(), "MixedError"),
+        log(now_nanos(), "NewError"),
+    ]}]}]});
+    let response = server
+        .http
+        .post(format!("{}/v1/logs", server.http_base()))
+        .bearer_auth(&server.ingest_key)
+        .json(&logs)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    assert_eq!(issues(&server, "").await.len(), 3);
+
+    let store = server.server.as_ref().unwrap().store.clone();
+    tokio::task::spawn_blocking(move || sightline_server::retention::run_once(store.as_ref(), now_nanos(), 2))
+        .await
+        .unwrap()
+        .unwrap();
+    let remaining = issues(&server, "").await;
+    let mut types: Vec<&str> = remaining.iter().map(|issue| issue["exception_type"].as_str().unwrap()).collect();
+    types.sort_unstable();
+    assert_eq!(types, ["MixedError", "NewError"], "the issue whose last event expired is gone");
+    let mixed = remaining.iter().find(|issue| issue["exception_type"] == "MixedError").unwrap();
+    let events = server.api_ok(&format!("/api/v1/projects/default/issues/{}/events", mixed["id"])).await;
+    assert_eq!(events["events"].as_array().unwrap().len(), 1, "the expired event of a live issue is gone");
+    server.stop().await;
+}

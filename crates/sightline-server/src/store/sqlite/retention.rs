@@ -7,7 +7,9 @@ use crate::store::StoreResult;
 
 /// Deletes up to `max_rows` expired rows, table by table in this order: spans (by start time),
 /// trace summaries with their span ranges (only once the project has no expired span left),
-/// logs, metric points. A call moves on to the next table while budget remains, so a result
+/// logs, metric points, error events, issues last seen before the cutoff (with their hashes,
+/// users, sessions, tags, hourly counts and history), expired hourly counts of live issues.
+/// A call moves on to the next table while budget remains, so a result
 /// below `max_rows` means nothing older than the cutoff is left (the trait's loop condition).
 pub(super) fn delete_expired(connection: &mut Connection, project_id: i64, cutoff_unix_nano: u64, max_rows: usize) -> StoreResult<usize> {
     let cutoff = cutoff_unix_nano.min(i64::MAX as u64) as i64;
@@ -46,6 +48,39 @@ pub(super) fn delete_expired(connection: &mut Connection, project_id: i64, cutof
     if deleted < max_rows {
         deleted += transaction.execute(
             "DELETE FROM metric_points WHERE id IN (SELECT id FROM metric_points WHERE project_id = ?1 AND time_unix_nano < ?2 LIMIT ?3)",
+            params![project_id, cutoff, remaining(deleted)],
+        )?;
+    }
+    if deleted < max_rows {
+        deleted += transaction.execute(
+            "DELETE FROM error_events WHERE id IN
+                (SELECT id FROM error_events WHERE project_id = ?1 AND timestamp_unix_nano < ?2 LIMIT ?3)",
+            params![project_id, cutoff, remaining(deleted)],
+        )?;
+    }
+    if deleted < max_rows {
+        // Issues whose last event expired go with everything that hangs off them.
+        transaction.execute("CREATE TEMP TABLE IF NOT EXISTS expired_issues (id INTEGER PRIMARY KEY)", [])?;
+        transaction.execute("DELETE FROM temp.expired_issues", [])?;
+        transaction.execute(
+            "INSERT INTO temp.expired_issues SELECT id FROM issues WHERE project_id = ?1 AND last_seen_unix_nano < ?2 LIMIT ?3",
+            params![project_id, cutoff, remaining(deleted)],
+        )?;
+        for table in ["issue_users", "issue_sessions", "issue_tags", "issue_hourly", "issue_status_history"] {
+            transaction.execute(&format!("DELETE FROM {table} WHERE issue_id IN (SELECT id FROM temp.expired_issues)"), [])?;
+        }
+        transaction.execute(
+            "DELETE FROM issue_hashes WHERE project_id = ?1 AND issue_id IN (SELECT id FROM temp.expired_issues)",
+            [project_id],
+        )?;
+        deleted += transaction.execute("DELETE FROM issues WHERE id IN (SELECT id FROM temp.expired_issues)", [])?;
+    }
+    if deleted < max_rows {
+        // Issues still receiving events keep their counters but lose expired hourly buckets.
+        deleted += transaction.execute(
+            "DELETE FROM issue_hourly WHERE (issue_id, hour_unix_nano) IN
+                (SELECT h.issue_id, h.hour_unix_nano FROM issue_hourly h JOIN issues i ON i.id = h.issue_id
+                 WHERE i.project_id = ?1 AND h.hour_unix_nano < ?2 LIMIT ?3)",
             params![project_id, cutoff, remaining(deleted)],
         )?;
     }
