@@ -470,3 +470,29 @@ async fn retention_removes_expired_error_events_and_issues() {
     assert_eq!(events["events"].as_array().unwrap().len(), 1, "the expired event of a live issue is gone");
     server.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn project_in_app_rules_decide_in_app_frames() {
+    let server = TestServer::start().await;
+    let response = server
+        .http
+        .patch(format!("{}/api/v1/projects/default", server.http_base()))
+        .bearer_auth(&server.admin_key)
+        .json(&json!({"in_app_exclude": ["<string>"]}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    let project: Value = response.json().await.unwrap();
+    assert_eq!(project["in_app_exclude"], json!(["<string>"]));
+
+    let traceback = python_traceback(PYTHON_CHECKOUT);
+    send_exceptions(&server, "checkout-py", "python", "1.0.0", vec![exception("ZeroDivisionError", "division by zero", &traceback, "a")])
+        .await;
+    let issue = &issues(&server, "").await[0];
+    let detail = server.api_ok(&format!("/api/v1/projects/default/issues/{}", issue["id"])).await;
+    let frames = detail["latest_event"]["exceptions"][0]["frames"].as_array().unwrap();
+    assert!(!frames.is_empty());
+    assert!(frames.iter().all(|frame| frame["in_app"] == false), "excluded frames are not in-app: {frames:?}");
+    server.stop().await;
+}

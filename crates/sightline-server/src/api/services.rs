@@ -51,13 +51,17 @@ struct ProjectSettingsPatch {
     retention_days: Option<u32>,
     /// Head-sampling rate for traces, 0.0..=1.0.
     trace_sample_rate: Option<f64>,
+    /// Module / path prefixes of the project's own code (stack frames are in-app).
+    in_app_include: Option<Vec<String>>,
+    /// Module / path prefixes that are never in-app.
+    in_app_exclude: Option<Vec<String>>,
 }
 
 /// Reads and validates a settings patch.
 fn parse_settings_patch(body: &[u8]) -> Result<ProjectSettingsPatch, ApiError> {
     let patch: ProjectSettingsPatch = serde_json::from_slice(body).map_err(|error| {
         ApiError::invalid(format!(
-            "body: {error}; send {{\"retention_days\": 30, \"trace_sample_rate\": 1.0}} (either or both)"
+            "body: {error}; send any of {{\"retention_days\": 30, \"trace_sample_rate\": 1.0, \"in_app_include\": [\"myapp.\"], \"in_app_exclude\": []}}"
         ))
     })?;
     if let Some(days) = patch.retention_days
@@ -69,6 +73,11 @@ fn parse_settings_patch(body: &[u8]) -> Result<ProjectSettingsPatch, ApiError> {
         && !(0.0..=1.0).contains(&rate)
     {
         return Err(ApiError::invalid(format!("trace_sample_rate={rate}: use 0.0 (keep none) to 1.0 (keep all)")));
+    }
+    for prefixes in [&patch.in_app_include, &patch.in_app_exclude].into_iter().flatten() {
+        if prefixes.len() > 100 || prefixes.iter().any(|prefix| prefix.is_empty() || prefix.len() > 200) {
+            return Err(ApiError::invalid("in-app prefixes: at most 100, each 1 to 200 characters"));
+        }
     }
     Ok(patch)
 }
@@ -86,9 +95,14 @@ async fn update_project(
     }
     let retention_days = patch.retention_days.unwrap_or(project.retention_days);
     let trace_sample_rate = patch.trace_sample_rate.unwrap_or(project.trace_sample_rate);
+    let in_app_include = patch.in_app_include.clone().unwrap_or(project.in_app_include.clone());
+    let in_app_exclude = patch.in_app_exclude.clone().unwrap_or(project.in_app_exclude.clone());
     let store = state.store.clone();
-    let updated =
-        blocking(move || Ok(store.update_project_settings(project.id, retention_days, trace_sample_rate)?)).await?;
+    let updated = blocking(move || {
+        store.update_project_settings(project.id, retention_days, trace_sample_rate)?;
+        Ok(store.update_in_app_rules(project.id, &in_app_include, &in_app_exclude)?)
+    })
+    .await?;
     tracing::info!(
         project = %updated.slug,
         retention_days = updated.retention_days,
