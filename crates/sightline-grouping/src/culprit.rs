@@ -57,7 +57,8 @@ mod tests {
 
     #[test]
     fn falls_back_to_the_innermost_frame() {
-        let frames = [frame(None, Some("node:internal/x"), None, false), frame(Some("runtime"), None, Some("panic"), false)];
+        let frames =
+            [frame(None, Some("node:internal/x"), None, false), frame(Some("runtime"), None, Some("panic"), false)];
         assert_eq!(culprit(Platform::Go, &frames).as_deref(), Some("runtime in panic"));
         assert_eq!(culprit(Platform::Go, &[]), None);
     }

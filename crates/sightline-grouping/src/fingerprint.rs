@@ -193,7 +193,13 @@ mod tests {
     }
 
     fn input<'a>(frames: &'a [StackFrame], message: &'a str) -> GroupingInput<'a> {
-        GroupingInput { platform: Platform::Python, exception_type: "ValueError", message, frames, client_fingerprint: None }
+        GroupingInput {
+            platform: Platform::Python,
+            exception_type: "ValueError",
+            message,
+            frames,
+            client_fingerprint: None,
+        }
     }
 
     #[test]
@@ -216,7 +222,10 @@ mod tests {
         assert_eq!(result.contributing, vec!["ValueError", "order <int> failed"]);
         let no_type = GroupingInput { exception_type: "", ..input(&[], "order 7 failed") };
         let result = fingerprint(&no_type);
-        assert_eq!((result.variant.as_str(), result.contributing.clone()), ("message", vec!["order <int> failed".to_owned()]));
+        assert_eq!(
+            (result.variant.as_str(), result.contributing.clone()),
+            ("message", vec!["order <int> failed".to_owned()])
+        );
     }
 
     #[test]

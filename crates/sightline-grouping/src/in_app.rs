@@ -34,22 +34,74 @@ static PYTHON_LIBRARY_PATH: LazyLock<Regex> = LazyLock::new(|| {
 
 /// JVM packages of the platform and of widespread frameworks (Sentry grouping enhancements for `family:jvm`).
 const JVM_LIBRARY_PACKAGES: &[&str] = &[
-    "java.", "javax.", "jdk.", "sun.", "com.sun.", "kotlin.", "kotlinx.", "scala.", "groovy.", "org.codehaus.groovy.",
-    "jakarta.", "android.", "androidx.", "dalvik.", "com.android.", "org.springframework.", "org.apache.",
-    "org.hibernate.", "org.eclipse.jetty.", "io.netty.", "reactor.", "io.reactivex.", "com.fasterxml.",
-    "com.google.", "org.slf4j.", "ch.qos.logback.", "io.micrometer.", "io.opentelemetry.", "org.junit.", "okhttp3.",
+    "java.",
+    "javax.",
+    "jdk.",
+    "sun.",
+    "com.sun.",
+    "kotlin.",
+    "kotlinx.",
+    "scala.",
+    "groovy.",
+    "org.codehaus.groovy.",
+    "jakarta.",
+    "android.",
+    "androidx.",
+    "dalvik.",
+    "com.android.",
+    "org.springframework.",
+    "org.apache.",
+    "org.hibernate.",
+    "org.eclipse.jetty.",
+    "io.netty.",
+    "reactor.",
+    "io.reactivex.",
+    "com.fasterxml.",
+    "com.google.",
+    "org.slf4j.",
+    "ch.qos.logback.",
+    "io.micrometer.",
+    "io.opentelemetry.",
+    "org.junit.",
+    "okhttp3.",
     "io.sentry.",
 ];
 
 /// Rust crates of the toolchain and of the runtime/error crates sentry-backtrace treats as system frames.
 const RUST_LIBRARY_CRATES: &[&str] = &[
-    "std", "core", "alloc", "__rustc", "backtrace", "tokio", "futures", "futures_util", "futures_core", "anyhow",
-    "eyre", "color_eyre", "log", "tracing", "tracing_core", "panic_unwind", "rust_begin_unwind", "sentry",
+    "std",
+    "core",
+    "alloc",
+    "__rustc",
+    "backtrace",
+    "tokio",
+    "futures",
+    "futures_util",
+    "futures_core",
+    "anyhow",
+    "eyre",
+    "color_eyre",
+    "log",
+    "tracing",
+    "tracing_core",
+    "panic_unwind",
+    "rust_begin_unwind",
+    "sentry",
     "sentry_core",
 ];
 
 /// Symbols of the C runtime that wrap a Rust program (`_start`, `__libc_start_main`, the C `main` shim).
-const NATIVE_RUNTIME_SYMBOLS: &[&str] = &["main", "_start", "<unknown>", "__libc_start_main", "__libc_start_call_main", "__libc_start_main_impl", "start_thread", "clone", "clone3"];
+const NATIVE_RUNTIME_SYMBOLS: &[&str] = &[
+    "main",
+    "_start",
+    "<unknown>",
+    "__libc_start_main",
+    "__libc_start_call_main",
+    "__libc_start_main_impl",
+    "start_thread",
+    "clone",
+    "clone3",
+];
 
 /// .NET framework namespaces.
 const DOTNET_LIBRARY_NAMESPACES: &[&str] = &["System.", "Microsoft.", "Mono.", "Internal."];
@@ -169,7 +221,11 @@ mod tests {
     fn platform_defaults() {
         let rules = InAppRules::default();
         let cases = [
-            (Platform::Python, frame(Some("requests.api"), Some("/venv/lib/python3.12/site-packages/requests/api.py")), false),
+            (
+                Platform::Python,
+                frame(Some("requests.api"), Some("/venv/lib/python3.12/site-packages/requests/api.py")),
+                false,
+            ),
             (Platform::Python, frame(Some("shop.cart"), Some("/srv/shop/cart.py")), true),
             (Platform::JavaScript, frame(None, Some("/app/node_modules/express/lib/router.js")), false),
             (Platform::JavaScript, frame(None, Some("node:internal/modules/cjs/loader")), false),
@@ -178,12 +234,20 @@ mod tests {
             (Platform::Java, frame(Some("com.acme.shop.Checkout"), None), true),
             (Platform::Go, frame(Some("net/http"), None), false),
             (Platform::Go, frame(Some("main"), None), true),
-            (Platform::Go, frame(Some("github.com/lib/pq"), Some("/root/go/pkg/mod/github.com/lib/pq@v1.10.9/conn.go")), false),
+            (
+                Platform::Go,
+                frame(Some("github.com/lib/pq"), Some("/root/go/pkg/mod/github.com/lib/pq@v1.10.9/conn.go")),
+                false,
+            ),
             (Platform::Go, frame(Some("github.com/acme/shop"), Some("/srv/shop/main.go")), true),
             (Platform::Rust, frame(Some("tokio::runtime"), None), false),
             (Platform::Rust, frame(Some("<u32 as core::iter::traits::accum::Sum>"), None), false),
             (Platform::Rust, frame(Some("shop::Inventory"), Some("./src/main.rs")), true),
-            (Platform::Rust, frame(Some("serde_json::de"), Some("/root/.cargo/registry/src/x/serde_json-1.0/src/de.rs")), false),
+            (
+                Platform::Rust,
+                frame(Some("serde_json::de"), Some("/root/.cargo/registry/src/x/serde_json-1.0/src/de.rs")),
+                false,
+            ),
             (Platform::DotNet, frame(Some("System.Number"), None), false),
             (Platform::DotNet, frame(Some("Acme.Orders.OrderService"), None), true),
         ];
@@ -200,7 +264,8 @@ mod tests {
         };
         assert!(rules.is_in_app(Platform::Java, &frame(Some("org.springframework.acme.Patch"), None)));
         assert!(rules.is_in_app(Platform::Java, &frame(Some("com.other.Thing"), Some("x"))));
-        let excluded = InAppRules { include_prefixes: vec![], exclude_prefixes: vec!["com.acme.generated.".to_owned()] };
+        let excluded =
+            InAppRules { include_prefixes: vec![], exclude_prefixes: vec!["com.acme.generated.".to_owned()] };
         assert!(!excluded.is_in_app(Platform::Java, &frame(Some("com.acme.generated.Dto"), None)));
         let by_path = InAppRules::including(["/app/vendor/acme/"]);
         assert!(by_path.is_in_app(Platform::Go, &frame(Some("github.com/acme/lib"), Some("/app/vendor/acme/lib.go"))));

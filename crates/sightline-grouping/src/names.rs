@@ -161,12 +161,13 @@ pub(crate) fn javascript_file_component(filename: &str) -> Option<String> {
             .collect();
         segments = kept;
     }
-    if let Some(first) = segments.first_mut() {
-        if let Some((stem, suffix)) = first.rsplit_once('-') {
-            if suffix.len() == 8 && is_content_hash(suffix) && !stem.is_empty() {
-                *first = stem;
-            }
-        }
+    if let Some(first) = segments.first_mut()
+        && let Some((stem, suffix)) = first.rsplit_once('-')
+        && suffix.len() == 8
+        && is_content_hash(suffix)
+        && !stem.is_empty()
+    {
+        *first = stem;
     }
     Some(segments.join(".").to_lowercase())
 }
@@ -191,7 +192,11 @@ mod tests {
         let cases = [
             (Platform::JavaScript, "Object.<anonymous>", None),
             (Platform::JavaScript, "new WebhookEvent", Some("WebhookEvent")),
-            (Platform::JavaScript, "Function.executeUserEntryPoint [as runMain]", Some("Function.executeUserEntryPoint")),
+            (
+                Platform::JavaScript,
+                "Function.executeUserEntryPoint [as runMain]",
+                Some("Function.executeUserEntryPoint"),
+            ),
             (Platform::JavaScript, "onCheckoutClick/<", Some("onCheckoutClick")),
             (Platform::JavaScript, "global code", None),
             (Platform::Go, "First[...]", Some("First")),
@@ -219,7 +224,10 @@ mod tests {
         );
         assert_eq!(clean_module(Platform::Java, "jdk.proxy2.$Proxy12"), "jdk.proxy2.$Proxy");
         assert_eq!(clean_module(Platform::Java, "com.acme.Checkout$1"), "com.acme.Checkout$");
-        assert_eq!(clean_module(Platform::DotNet, "Acme.Orders.OrderService.<>c__DisplayClass2_0"), "Acme.Orders.OrderService.<>c__DisplayClass");
+        assert_eq!(
+            clean_module(Platform::DotNet, "Acme.Orders.OrderService.<>c__DisplayClass2_0"),
+            "Acme.Orders.OrderService.<>c__DisplayClass"
+        );
         assert_eq!(clean_module(Platform::Rust, "std[e28293b1aa0f68bd]::panicking"), "std::panicking");
     }
 

@@ -29,6 +29,11 @@ fn accept_mixed_hex(matched: &str) -> bool {
         || (matched.bytes().any(|byte| byte.is_ascii_digit()) && matched.bytes().any(|byte| byte.is_ascii_alphabetic()))
 }
 
+/// IPv6 candidates must have a digit: `Bad::Request` or `cafe::face` are names, not addresses.
+fn accept_ip(matched: &str) -> bool {
+    !matched.contains(':') || matched.bytes().any(|byte| byte.is_ascii_digit())
+}
+
 const MONTH: &str = "(?:Jan|Feb|Mar|Apr|May|Jun|Jul|Aug|Sep|Oct|Nov|Dec)";
 const WEEKDAY: &str = "(?:Sun|Mon|Tue|Wed|Thu|Fri|Sat)";
 const TIMEZONE: &str = "(?:[-+]\\d{2}:?[0-5]\\d|UTC|UT|GMT|Z|(?:E|C|M|P)(?:ST|DT))";
@@ -36,18 +41,21 @@ const TIMEZONE: &str = "(?:[-+]\\d{2}:?[0-5]\\d|UTC|UT|GMT|Z|(?:E|C|M|P)(?:ST|DT
 /// Sentry's hostname pattern lists the 100 most common TLDs rather than every one.
 const TOP_LEVEL_DOMAINS: &str = "com|net|org|jp|de|uk|fr|br|it|ru|es|me|gov|pl|ca|au|cn|co|in|nl|edu|info|eu|ch|id|at|kr|cz|mx|be|tv|se|tr|tw|al|ua|ir|vn|cl|sk|ly|cc|to|no|fi|us|pt|dk|ar|hu|tk|gr|il|news|ro|my|biz|ie|za|nz|sg|ee|th|io|xyz|pe|bg|hk|rs|lt|link|ph|club|si|site|mobi|by|cat|wiki|la|ga|xxx|cf|hr|ng|jobs|online|kz|ug|gq|ae|is|lv|pro|fm|tips|ms|sa|app|local|internal|dev|cloud";
 
+/// (name, pattern, accept, keep_prefix) of one [`Parameter`] before compiling.
+type PatternSpec = (&'static str, String, fn(&str) -> bool, &'static str);
+
 static PARAMETERS: LazyLock<Vec<Parameter>> = LazyLock::new(|| {
     let ipv4_octet = r"(?:25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)";
+    // Leftmost-first alternation: forms with more groups after `::` come first so the longest address wins.
     let ipv6 = [
-        r"(?:[0-9a-fA-F]{1,4}:){7}[0-9a-fA-F]{1,4}",
-        r"(?:[0-9a-fA-F]{1,4}:){1,7}:",
-        r"(?:[0-9a-fA-F]{1,4}:){1,6}:[0-9a-fA-F]{1,4}",
-        r"(?:[0-9a-fA-F]{1,4}:){1,5}(?::[0-9a-fA-F]{1,4}){1,2}",
-        r"(?:[0-9a-fA-F]{1,4}:){1,4}(?::[0-9a-fA-F]{1,4}){1,3}",
-        r"(?:[0-9a-fA-F]{1,4}:){1,3}(?::[0-9a-fA-F]{1,4}){1,4}",
-        r"(?:[0-9a-fA-F]{1,4}:){1,2}(?::[0-9a-fA-F]{1,4}){1,5}",
-        r"[0-9a-fA-F]{1,4}:(?::[0-9a-fA-F]{1,4}){1,6}",
-        r"::(?:[0-9a-fA-F]{1,4}:){0,5}[0-9a-fA-F]{1,4}",
+        r"\b(?:[0-9a-fA-F]{1,4}:){7}[0-9a-fA-F]{1,4}\b",
+        r"\b[0-9a-fA-F]{1,4}:(?::[0-9a-fA-F]{1,4}){1,6}\b",
+        r"\b(?:[0-9a-fA-F]{1,4}:){1,2}(?::[0-9a-fA-F]{1,4}){1,5}\b",
+        r"\b(?:[0-9a-fA-F]{1,4}:){1,3}(?::[0-9a-fA-F]{1,4}){1,4}\b",
+        r"\b(?:[0-9a-fA-F]{1,4}:){1,4}(?::[0-9a-fA-F]{1,4}){1,3}\b",
+        r"\b(?:[0-9a-fA-F]{1,4}:){1,5}(?::[0-9a-fA-F]{1,4}){1,2}\b",
+        r"\b(?:[0-9a-fA-F]{1,4}:){1,6}:[0-9a-fA-F]{1,4}\b",
+        r"::(?:[0-9a-fA-F]{1,4}:){0,5}[0-9a-fA-F]{1,4}\b",
     ]
     .join("|");
     let date = [
@@ -66,17 +74,27 @@ static PARAMETERS: LazyLock<Vec<Parameter>> = LazyLock::new(|| {
         r"\b[0-2]\d:[0-5]\d:[0-5]\d(?:[.,]\d+)?\b".to_owned(),
     ]
     .join("|");
-    let patterns: Vec<(&'static str, String, fn(&str) -> bool, &'static str)> = vec![
+    let patterns: Vec<PatternSpec> = vec![
         ("email", r"[a-zA-Z0-9._%+-]+@[a-zA-Z0-9.-]+\.[a-zA-Z]{2,}\b".to_owned(), accept_all, ""),
         ("url", r"\b(?:wss?|https?|ftp)://[^\s/$.?#][^\s]*".to_owned(), accept_all, ""),
         ("hostname", format!(r"\b(?:[a-zA-Z0-9-]{{1,63}}\.)+(?i:{TOP_LEVEL_DOMAINS})\b"), accept_all, ""),
-        ("ip", format!(r"\b(?:{ipv4_octet}\.){{3}}{ipv4_octet}\b|(?:{ipv6})"), accept_all, ""),
+        ("ip", format!(r"\b(?:{ipv4_octet}\.){{3}}{ipv4_octet}\b|{ipv6}"), accept_ip, ""),
         ("traceparent", r"\b00-[0-9a-f]{32}-[0-9a-f]{16}-[0-9a-f]{2}\b".to_owned(), accept_all, ""),
-        ("uuid", r"\b[0-9a-fA-F]{8}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{12}\b".to_owned(), accept_all, ""),
+        (
+            "uuid",
+            r"\b[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}\b".to_owned(),
+            accept_all,
+            "",
+        ),
         ("sha1", r"\b[0-9a-fA-F]{40}\b".to_owned(), accept_mixed_hex, ""),
         ("md5", r"\b[0-9a-fA-F]{32}\b".to_owned(), accept_mixed_hex, ""),
         ("date", date, accept_all, ""),
-        ("duration", r"\b\d+(?:\.\d+)?\s?(?:ns|us|µs|ms|s|secs?|seconds?|mins?|minutes?|h|hrs?|hours?|days?)\b".to_owned(), accept_all, ""),
+        (
+            "duration",
+            r"\b\d+(?:\.\d+)?\s?(?:ns|us|µs|ms|s|secs?|seconds?|mins?|minutes?|h|hrs?|hours?|days?)\b".to_owned(),
+            accept_all,
+            "",
+        ),
         // 0x-prefixed of any length, or 7 (short git SHA) to 128 characters mixing digits and letters.
         ("hex", r"\b0[xX][0-9a-fA-F]+\b|\b[0-9a-fA-F]{7,128}\b".to_owned(), accept_mixed_hex, ""),
         ("float", r"-\d+\.\d+\b|\b\d+\.\d+\b".to_owned(), accept_all, ""),

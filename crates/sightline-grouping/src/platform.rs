@@ -77,7 +77,8 @@ mod tests {
 
     #[test]
     fn serializes_in_snake_case() {
-        let json = serde_json::to_string(&[Platform::Python, Platform::JavaScript, Platform::DotNet]).unwrap();
+        let json =
+            serde_json::to_string(&[Platform::Python, Platform::JavaScript, Platform::DotNet]).expect("serializes");
         assert_eq!(json, r#"["python","javascript","dotnet"]"#);
     }
 }

@@ -325,7 +325,11 @@ fn rust_short_and_full_backtraces_give_the_same_frames_but_paths() {
     let short = parse_stacktrace(&fixture("rust/panic_short.input.txt"), None);
     let full = parse_stacktrace(&fixture("rust/panic_full.input.txt"), None);
     let names = |stack: &ParsedStack| -> Vec<(Option<String>, Option<String>, Option<u32>)> {
-        stack.exceptions[0].frames.iter().map(|frame| (frame.module.clone(), frame.function.clone(), frame.lineno)).collect()
+        stack.exceptions[0]
+            .frames
+            .iter()
+            .map(|frame| (frame.module.clone(), frame.function.clone(), frame.lineno))
+            .collect()
     };
     assert_eq!(names(&short), names(&full));
 }

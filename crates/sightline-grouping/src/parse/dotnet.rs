@@ -32,8 +32,9 @@ static FRAME_LINE: LazyLock<Regex> = LazyLock::new(|| {
     .expect("dotnet frame regex compiles")
 });
 
-static ASYNC_STATE_MACHINE: LazyLock<Regex> =
-    LazyLock::new(|| Regex::new(r"^(?P<type>.*)[.+]<(?P<method>[^>]+)>d__\d+$").expect("async state machine regex compiles"));
+static ASYNC_STATE_MACHINE: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(r"^(?P<type>.*)[.+]<(?P<method>[^>]+)>d__\d+$").expect("async state machine regex compiles")
+});
 
 const END_OF_INNER: &str = "--- End of inner exception stack trace ---";
 
@@ -100,10 +101,10 @@ pub(super) fn parse(lines: &[&str]) -> Vec<ParsedException> {
             }
         }
     }
-    if chain.is_empty() {
-        if let Some(text) = header_text {
-            chain = split_header(&text);
-        }
+    if chain.is_empty()
+        && let Some(text) = header_text
+    {
+        chain = split_header(&text);
     }
     for exception in &mut chain {
         exception.frames.reverse();
@@ -192,10 +193,10 @@ fn split_method(method: &str) -> Option<(Option<&str>, &str)> {
 }
 
 fn demystify_async(module: Option<&str>, function: &str) -> (Option<String>, String) {
-    if function == "MoveNext" {
-        if let Some(captures) = module.and_then(|module| ASYNC_STATE_MACHINE.captures(module)) {
-            return (Some(captures["type"].to_owned()), captures["method"].to_owned());
-        }
+    if function == "MoveNext"
+        && let Some(captures) = module.and_then(|module| ASYNC_STATE_MACHINE.captures(module))
+    {
+        return (Some(captures["type"].to_owned()), captures["method"].to_owned());
     }
     (module.map(str::to_owned), function.to_owned())
 }
@@ -206,17 +207,23 @@ mod tests {
 
     #[test]
     fn splits_methods() {
-        assert_eq!(split_method("System.Number.ThrowFormatException[TChar]"), Some((Some("System.Number"), "ThrowFormatException[TChar]")));
+        assert_eq!(
+            split_method("System.Number.ThrowFormatException[TChar]"),
+            Some((Some("System.Number"), "ThrowFormatException[TChar]"))
+        );
         assert_eq!(split_method("Acme.Order..ctor"), Some((Some("Acme.Order"), ".ctor")));
         assert_eq!(split_method("Main"), Some((None, "Main")));
     }
 
     #[test]
     fn names_async_state_machines_after_their_method() {
-        let frame = parse_frame("   at Acme.Orders.Program.<Main>d__0.MoveNext() in /src/Program.cs:line 42").unwrap();
+        let frame =
+            parse_frame("   at Acme.Orders.Program.<Main>d__0.MoveNext() in /src/Program.cs:line 42").expect("frame");
         assert_eq!(frame.module.as_deref(), Some("Acme.Orders.Program"));
         assert_eq!(frame.function.as_deref(), Some("Main"));
-        let mono = parse_frame("  at Acme.Orders.OrderService+<PlaceAsync>d__1.MoveNext () [0x000a1] in /src/Program.cs:20 ").unwrap();
+        let mono =
+            parse_frame("  at Acme.Orders.OrderService+<PlaceAsync>d__1.MoveNext () [0x000a1] in /src/Program.cs:20 ")
+                .expect("frame");
         assert_eq!(mono.module.as_deref(), Some("Acme.Orders.OrderService"));
         assert_eq!((mono.function.as_deref(), mono.lineno), (Some("PlaceAsync"), Some(20)));
     }

@@ -5,11 +5,11 @@
 //!
 //! goroutine 6 [running]:
 //! main.(*Inventory).Reserve(...)
-//! 	/srv/shop/inventory/main.go:19
+//!     /srv/shop/inventory/main.go:19
 //! github.com/acme/shop/orders.First[...]({0xc000036740?, 0x2?}, 0x52f510?)
-//! 	/srv/shop/orders/orders.go:35 +0xdc
+//!     /srv/shop/orders/orders.go:35 +0xdc
 //! created by main.main in goroutine 1
-//! 	/srv/shop/inventory/main.go:27 +0xed
+//!     /srv/shop/inventory/main.go:27 +0xed
 //! ```
 //! Only the first goroutine is read: with `GOTRACEBACK=all` the others are bystanders. A `created by`
 //! line is the outermost frame (the `go` statement). Addresses and argument words are dropped.
@@ -35,7 +35,8 @@ pub(super) fn is_signature_line(line: &str) -> bool {
     GOROUTINE_HEADER.is_match(line)
         || line.starts_with("panic: ")
         || line.starts_with("created by ")
-        || (line.starts_with('\t') && LOCATION_LINE.captures(line).is_some_and(|captures| captures["file"].ends_with(".go")))
+        || (line.starts_with('\t')
+            && LOCATION_LINE.captures(line).is_some_and(|captures| captures["file"].ends_with(".go")))
 }
 
 /// Reads the panic (or dumped error) and the first goroutine's frames.
@@ -87,12 +88,11 @@ pub(super) fn parse(lines: &[&str]) -> Vec<ParsedException> {
         if line.starts_with(char::is_whitespace) || trimmed.is_empty() {
             continue;
         }
-        let call = trimmed.strip_prefix("created by ").map_or(trimmed, |creator| {
-            creator.split_once(" in goroutine ").map_or(creator, |(function, _)| function)
-        });
-        pending_function = split_qualified_name(strip_arguments(call)).map(|(module, function)| {
-            (module.as_deref().map(bounded_field), bounded_field(function))
-        });
+        let call = trimmed
+            .strip_prefix("created by ")
+            .map_or(trimmed, |creator| creator.split_once(" in goroutine ").map_or(creator, |(function, _)| function));
+        pending_function = split_qualified_name(strip_arguments(call))
+            .map(|(module, function)| (module.as_deref().map(bounded_field), bounded_field(function)));
     }
     let Some(mut exception) = exception else {
         return Vec::new();

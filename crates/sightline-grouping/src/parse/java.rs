@@ -2,13 +2,13 @@
 //!
 //! ```text
 //! Exception in thread "main" java.lang.RuntimeException: checkout failed for order 1042
-//! 	at com.acme.shop.CheckoutFailure.placeOrder(CheckoutFailure.java:38)
+//!     at com.acme.shop.CheckoutFailure.placeOrder(CheckoutFailure.java:38)
 //! Caused by: java.lang.NumberFormatException: For input string: "12 boxes"
-//! 	at java.base/java.lang.Integer.parseInt(Integer.java:668)
-//! 	at com.acme.shop.CheckoutFailure.reserve(CheckoutFailure.java:28)
-//! 	... 2 more
-//! 	Suppressed: java.lang.IllegalStateException: lock 42 was already released
-//! 		at com.acme.shop.CheckoutFailure$InventoryLock.close(CheckoutFailure.java:14)
+//!     at java.base/java.lang.Integer.parseInt(Integer.java:668)
+//!     at com.acme.shop.CheckoutFailure.reserve(CheckoutFailure.java:28)
+//!     ... 2 more
+//!     Suppressed: java.lang.IllegalStateException: lock 42 was already released
+//!         at com.acme.shop.CheckoutFailure$InventoryLock.close(CheckoutFailure.java:14)
 //! ```
 //! `... N more` means "the last N frames are those of the enclosing trace" (`Throwable.printEnclosedStackTrace`);
 //! they are restored so that each exception carries its full stack, as Sentry's Java SDK sends it.
@@ -27,8 +27,9 @@ static FRAME_LINE: LazyLock<Regex> = LazyLock::new(|| {
         .expect("java frame regex compiles")
 });
 
-static MORE_LINE: LazyLock<Regex> =
-    LazyLock::new(|| Regex::new(r"^\s*\.\.\. (?P<count>\d+) (?:more|common frames omitted)\s*$").expect("more regex compiles"));
+static MORE_LINE: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(r"^\s*\.\.\. (?P<count>\d+) (?:more|common frames omitted)\s*$").expect("more regex compiles")
+});
 
 /// Whether the line is distinctive of a JVM trace (for format detection).
 pub(super) fn is_signature_line(line: &str) -> bool {
@@ -91,22 +92,24 @@ pub(super) fn parse(lines: &[&str]) -> Vec<ParsedException> {
             Some((_thread, rest)) => rest,
             None => trimmed,
         };
-        if indent == 0 && !reading_message {
-            if let Some((exception_type, message)) = header_parts(header) {
-                if !chain.is_empty() {
-                    // A second trace in the same text: the first one is the exception.
-                    break;
-                }
-                chain.push(ParsedException::new(exception_type, message));
-                reading_message = true;
-                continue;
+        if indent == 0
+            && !reading_message
+            && let Some((exception_type, message)) = header_parts(header)
+        {
+            if !chain.is_empty() {
+                // A second trace in the same text: the first one is the exception.
+                break;
             }
+            chain.push(ParsedException::new(exception_type, message));
+            reading_message = true;
+            continue;
         }
-        if reading_message && !trimmed.is_empty() {
-            if let Some(exception) = chain.last_mut() {
-                exception.message.push('\n');
-                exception.message.push_str(trimmed);
-            }
+        if reading_message
+            && !trimmed.is_empty()
+            && let Some(exception) = chain.last_mut()
+        {
+            exception.message.push('\n');
+            exception.message.push_str(trimmed);
         }
     }
     for exception in &mut chain {
@@ -139,7 +142,8 @@ fn restore_common_frames(chain: &mut [ParsedException], count: usize) {
 fn parse_frame(line: &str) -> Option<StackFrame> {
     let captures = FRAME_LINE.captures(line)?;
     let qualified = &captures["qualified"];
-    let (module, function) = qualified.rsplit_once('.').map_or((None, qualified), |(class, method)| (Some(class), method));
+    let (module, function) =
+        qualified.rsplit_once('.').map_or((None, qualified), |(class, method)| (Some(class), method));
     if function.is_empty() {
         return None;
     }
@@ -187,7 +191,8 @@ mod tests {
 
     #[test]
     fn continues_multiline_messages() {
-        let exceptions = parse_text("java.sql.SQLException: syntax error\nnear \"SELEC\"\n\tat com.acme.Db.run(Db.java:1)");
+        let exceptions =
+            parse_text("java.sql.SQLException: syntax error\nnear \"SELEC\"\n\tat com.acme.Db.run(Db.java:1)");
         assert_eq!(exceptions[0].message, "syntax error\nnear \"SELEC\"");
     }
 }

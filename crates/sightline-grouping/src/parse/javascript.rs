@@ -78,8 +78,10 @@ pub(super) fn parse(lines: &[&str]) -> Vec<ParsedException> {
 
     for raw_line in lines {
         let trimmed = raw_line.trim();
-        let opens_inspection = trimmed.ends_with(" {") && exceptions.last().is_some();
-        let line = if opens_inspection { &raw_line[..raw_line.len() - 2] } else { raw_line };
+        // Node's inspection block (`{ [cause]: ..., code: ... }`) opens after the last frame. Cut at the
+        // trimmed end: trailing whitespace may be multi-byte.
+        let opens_inspection = trimmed.ends_with(" {");
+        let line = if opens_inspection { &raw_line[..raw_line.trim_end().len() - 2] } else { raw_line };
 
         if let Some(frame) = parse_frame(line) {
             if let Some(header) = open_header.take() {
@@ -266,6 +268,13 @@ mod tests {
         assert_eq!((frames[2].function.as_deref(), frames[2].lineno), (None, Some(3)));
         assert_eq!((frames[1].filename.as_deref(), frames[1].lineno), (Some("<anonymous>"), Some(5)));
         assert_eq!(frames[0].filename.as_deref(), Some("node:internal/main/run_main_module"));
+    }
+
+    #[test]
+    fn opens_an_inspection_block_before_multibyte_whitespace() {
+        let exceptions = parse_text("Error: x\n    at f (/a.js:1:1) {\u{3000}\n  code: 'E'\n}");
+        assert_eq!(exceptions.len(), 1);
+        assert_eq!(exceptions[0].frames.len(), 1);
     }
 
     #[test]

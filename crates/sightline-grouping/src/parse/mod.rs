@@ -43,7 +43,9 @@ pub fn parse_stacktrace(text: &str, hint: Option<Platform>) -> ParsedStack {
             exceptions = detected_exceptions;
         }
     }
-    exceptions.retain(|exception| !exception.exception_type.is_empty() || !exception.message.is_empty() || !exception.frames.is_empty());
+    exceptions.retain(|exception| {
+        !exception.exception_type.is_empty() || !exception.message.is_empty() || !exception.frames.is_empty()
+    });
     if exceptions.is_empty() {
         exceptions.push(fallback_exception(&lines));
     }

@@ -92,10 +92,11 @@ pub(super) fn parse(lines: &[&str]) -> Vec<ParsedException> {
                     });
                     previous_was_frame = true;
                 } else if is_source_or_marker_line(line) {
-                    if previous_was_frame && !is_caret_marker(trimmed) {
-                        if let Some(frame) = exception.frames.last_mut() {
-                            frame.context_line = Some(bounded_field(trimmed));
-                        }
+                    if previous_was_frame
+                        && !is_caret_marker(trimmed)
+                        && let Some(frame) = exception.frames.last_mut()
+                    {
+                        frame.context_line = Some(bounded_field(trimmed));
                     }
                     previous_was_frame = false;
                 } else if let Some((exception_type, message)) = split_type_and_message(trimmed) {
@@ -199,7 +200,10 @@ mod tests {
     fn derives_modules_from_paths() {
         let cases = [
             ("/usr/lib/python3/dist-packages/requests/api.py", Some("requests.api")),
-            ("/root/.pyenv/versions/3.11.7/lib/python3.11/site-packages/jinja2/environment.py", Some("jinja2.environment")),
+            (
+                "/root/.pyenv/versions/3.11.7/lib/python3.11/site-packages/jinja2/environment.py",
+                Some("jinja2.environment"),
+            ),
             ("/usr/local/lib/python3.12/json/decoder.py", Some("json.decoder")),
             ("/srv/releases/v1.2.3/shop/cart.py", Some("shop.cart")),
             ("/srv/releases/20240601/shop/__init__.py", Some("shop")),

@@ -135,7 +135,11 @@ pub(super) fn parse(lines: &[&str]) -> Vec<ParsedException> {
 /// `Caused by:` items (`0: msg` or plain, one per line) become causes; color-eyre's `Error:` with an empty
 /// message takes its first numbered item as the message.
 fn read_chain_line(chain: &mut Vec<ParsedException>, trimmed: &str) {
-    if trimmed.is_empty() || trimmed == "Caused by:" || trimmed.starts_with("note: ") || trimmed.starts_with("Location:") {
+    if trimmed.is_empty()
+        || trimmed == "Caused by:"
+        || trimmed.starts_with("note: ")
+        || trimmed.starts_with("Location:")
+    {
         return;
     }
     let item = match trimmed.split_once(": ") {
@@ -181,19 +185,20 @@ pub(crate) fn split_rust_path(symbol: &str) -> (Option<&str>, &str) {
         }
         index += 1;
     }
-    let function_start = separators
-        .iter()
-        .rev()
-        .find(|separator| !is_closure_marker(&symbol[**separator + 2..]))
-        .copied();
+    let function_start =
+        separators.iter().rev().find(|separator| !is_closure_marker(&symbol[**separator + 2..])).copied();
     match function_start {
         Some(separator) => (Some(&symbol[..separator]), &symbol[separator + 2..]),
         None => (None, symbol),
     }
 }
 
+/// Segments that belong to the function before them: closures and turbofish generic arguments (`::<T>`).
 fn is_closure_marker(rest: &str) -> bool {
-    rest.starts_with("{{closure}}") || rest.starts_with("{closure#") || rest.starts_with("{{constant}}")
+    rest.starts_with("{{closure}}")
+        || rest.starts_with("{closure#")
+        || rest.starts_with("{{constant}}")
+        || rest.starts_with('<')
 }
 
 /// The crate a symbol belongs to, looking through `<`, `&`, `dyn` and `impl` wrappers:
@@ -265,19 +270,31 @@ mod tests {
 
     #[test]
     fn splits_rust_paths() {
-        assert_eq!(split_rust_path("shop::Inventory::reserve::{{closure}}"), (Some("shop::Inventory"), "reserve::{{closure}}"));
+        assert_eq!(
+            split_rust_path("shop::Inventory::reserve::{{closure}}"),
+            (Some("shop::Inventory"), "reserve::{{closure}}")
+        );
         assert_eq!(
             split_rust_path("<core::slice::iter::Iter<T> as core::iter::traits::iterator::Iterator>::fold"),
             (Some("<core::slice::iter::Iter<T> as core::iter::traits::iterator::Iterator>"), "fold")
         );
-        assert_eq!(split_rust_path("core::panicking::panic_display::<&str>"), (Some("core::panicking"), "panic_display::<&str>"));
+        assert_eq!(
+            split_rust_path("core::panicking::panic_display::<&str>"),
+            (Some("core::panicking"), "panic_display::<&str>")
+        );
         assert_eq!(split_rust_path("main"), (None, "main"));
     }
 
     #[test]
     fn finds_crates_through_wrappers() {
-        assert_eq!(crate_of("<&dyn core::ops::function::Fn<()> as core::ops::function::FnOnce<()>>::call_once"), "core");
-        assert_eq!(crate_of("<<std::sys::backtrace::BacktraceLock>::print::DisplayBacktrace as core::fmt::Display>::fmt"), "std");
+        assert_eq!(
+            crate_of("<&dyn core::ops::function::Fn<()> as core::ops::function::FnOnce<()>>::call_once"),
+            "core"
+        );
+        assert_eq!(
+            crate_of("<<std::sys::backtrace::BacktraceLock>::print::DisplayBacktrace as core::fmt::Display>::fmt"),
+            "std"
+        );
         assert_eq!(crate_of("shop::main"), "shop");
     }
 

@@ -4,7 +4,9 @@
 
 use std::path::PathBuf;
 
-use sightline_grouping::{Fingerprint, GroupingInput, InAppRules, ParsedStack, Platform, fingerprint, parse_stacktrace};
+use sightline_grouping::{
+    Fingerprint, GroupingInput, InAppRules, ParsedStack, Platform, fingerprint, parse_stacktrace,
+};
 
 /// Reads `tests/fixtures/<relative>` (captured runtime output, see tests/fixtures/README.md).
 pub fn fixture(relative: &str) -> String {

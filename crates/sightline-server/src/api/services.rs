@@ -156,7 +156,7 @@ mod tests {
     fn settings_patch_is_validated() {
         assert_eq!(
             parse_settings_patch(br#"{"retention_days": 7}"#).ok(),
-            Some(ProjectSettingsPatch { retention_days: Some(7), trace_sample_rate: None })
+            Some(ProjectSettingsPatch { retention_days: Some(7), ..ProjectSettingsPatch::default() })
         );
         assert_eq!(
             parse_settings_patch(br#"{"trace_sample_rate": 0}"#).ok().and_then(|patch| patch.trace_sample_rate),
