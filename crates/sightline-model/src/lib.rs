@@ -7,6 +7,7 @@
 //! them as JSON without losing the OTLP value type.
 
 pub mod attributes;
+pub mod event;
 pub mod ids;
 pub mod log;
 pub mod metric;
@@ -16,6 +17,7 @@ pub mod semconv;
 pub mod span;
 
 pub use attributes::Attributes;
+pub use event::{EventType, ProductEvent};
 pub use ids::{SpanId, TraceId};
 pub use log::LogRecord;
 pub use metric::{Metric, MetricKind, MetricPoint, PointValue};

@@ -4,14 +4,15 @@
 //! path (slug or id). Errors are JSON `{"error": {"code", "message"}}` with the matching status.
 
 mod issues;
-mod traces;
 mod logs;
 mod metrics;
 mod params;
 mod series;
 mod services;
+mod sourcemaps;
 #[cfg(test)]
 mod tests;
+mod traces;
 
 use std::sync::Arc;
 
@@ -63,14 +64,20 @@ impl From<StoreError> for ApiError {
             StoreError::Conflict(message) => ApiError::invalid(message),
             StoreError::Database(message) => {
                 tracing::error!(%message, "Query failed");
-                ApiError { status: StatusCode::SERVICE_UNAVAILABLE, code: "unavailable", message: "storage is unavailable; retry shortly".into() }
+                ApiError {
+                    status: StatusCode::SERVICE_UNAVAILABLE,
+                    code: "unavailable",
+                    message: "storage is unavailable; retry shortly".into(),
+                }
             }
         }
     }
 }
 
 /// Runs a blocking store call on the blocking pool.
-pub(crate) async fn blocking<T: Send + 'static>(call: impl FnOnce() -> Result<T, ApiError> + Send + 'static) -> Result<T, ApiError> {
+pub(crate) async fn blocking<T: Send + 'static>(
+    call: impl FnOnce() -> Result<T, ApiError> + Send + 'static,
+) -> Result<T, ApiError> {
     tokio::task::spawn_blocking(call).await.map_err(|error| ApiError {
         status: StatusCode::INTERNAL_SERVER_ERROR,
         code: "internal",
@@ -90,12 +97,21 @@ pub(crate) enum Access {
 /// Resolves `{project}` and checks the request's key may read it. Errors: 401 without a valid
 /// key, 403 for an ingest-only key, 404 when the project does not exist or the key belongs to
 /// another project (not revealing which projects exist).
-pub(crate) async fn authorize_read(state: &AppState, headers: &HeaderMap, project: String) -> Result<Project, ApiError> {
+pub(crate) async fn authorize_read(
+    state: &AppState,
+    headers: &HeaderMap,
+    project: String,
+) -> Result<Project, ApiError> {
     authorize(state, headers, project, Access::Read).await
 }
 
 /// Like [`authorize_read`] for `access`; `Admin` answers 403 to `read` and `ingest` keys.
-pub(crate) async fn authorize(state: &AppState, headers: &HeaderMap, project: String, access: Access) -> Result<Project, ApiError> {
+pub(crate) async fn authorize(
+    state: &AppState,
+    headers: &HeaderMap,
+    project: String,
+    access: Access,
+) -> Result<Project, ApiError> {
     let key = key_from_headers(headers).ok_or_else(|| ApiError {
         status: StatusCode::UNAUTHORIZED,
         code: "unauthenticated",
@@ -115,7 +131,7 @@ pub(crate) async fn authorize(state: &AppState, headers: &HeaderMap, project: St
             }
             Access::Admin if record.scope != KeyScope::All => {
                 return Err(forbidden(
-                    "changing project settings needs a key with scope 'all': 'sightline key create --scope all'",
+                    "changing project settings or uploads needs a key with scope 'all': 'sightline key create --scope all'",
                 ));
             }
             _ => {}
@@ -167,6 +183,7 @@ pub fn routes() -> Router<Arc<AppState>> {
         .merge(logs::routes())
         .merge(metrics::routes())
         .merge(services::routes())
+        .merge(sourcemaps::routes())
         .fallback(|| async { ApiError::not_found("no such route; see the README for the API") })
 }
 

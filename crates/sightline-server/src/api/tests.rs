@@ -386,7 +386,8 @@ async fn project_settings_services_and_outcomes() {
     assert_eq!(project["retention_days"], 30);
 
     let uri = "/api/v1/projects/shop";
-    let (status, body) = fixture.send(Method::PATCH, uri, Some(&fixture.read_key), Some(json!({"retention_days": 1}))).await;
+    let (status, body) =
+        fixture.send(Method::PATCH, uri, Some(&fixture.read_key), Some(json!({"retention_days": 1}))).await;
     assert_eq!(status, StatusCode::FORBIDDEN, "a read key cannot shorten retention: {body}");
     let (status, updated) =
         fixture.send(Method::PATCH, uri, Some(&fixture.admin_key), Some(json!({"retention_days": 7}))).await;
@@ -409,4 +410,154 @@ async fn project_settings_services_and_outcomes() {
     let (status, outcomes) = fixture.get("/outcomes").await;
     assert_eq!(status, StatusCode::OK, "{outcomes}");
     assert_eq!(outcomes["outcomes"][0], json!({"signal": "traces", "outcome": "accepted", "count": 1}));
+}
+
+/// A real terser source map (see `crates/sightline/tests/fixtures/sourcemaps/build.sh`).
+const SOURCE_MAP: &[u8] =
+    include_bytes!("../../../sightline/tests/fixtures/sourcemaps/1.0.0/dist/main.1a2b3c4d.js.map");
+
+/// A `multipart/form-data` body of `(field name, file name, content)` parts; a part without a
+/// file name is a text field.
+fn multipart_body(parts: &[(&str, Option<&str>, &[u8])]) -> (String, Vec<u8>) {
+    let boundary = "sightline-test-boundary-7d2f";
+    let mut body = Vec::new();
+    for (field, file_name, content) in parts {
+        body.extend_from_slice(format!("--{boundary}\r\n").as_bytes());
+        match file_name {
+            Some(file_name) => body.extend_from_slice(
+                format!("Content-Disposition: form-data; name=\"{field}\"; filename=\"{file_name}\"\r\nContent-Type: application/json\r\n\r\n").as_bytes(),
+            ),
+            None => body.extend_from_slice(format!("Content-Disposition: form-data; name=\"{field}\"\r\n\r\n").as_bytes()),
+        }
+        body.extend_from_slice(content);
+        body.extend_from_slice(b"\r\n");
+    }
+    body.extend_from_slice(format!("--{boundary}--\r\n").as_bytes());
+    (format!("multipart/form-data; boundary={boundary}"), body)
+}
+
+impl Fixture {
+    async fn upload(&self, release: &str, key: &str, parts: &[(&str, Option<&str>, &[u8])]) -> (StatusCode, Value) {
+        let (content_type, body) = multipart_body(parts);
+        let request = Request::builder()
+            .method(Method::POST)
+            .uri(format!("/api/v1/projects/shop/releases/{release}/sourcemaps"))
+            .header("authorization", format!("Bearer {key}"))
+            .header("content-type", content_type)
+            .body(Body::from(body))
+            .expect("request");
+        let response = self.router.clone().oneshot(request).await.expect("response");
+        let status = response.status();
+        let bytes = response.into_body().collect().await.expect("body").to_bytes();
+        (status, serde_json::from_slice(&bytes).unwrap_or(Value::Null))
+    }
+}
+
+#[tokio::test]
+async fn source_maps_are_uploaded_listed_replaced_and_deleted() {
+    let fixture = Fixture::new();
+    let map_part = [("file", Some("main.1a2b3c4d.js.map"), SOURCE_MAP)];
+    let (status, body) = fixture.upload("1.0.0", &fixture.read_key, &map_part).await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "a read key may not upload: {body}");
+    let (status, _) = fixture.upload("1.0.0", &fixture.ingest_key, &map_part).await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+
+    // A `name` field names the next file; otherwise the part's file name does.
+    let url = "https://cdn.example.com/static/js/main.1a2b3c4d.js.map";
+    let (status, body) = fixture
+        .upload(
+            "1.0.0",
+            &fixture.admin_key,
+            &[
+                ("name", None, url.as_bytes()),
+                ("file", Some("ignored.map"), SOURCE_MAP),
+                ("file", Some("vendor.js"), SOURCE_MAP),
+            ],
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    let stored: Vec<(&str, &str, u64)> = body["sourcemaps"]
+        .as_array()
+        .expect("list")
+        .iter()
+        .map(|map| {
+            (
+                map["name"].as_str().expect("name"),
+                map["file"].as_str().expect("file"),
+                map["size_bytes"].as_u64().expect("size"),
+            )
+        })
+        .collect();
+    let size = SOURCE_MAP.len() as u64;
+    assert_eq!(stored, [(url, "main.1a2b3c4d.js", size), ("vendor.js", "vendor.js", size)]);
+
+    // Re-uploading a name replaces it.
+    let (status, _) = fixture.upload("1.0.0", &fixture.admin_key, &[("file", Some("vendor.js"), SOURCE_MAP)]).await;
+    assert_eq!(status, StatusCode::CREATED);
+    let (status, listed) = fixture.get("/releases/1.0.0/sourcemaps").await;
+    assert_eq!(status, StatusCode::OK, "{listed}");
+    assert_eq!(listed["sourcemaps"].as_array().map(Vec::len), Some(2));
+    assert_eq!(listed["sourcemaps"][0]["name"], url);
+    let (_, other_release) = fixture.get("/releases/2.0.0/sourcemaps").await;
+    assert_eq!(other_release["sourcemaps"], json!([]));
+
+    let encoded = "https%3A%2F%2Fcdn.example.com%2Fstatic%2Fjs%2Fmain.1a2b3c4d.js.map";
+    let delete_uri = format!("/api/v1/projects/shop/releases/1.0.0/sourcemaps/{encoded}");
+    let (status, _) = fixture.send(Method::DELETE, &delete_uri, Some(&fixture.read_key), None).await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    let (status, body) = fixture.send(Method::DELETE, &delete_uri, Some(&fixture.admin_key), None).await;
+    assert_eq!(status, StatusCode::NO_CONTENT, "{body}");
+    let (status, _) = fixture.send(Method::DELETE, &delete_uri, Some(&fixture.admin_key), None).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    let unencoded = "/api/v1/projects/shop/releases/1.0.0/sourcemaps/vendor.js";
+    let (status, _) = fixture.send(Method::DELETE, unencoded, Some(&fixture.admin_key), None).await;
+    assert_eq!(status, StatusCode::NO_CONTENT);
+    let (_, listed) = fixture.get("/releases/1.0.0/sourcemaps").await;
+    assert_eq!(listed["sourcemaps"], json!([]));
+}
+
+#[tokio::test]
+async fn bad_and_oversized_source_maps_are_refused() {
+    let fixture = Fixture::new();
+    let admin = fixture.admin_key.clone();
+    let minified_js: &[u8] = b"function n(n){return n.price.amount}";
+    let (status, body) = fixture
+        .upload(
+            "1.0.0",
+            &admin,
+            &[("file", Some("good.js.map"), SOURCE_MAP), ("file", Some("main.js.map"), minified_js)],
+        )
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    assert_eq!(body["error"]["code"], "invalid_sourcemap");
+    assert!(
+        body["error"]["message"].as_str().expect("message").starts_with("main.js.map is not a valid source map"),
+        "{body}"
+    );
+    let (status, body) = fixture.upload("1.0.0", &admin, &[("file", Some("empty.js.map"), b"{}")]).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "a map without mappings: {body}");
+    let (_, listed) = fixture.get("/releases/1.0.0/sourcemaps").await;
+    assert_eq!(listed["sourcemaps"], json!([]), "a bad upload stores nothing");
+
+    let (status, body) = fixture.upload("1.0.0", &admin, &[("file", None, SOURCE_MAP)]).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "a file part needs a name: {body}");
+    let (status, _) = fixture.upload("1.0.0", &admin, &[]).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "an upload without files");
+    let (status, body) = fixture
+        .send(Method::POST, "/api/v1/projects/shop/releases/1.0.0/sourcemaps", Some(&admin), Some(json!({})))
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "JSON is not multipart: {body}");
+
+    let too_big_file = vec![b' '; crate::pipeline::symbolicate::MAX_SOURCEMAP_BYTES + 1];
+    let (status, body) = fixture.upload("1.0.0", &admin, &[("file", Some("huge.js.map"), &too_big_file)]).await;
+    assert_eq!(status, StatusCode::PAYLOAD_TOO_LARGE, "{body}");
+    assert!(body["error"]["message"].as_str().expect("message").contains("huge.js.map"), "{body}");
+    let chunk = vec![b' '; 18 << 20];
+    let parts: Vec<(&str, Option<&str>, &[u8])> = vec![
+        ("file", Some("a.js.map"), &chunk),
+        ("file", Some("b.js.map"), &chunk),
+        ("file", Some("c.js.map"), &chunk),
+    ];
+    let (status, body) = fixture.upload("1.0.0", &admin, &parts).await;
+    assert_eq!(status, StatusCode::PAYLOAD_TOO_LARGE, "54 MiB in all: {body}");
 }

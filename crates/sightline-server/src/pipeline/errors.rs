@@ -1,5 +1,6 @@
 //! Deriving error events at ingest: span `exception` events, ERROR spans, and error logs become
-//! [`ErrorEvent`]s with their context, parsed stack trace and fingerprint (Sentry-style
+//! [`ErrorEvent`]s with their context, parsed stack trace (JavaScript frames translated with
+//! the release's source maps, see [`super::symbolicate`]) and fingerprint (Sentry-style
 //! grouping from `sightline-grouping`). Grouping into issues happens at commit, where the
 //! stored issues are known.
 
@@ -8,11 +9,12 @@ use std::collections::BTreeMap;
 use rand::Rng;
 use serde_json::Value;
 use sightline_grouping::{
-    Fingerprint, GroupingInput, InAppRules, ParsedException, ParsedStack, Platform, culprit, fingerprint, normalize_message,
-    parse_stacktrace,
+    Fingerprint, GroupingInput, InAppRules, ParsedException, ParsedStack, Platform, culprit, fingerprint,
+    normalize_message, parse_stacktrace,
 };
 use sightline_model::{Attributes, Batch, LogRecord, Resource, Span};
 
+use super::symbolicate::{ProjectSourceMaps, Symbolication};
 use crate::store::errors::{ErrorContext, ErrorEvent, ErrorSource, Level};
 
 /// Longest `exception.stacktrace` kept for display, bytes.
@@ -26,9 +28,18 @@ const SEVERITY_FATAL: i32 = 21;
 /// array of strings; `{{ default }}` stands for the default grouping.
 pub const FINGERPRINT_ATTRIBUTES: [&str; 2] = ["sightline.fingerprint", "fingerprint"];
 
+/// The project settings error derivation applies.
+#[derive(Clone, Copy)]
+pub struct DeriveOptions<'a> {
+    /// In-app rules for stack frames.
+    pub rules: &'a InAppRules,
+    /// Source maps for JavaScript events with a release; `None` leaves frames as sent.
+    pub sourcemaps: Option<ProjectSourceMaps<'a>>,
+}
+
 /// Error events of a span batch: one per `exception` span event, plus one per ERROR span that
 /// has none.
-pub fn errors_from_spans(batch: &Batch<Span>, rules: &InAppRules) -> Vec<ErrorEvent> {
+pub fn errors_from_spans(batch: &Batch<Span>, options: DeriveOptions<'_>) -> Vec<ErrorEvent> {
     let mut events = Vec::new();
     for resource_group in batch {
         let resource = &resource_group.resource;
@@ -39,7 +50,11 @@ pub fn errors_from_spans(batch: &Batch<Span>, rules: &InAppRules) -> Vec<ErrorEv
                     has_exception = true;
                     let attributes = &span_event.attributes;
                     let context = span_context(resource, span);
-                    let timestamp = if span_event.time_unix_nano != 0 { span_event.time_unix_nano } else { span.end_time_unix_nano };
+                    let timestamp = if span_event.time_unix_nano != 0 {
+                        span_event.time_unix_nano
+                    } else {
+                        span.end_time_unix_nano
+                    };
                     events.push(build_event(
                         ErrorSource::SpanException,
                         Level::Error,
@@ -48,12 +63,14 @@ pub fn errors_from_spans(batch: &Batch<Span>, rules: &InAppRules) -> Vec<ErrorEv
                         [attributes, &span.attributes],
                         ExceptionFields::from_attributes(attributes),
                         context,
-                        rules,
+                        options,
                     ));
                 }
                 if span.is_error() && !has_exception {
-                    let message = if span.status_message.is_empty() { span.name.clone() } else { span.status_message.clone() };
-                    let fields = ExceptionFields { exception_type: String::new(), message, stacktrace: None, escaped: None };
+                    let message =
+                        if span.status_message.is_empty() { span.name.clone() } else { span.status_message.clone() };
+                    let fields =
+                        ExceptionFields { exception_type: String::new(), message, stacktrace: None, escaped: None };
                     let mut event = build_event(
                         ErrorSource::SpanStatus,
                         Level::Error,
@@ -62,7 +79,7 @@ pub fn errors_from_spans(batch: &Batch<Span>, rules: &InAppRules) -> Vec<ErrorEv
                         [&span.attributes, &span.attributes],
                         fields,
                         span_context(resource, span),
-                        rules,
+                        options,
                     );
                     event.tags.insert("span.name".into(), truncate(&span.name, 200));
                     events.push(event);
@@ -74,7 +91,7 @@ pub fn errors_from_spans(batch: &Batch<Span>, rules: &InAppRules) -> Vec<ErrorEv
 }
 
 /// Error events of a log batch: records with `exception.*` attributes or severity ≥ ERROR.
-pub fn errors_from_logs(batch: &Batch<LogRecord>, rules: &InAppRules) -> Vec<ErrorEvent> {
+pub fn errors_from_logs(batch: &Batch<LogRecord>, options: DeriveOptions<'_>) -> Vec<ErrorEvent> {
     let mut events = Vec::new();
     for resource_group in batch {
         let resource = &resource_group.resource;
@@ -109,7 +126,7 @@ pub fn errors_from_logs(batch: &Batch<LogRecord>, rules: &InAppRules) -> Vec<Err
                     [&record.attributes, &record.attributes],
                     fields,
                     context,
-                    rules,
+                    options,
                 ));
             }
         }
@@ -164,7 +181,8 @@ fn resource_context(resource: &Resource) -> ErrorContext {
     let attributes = &resource.attributes;
     ErrorContext {
         service: resource.service_name().to_owned(),
-        environment: string_attribute(&[attributes], &["deployment.environment.name", "deployment.environment"]).map(str::to_owned),
+        environment: string_attribute(&[attributes], &["deployment.environment.name", "deployment.environment"])
+            .map(str::to_owned),
         release: attributes.get_str("service.version").map(str::to_owned),
         ..ErrorContext::default()
     }
@@ -190,7 +208,8 @@ fn fill_request_context(context: &mut ErrorContext, sources: [&Attributes; 2]) {
     if let Some(user_agent) = &context.user_agent
         && let Some(parsed) = woothee::parser::Parser::new().parse(user_agent)
     {
-        let known = |value: &str| (!value.is_empty() && value != woothee::woothee::VALUE_UNKNOWN).then(|| value.to_owned());
+        let known =
+            |value: &str| (!value.is_empty() && value != woothee::woothee::VALUE_UNKNOWN).then(|| value.to_owned());
         context.browser = known(parsed.name).map(|name| match known(parsed.version) {
             Some(version) => format!("{name} {version}"),
             None => name,
@@ -209,7 +228,8 @@ fn client_fingerprint(sources: [&Attributes; 2]) -> Option<Vec<String>> {
             match attributes.0.get(key) {
                 Some(Value::String(value)) => return Some(vec![value.clone()]),
                 Some(Value::Array(values)) => {
-                    let parts: Vec<String> = values.iter().filter_map(|value| value.as_str().map(str::to_owned)).collect();
+                    let parts: Vec<String> =
+                        values.iter().filter_map(|value| value.as_str().map(str::to_owned)).collect();
                     if !parts.is_empty() {
                         return Some(parts);
                     }
@@ -235,7 +255,7 @@ fn build_event(
     attribute_sources: [&Attributes; 2],
     fields: ExceptionFields,
     context: ErrorContext,
-    rules: &InAppRules,
+    options: DeriveOptions<'_>,
 ) -> ErrorEvent {
     let hint = resource.attributes.get_str("telemetry.sdk.language").map(Platform::from_telemetry_sdk_language);
     let message = truncate(&fields.message, MAX_MESSAGE_BYTES);
@@ -244,8 +264,15 @@ fn build_event(
         None => ParsedStack { platform: hint.unwrap_or(Platform::Other), exceptions: Vec::new() },
     };
     let platform = parsed.platform;
+    // Before the in-app rules and grouping, which must see original files and names.
+    let symbolication = match (options.sourcemaps, platform, context.release.as_deref()) {
+        (Some(sourcemaps), Platform::JavaScript, Some(release)) if !release.is_empty() => {
+            sourcemaps.symbolicate(release, &mut parsed.exceptions)
+        }
+        _ => Symbolication::default(),
+    };
     for exception in &mut parsed.exceptions {
-        rules.apply(platform, &mut exception.frames);
+        options.rules.apply(platform, &mut exception.frames);
     }
     // The type and message as the SDK reported them win over what the trace text says.
     let exception_type = if fields.exception_type.is_empty() {
@@ -304,6 +331,8 @@ fn build_event(
         fingerprint,
         title,
         culprit,
+        symbolicated: symbolication.frames_symbolicated > 0,
+        source_context: symbolication.source_context,
     }
 }
 

@@ -1,10 +1,12 @@
-//! Processing: authenticate → validate (OTLP → model) → sample → derive summaries → commit.
+//! Processing: authenticate → validate (OTLP → model) → sample → derive summaries and errors
+//! (symbolicating JavaScript frames with source maps) → commit.
 //!
 //! Each step is a plain function in its own module; [`Ingestor`] runs them in order for one
 //! request and reports the OTLP outcome (accepted / rejected with reasons).
 
 pub mod errors;
 pub mod sample;
+pub mod symbolicate;
 pub mod trace_summary;
 pub mod writer;
 
@@ -21,6 +23,8 @@ use sightline_model::{Countable, batch_len};
 use crate::auth::ApiKeySecret;
 use crate::error::IngestError;
 use crate::store::{Outcomes, Project, SignalBatch, Store, TraceSummaryDelta, WriteBatch};
+use errors::DeriveOptions;
+use symbolicate::{ProjectSourceMaps, SourceMapCache};
 pub use writer::{IngestQueue, WriterHandle, start_writer};
 
 /// How long a key lookup or project's settings are reused before asking the store again
@@ -40,17 +44,54 @@ pub struct IngestReport {
     pub error_message: String,
 }
 
+/// What the CPU-bound prepare steps share across requests besides the request itself: today
+/// the source map cache. Cheap to clone (one `Arc`); get it from [`Ingestor::prepare_context`]
+/// and move it into the blocking task that prepares a request.
+#[derive(Clone)]
+pub struct PrepareContext {
+    sourcemaps: Arc<SourceMapCache>,
+}
+
+impl PrepareContext {
+    /// A context using `sourcemaps`.
+    pub fn new(sourcemaps: Arc<SourceMapCache>) -> Self {
+        Self { sourcemaps }
+    }
+
+    /// The source map cache.
+    pub fn sourcemaps(&self) -> &Arc<SourceMapCache> {
+        &self.sourcemaps
+    }
+
+    /// The derivation options for one project: its in-app rules and source maps.
+    fn derive_options<'a>(&'a self, project: &Project, rules: &'a sightline_grouping::InAppRules) -> DeriveOptions<'a> {
+        DeriveOptions { rules, sourcemaps: Some(ProjectSourceMaps { cache: &self.sourcemaps, project_id: project.id }) }
+    }
+}
+
 /// Runs the ingest steps and owns the caches they need.
 pub struct Ingestor {
     store: Arc<dyn Store>,
     queue: IngestQueue,
     keys: Mutex<HashMap<[u8; 32], (Instant, Option<Project>)>>,
+    prepare_context: PrepareContext,
 }
 
 impl Ingestor {
     /// Creates an ingestor writing through `queue`.
     pub fn new(store: Arc<dyn Store>, queue: IngestQueue) -> Self {
-        Self { store, queue, keys: Mutex::new(HashMap::new()) }
+        let prepare_context = PrepareContext::new(Arc::new(SourceMapCache::new(store.clone())));
+        Self { store, queue, keys: Mutex::new(HashMap::new()), prepare_context }
+    }
+
+    /// The shared state [`prepare_traces`] and [`prepare_logs`] need (a clone).
+    pub fn prepare_context(&self) -> PrepareContext {
+        self.prepare_context.clone()
+    }
+
+    /// The source map cache (the upload API invalidates it).
+    pub fn sourcemaps(&self) -> &SourceMapCache {
+        &self.prepare_context.sourcemaps
     }
 
     /// The project an ingest key belongs to. Errors: `Unauthenticated` (missing, unknown or
@@ -74,7 +115,10 @@ impl Ingestor {
             Ok(store.find_project(&record.project_id.to_string())?)
         })
         .await
-        .map_err(|error| IngestError::Unavailable { reason: error.to_string(), retry_after: Duration::from_secs(1) })??;
+        .map_err(|error| IngestError::Unavailable {
+            reason: error.to_string(),
+            retry_after: Duration::from_secs(1),
+        })??;
         if let Ok(mut keys) = self.keys.lock() {
             if keys.len() > 10_000 {
                 keys.clear();
@@ -85,18 +129,30 @@ impl Ingestor {
     }
 
     /// Validates, samples, summarizes and commits a trace export.
-    pub async fn ingest_traces(&self, project: &Project, request: &ExportTraceServiceRequest) -> Result<IngestReport, IngestError> {
-        self.submit(prepare_traces(project, request)).await
+    pub async fn ingest_traces(
+        &self,
+        project: &Project,
+        request: &ExportTraceServiceRequest,
+    ) -> Result<IngestReport, IngestError> {
+        self.submit(prepare_traces(&self.prepare_context, project, request)).await
     }
 
     /// Validates and commits a logs export.
-    pub async fn ingest_logs(&self, project: &Project, request: &ExportLogsServiceRequest) -> Result<IngestReport, IngestError> {
-        self.submit(prepare_logs(project, request)).await
+    pub async fn ingest_logs(
+        &self,
+        project: &Project,
+        request: &ExportLogsServiceRequest,
+    ) -> Result<IngestReport, IngestError> {
+        self.submit(prepare_logs(&self.prepare_context, project, request)).await
     }
 
     /// Validates and commits a metrics export.
-    pub async fn ingest_metrics(&self, project: &Project, request: &ExportMetricsServiceRequest) -> Result<IngestReport, IngestError> {
-        self.submit(prepare_metrics(project, request)).await
+    pub async fn ingest_metrics(
+        &self,
+        project: &Project,
+        request: &ExportMetricsServiceRequest,
+    ) -> Result<IngestReport, IngestError> {
+        self.submit(prepare_metrics(&self.prepare_context, project, request)).await
     }
 
     /// Commits a prepared batch and returns its report once the data is durable. Errors:
@@ -153,29 +209,61 @@ fn in_app_rules(project: &Project) -> sightline_grouping::InAppRules {
     }
 }
 
-/// Validate → sample (per-project rate) → summarize → derive errors, for a trace export.
-pub fn prepare_traces(project: &Project, request: &ExportTraceServiceRequest) -> Prepared {
+/// Validate → sample (per-project rate) → summarize → derive errors, for a trace export. May
+/// load source maps from the store (through the context's cache): call from a blocking thread
+/// when the request carries stack traces.
+pub fn prepare_traces(context: &PrepareContext, project: &Project, request: &ExportTraceServiceRequest) -> Prepared {
     let (report_base, batch) = split(otlp::convert_traces(request));
     let (kept, sampled_out) = sample::sample_traces(batch, project.trace_sample_rate);
     let trace_summaries = trace_summary::summarize(&kept);
-    let errors = errors::errors_from_spans(&kept, &in_app_rules(project));
+    let rules = in_app_rules(project);
+    let errors = errors::errors_from_spans(&kept, context.derive_options(project, &rules));
     let report = IngestReport { accepted: batch_len(&kept) as u64, sampled_out, ..report_base };
     prepared(project, report, SignalBatch::Traces(kept), trace_summaries, errors)
 }
 
-/// Validate → derive errors, for a logs export.
-pub fn prepare_logs(project: &Project, request: &ExportLogsServiceRequest) -> Prepared {
+/// Validate → derive errors, for a logs export. Like [`prepare_traces`], may load source maps.
+pub fn prepare_logs(context: &PrepareContext, project: &Project, request: &ExportLogsServiceRequest) -> Prepared {
     let (report_base, batch) = split(otlp::convert_logs(request));
-    let errors = errors::errors_from_logs(&batch, &in_app_rules(project));
+    let rules = in_app_rules(project);
+    let errors = errors::errors_from_logs(&batch, context.derive_options(project, &rules));
     let report = IngestReport { accepted: batch_len(&batch) as u64, ..report_base };
     prepared(project, report, SignalBatch::Logs(batch), Vec::new(), errors)
 }
 
-/// Validate, for a metrics export.
-pub fn prepare_metrics(project: &Project, request: &ExportMetricsServiceRequest) -> Prepared {
+/// Validate, for a metrics export (the context is unused; the signature matches the others).
+pub fn prepare_metrics(
+    _context: &PrepareContext,
+    project: &Project,
+    request: &ExportMetricsServiceRequest,
+) -> Prepared {
     let (report_base, batch) = split(otlp::convert_metrics(request));
     let report = IngestReport { accepted: batch_len(&batch) as u64, ..report_base };
     prepared(project, report, SignalBatch::Metrics(batch), Vec::new(), Vec::new())
+}
+
+/// True when a trace export has a span event with `exception.stacktrace`. Preparing such a
+/// request may load source maps from the store, so receivers prepare it on a blocking thread
+/// however small it is.
+pub fn trace_request_has_stack_traces(request: &ExportTraceServiceRequest) -> bool {
+    request
+        .resource_spans
+        .iter()
+        .flat_map(|resource_spans| &resource_spans.scope_spans)
+        .flat_map(|scope_spans| &scope_spans.spans)
+        .flat_map(|span| &span.events)
+        .any(|event| event.attributes.iter().any(|attribute| attribute.key == "exception.stacktrace"))
+}
+
+/// True when a logs export has a record with `exception.stacktrace` (see
+/// [`trace_request_has_stack_traces`]).
+pub fn log_request_has_stack_traces(request: &ExportLogsServiceRequest) -> bool {
+    request
+        .resource_logs
+        .iter()
+        .flat_map(|resource_logs| &resource_logs.scope_logs)
+        .flat_map(|scope_logs| &scope_logs.log_records)
+        .any(|record| record.attributes.iter().any(|attribute| attribute.key == "exception.stacktrace"))
 }
 
 fn split<T: Countable>(converted: Converted<T>) -> (IngestReport, sightline_model::Batch<T>) {
@@ -186,4 +274,54 @@ fn split<T: Countable>(converted: Converted<T>) -> (IngestReport, sightline_mode
         error_message: converted.error_message(),
     };
     (report, converted.batch)
+}
+
+#[cfg(test)]
+mod tests {
+    use opentelemetry_proto::tonic::common::v1::{AnyValue, KeyValue, any_value};
+    use opentelemetry_proto::tonic::logs::v1::{LogRecord, ResourceLogs, ScopeLogs};
+    use opentelemetry_proto::tonic::trace::v1::{ResourceSpans, ScopeSpans, Span, span};
+
+    use super::*;
+
+    fn attribute(key: &str) -> KeyValue {
+        KeyValue {
+            key: key.into(),
+            value: Some(AnyValue { value: Some(any_value::Value::StringValue("x".into())) }),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn requests_with_stack_traces_are_recognized() {
+        let traces = |key: &str| ExportTraceServiceRequest {
+            resource_spans: vec![ResourceSpans {
+                scope_spans: vec![ScopeSpans {
+                    spans: vec![Span {
+                        events: vec![span::Event {
+                            name: "exception".into(),
+                            attributes: vec![attribute(key)],
+                            ..Default::default()
+                        }],
+                        ..Default::default()
+                    }],
+                    ..Default::default()
+                }],
+                ..Default::default()
+            }],
+        };
+        assert!(trace_request_has_stack_traces(&traces("exception.stacktrace")));
+        assert!(!trace_request_has_stack_traces(&traces("exception.message")));
+        let logs = |key: &str| ExportLogsServiceRequest {
+            resource_logs: vec![ResourceLogs {
+                scope_logs: vec![ScopeLogs {
+                    log_records: vec![LogRecord { attributes: vec![attribute(key)], ..Default::default() }],
+                    ..Default::default()
+                }],
+                ..Default::default()
+            }],
+        };
+        assert!(log_request_has_stack_traces(&logs("exception.stacktrace")));
+        assert!(!log_request_has_stack_traces(&logs("exception.type")));
+    }
 }

@@ -14,20 +14,24 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use http_body_util::BodyExt;
-use opentelemetry_proto::tonic::collector::logs::v1::{ExportLogsPartialSuccess, ExportLogsServiceRequest, ExportLogsServiceResponse};
+use opentelemetry_proto::tonic::collector::logs::v1::{
+    ExportLogsPartialSuccess, ExportLogsServiceRequest, ExportLogsServiceResponse,
+};
 use opentelemetry_proto::tonic::collector::metrics::v1::{
     ExportMetricsPartialSuccess, ExportMetricsServiceRequest, ExportMetricsServiceResponse,
 };
-use opentelemetry_proto::tonic::collector::trace::v1::{ExportTracePartialSuccess, ExportTraceServiceRequest, ExportTraceServiceResponse};
+use opentelemetry_proto::tonic::collector::trace::v1::{
+    ExportTracePartialSuccess, ExportTraceServiceRequest, ExportTraceServiceResponse,
+};
 use prost::Message;
 use serde_json::json;
 
 use super::body::{ContentEncoding, PayloadFormat, decode, decompress};
 use crate::auth::key_from_headers;
 use crate::error::IngestError;
-use crate::pipeline::{self, IngestReport, Prepared};
-use crate::store::Project;
+use crate::pipeline::{self, IngestReport, PrepareContext, Prepared};
 use crate::server::AppState;
+use crate::store::Project;
 
 /// Bodies at least this large are decoded and validated on a blocking thread so the reactor is never held
 /// for more than a fraction of a millisecond (≈ 230k spans/s/core → 64 KiB ≈ 1 ms of decode).
@@ -64,24 +68,40 @@ async fn export_logs(State(state): State<Arc<AppState>>, headers: HeaderMap, bod
 /// Implemented by the three export requests so one handler serves them all.
 trait ExportRequest: Message + Default + serde::de::DeserializeOwned + Send + 'static {
     /// Runs the CPU-bound pipeline steps for this signal.
-    fn prepare(project: &Project, request: &Self) -> Prepared;
+    fn prepare(context: &PrepareContext, project: &Project, request: &Self) -> Prepared;
+
+    /// Whether preparing may read the store (source maps for stack traces), which must not
+    /// happen on the reactor.
+    fn may_read_store(&self) -> bool;
 }
 
 impl ExportRequest for ExportTraceServiceRequest {
-    fn prepare(project: &Project, request: &Self) -> Prepared {
-        pipeline::prepare_traces(project, request)
+    fn prepare(context: &PrepareContext, project: &Project, request: &Self) -> Prepared {
+        pipeline::prepare_traces(context, project, request)
+    }
+
+    fn may_read_store(&self) -> bool {
+        pipeline::trace_request_has_stack_traces(self)
     }
 }
 
 impl ExportRequest for ExportMetricsServiceRequest {
-    fn prepare(project: &Project, request: &Self) -> Prepared {
-        pipeline::prepare_metrics(project, request)
+    fn prepare(context: &PrepareContext, project: &Project, request: &Self) -> Prepared {
+        pipeline::prepare_metrics(context, project, request)
+    }
+
+    fn may_read_store(&self) -> bool {
+        false
     }
 }
 
 impl ExportRequest for ExportLogsServiceRequest {
-    fn prepare(project: &Project, request: &Self) -> Prepared {
-        pipeline::prepare_logs(project, request)
+    fn prepare(context: &PrepareContext, project: &Project, request: &Self) -> Prepared {
+        pipeline::prepare_logs(context, project, request)
+    }
+
+    fn may_read_store(&self) -> bool {
+        pipeline::log_request_has_stack_traces(self)
     }
 }
 
@@ -101,7 +121,12 @@ async fn handle<R: ExportRequest>(state: Arc<AppState>, headers: HeaderMap, body
     }
 }
 
-async fn process<R: ExportRequest>(state: &AppState, headers: &HeaderMap, body: Body, format: PayloadFormat) -> Result<IngestReport, IngestError> {
+async fn process<R: ExportRequest>(
+    state: &AppState,
+    headers: &HeaderMap,
+    body: Body,
+    format: PayloadFormat,
+) -> Result<IngestReport, IngestError> {
     let project = state.ingestor.authenticate(key_from_headers(headers)).await?;
     let encoding = ContentEncoding::from_headers(headers)?;
     let max_bytes = state.max_body_bytes;
@@ -116,15 +141,25 @@ async fn process<R: ExportRequest>(state: &AppState, headers: &HeaderMap, body: 
             }
         })?
         .to_bytes();
+    let context = state.ingestor.prepare_context();
+    let join_failed = |error: tokio::task::JoinError| IngestError::Unavailable {
+        reason: error.to_string(),
+        retry_after: std::time::Duration::from_secs(1),
+    };
     let prepared = if raw.len() < DECODE_INLINE_MAX_BYTES && encoding == ContentEncoding::Identity {
-        R::prepare(&project, &decode::<R>(&raw, format)?)
+        let request = decode::<R>(&raw, format)?;
+        if request.may_read_store() {
+            tokio::task::spawn_blocking(move || R::prepare(&context, &project, &request)).await.map_err(join_failed)?
+        } else {
+            R::prepare(&context, &project, &request)
+        }
     } else {
         tokio::task::spawn_blocking(move || -> Result<Prepared, IngestError> {
             let request = decode::<R>(&decompress(raw, encoding, max_bytes)?, format)?;
-            Ok(R::prepare(&project, &request))
+            Ok(R::prepare(&context, &project, &request))
         })
         .await
-        .map_err(|error| IngestError::Unavailable { reason: error.to_string(), retry_after: std::time::Duration::from_secs(1) })??
+        .map_err(join_failed)??
     };
     state.ingestor.submit(prepared).await
 }
@@ -137,7 +172,8 @@ fn success_response(report: &IngestReport, format: PayloadFormat, signal: Signal
     let body = match format {
         PayloadFormat::Protobuf => match signal {
             Signal::Traces => ExportTraceServiceResponse {
-                partial_success: has_partial.then(|| ExportTracePartialSuccess { rejected_spans: rejected, error_message: message }),
+                partial_success: has_partial
+                    .then(|| ExportTracePartialSuccess { rejected_spans: rejected, error_message: message }),
             }
             .encode_to_vec(),
             Signal::Metrics => ExportMetricsServiceResponse {

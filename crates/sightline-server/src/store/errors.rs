@@ -118,6 +118,28 @@ pub struct ErrorEvent {
     pub title: String,
     /// Sentry's culprit: where it happened ("module in function").
     pub culprit: Option<String>,
+    /// True when at least one frame was translated with an uploaded source map (JavaScript);
+    /// the minified trace stays in `raw_stacktrace`.
+    #[serde(default)]
+    pub symbolicated: bool,
+    /// Original source lines around symbolicated frames, from the maps' `sourcesContent`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub source_context: Vec<SourceContext>,
+}
+
+/// Source lines around one frame (Sentry's `pre_context` / `context_line` / `post_context`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SourceContext {
+    /// Index into [`ErrorEvent::exceptions`].
+    pub exception_index: usize,
+    /// Index into that exception's `frames` (outermost first).
+    pub frame_index: usize,
+    /// Up to 3 lines before the frame's line, oldest first.
+    pub pre_lines: Vec<String>,
+    /// The frame's line (long lines are cut around the column, marked `{snip}`).
+    pub line: String,
+    /// Up to 3 lines after the frame's line.
+    pub post_lines: Vec<String>,
 }
 
 /// Issue status (Sentry: unresolved, resolved, ignored; "resolved in release" is resolved

@@ -6,6 +6,7 @@
 //! writer (SQLite WAL readers see the last committed state).
 
 pub mod errors;
+pub mod sourcemaps;
 pub mod sqlite;
 mod types;
 
@@ -13,6 +14,7 @@ pub use types::*;
 
 use crate::auth::{ApiKeySecret, KeyScope};
 use errors::{ErrorStats, Issue, IssueDetail, IssueQuery, StatusChange, StoredErrorEvent};
+use sourcemaps::{SourceMapInfo, SourceMapUpload, StoredSourceMap};
 
 /// A storage failure. Callers answer 503 (retryable) for these: nothing was acknowledged.
 #[derive(Debug, thiserror::Error)]
@@ -53,11 +55,17 @@ pub trait Store: Send + Sync + 'static {
     /// Finds a project by slug or numeric id.
     fn find_project(&self, slug_or_id: &str) -> StoreResult<Option<Project>>;
     /// Changes a project's retention (days, ≥ 1) and trace head-sampling rate (0.0..=1.0).
-    fn update_project_settings(&self, project_id: i64, retention_days: u32, trace_sample_rate: f64) -> StoreResult<Project>;
+    fn update_project_settings(
+        &self,
+        project_id: i64,
+        retention_days: u32,
+        trace_sample_rate: f64,
+    ) -> StoreResult<Project>;
     /// Replaces the project's in-app rules (module / path prefixes).
     fn update_in_app_rules(&self, project_id: i64, include: &[String], exclude: &[String]) -> StoreResult<Project>;
     /// Creates and stores a key; returns the plain key (shown once) and its record.
-    fn create_api_key(&self, project_id: i64, scope: KeyScope, name: &str) -> StoreResult<(ApiKeySecret, ApiKeyRecord)>;
+    fn create_api_key(&self, project_id: i64, scope: KeyScope, name: &str)
+    -> StoreResult<(ApiKeySecret, ApiKeyRecord)>;
     /// Looks a key up by its hash; revoked keys are not found.
     fn find_api_key(&self, key: &ApiKeySecret) -> StoreResult<Option<ApiKeyRecord>>;
 
@@ -73,7 +81,14 @@ pub trait Store: Send + Sync + 'static {
     /// Metric streams' descriptions.
     fn list_metrics(&self, project_id: i64) -> StoreResult<Vec<MetricDescription>>;
     /// Points of one metric name in `[from, to]` (ns), ordered by time.
-    fn metric_points(&self, project_id: i64, name: &str, from_unix_nano: u64, to_unix_nano: u64, max_points: usize) -> StoreResult<Vec<StoredMetricPoint>>;
+    fn metric_points(
+        &self,
+        project_id: i64,
+        name: &str,
+        from_unix_nano: u64,
+        to_unix_nano: u64,
+        max_points: usize,
+    ) -> StoreResult<Vec<StoredMetricPoint>>;
     /// Services seen, with per-signal counts and last-seen time.
     fn list_services(&self, project_id: i64) -> StoreResult<Vec<ServiceStats>>;
     /// Counters of item outcomes (accepted, sampled_out, invalid) per signal.
@@ -85,11 +100,41 @@ pub trait Store: Send + Sync + 'static {
     /// values and status history; `None` when it is not an issue of the project.
     fn get_issue(&self, project_id: i64, issue_id: i64, hours: u32) -> StoreResult<Option<IssueDetail>>;
     /// An issue's events, newest first; `None` when it is not an issue of the project.
-    fn issue_events(&self, project_id: i64, issue_id: i64, limit: usize, cursor: Option<&str>) -> StoreResult<Option<Page<StoredErrorEvent>>>;
+    fn issue_events(
+        &self,
+        project_id: i64,
+        issue_id: i64,
+        limit: usize,
+        cursor: Option<&str>,
+    ) -> StoreResult<Option<Page<StoredErrorEvent>>>;
     /// Changes the status of issues (all or none); `NotFound` when an id is not the project's.
-    fn change_issue_status(&self, project_id: i64, issue_ids: &[i64], change: &StatusChange) -> StoreResult<Vec<Issue>>;
+    fn change_issue_status(&self, project_id: i64, issue_ids: &[i64], change: &StatusChange)
+    -> StoreResult<Vec<Issue>>;
     /// Error counts in `[from, to]` (ns), optionally for one service.
-    fn error_stats(&self, project_id: i64, from_unix_nano: u64, to_unix_nano: u64, service: Option<&str>) -> StoreResult<ErrorStats>;
+    fn error_stats(
+        &self,
+        project_id: i64,
+        from_unix_nano: u64,
+        to_unix_nano: u64,
+        service: Option<&str>,
+    ) -> StoreResult<ErrorStats>;
+
+    /// Stores a release's source maps in one transaction (all or none); a map with the name of
+    /// a stored one of the release replaces it. Returns what was stored, in upload order.
+    fn put_sourcemaps(
+        &self,
+        project_id: i64,
+        release: &str,
+        uploads: &[SourceMapUpload],
+    ) -> StoreResult<Vec<SourceMapInfo>>;
+    /// A release's source maps without content, by name.
+    fn list_sourcemaps(&self, project_id: i64, release: &str) -> StoreResult<Vec<SourceMapInfo>>;
+    /// The source map of a release for a minified file, by the file's key
+    /// ([`sourcemaps::minified_file_key`], e.g. `main.3f2a1b.js`); the latest upload wins when
+    /// several names share the key. `None` when the release has none.
+    fn find_sourcemap(&self, project_id: i64, release: &str, file_key: &str) -> StoreResult<Option<StoredSourceMap>>;
+    /// Deletes one source map by the name it was uploaded under; false when there was none.
+    fn delete_sourcemap(&self, project_id: i64, release: &str, name: &str) -> StoreResult<bool>;
 
     /// Deletes expired rows (older than `cutoff_unix_nano`) of the project, at most `max_rows`
     /// per table and call, table after table (spans, trace summaries, logs, metric points), in

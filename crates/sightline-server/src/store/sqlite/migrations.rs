@@ -253,6 +253,21 @@ const MIGRATIONS: &[&str] = &[
         PRIMARY KEY (project_id, version)
     ) WITHOUT ROWID;
     "#,
+    // 3: JavaScript source maps per project and release. A rowid table (not WITHOUT ROWID):
+    // contents are large BLOBs that belong in overflow pages, not in the key's b-tree.
+    r#"
+    CREATE TABLE sourcemaps (
+        project_id INTEGER NOT NULL,
+        release TEXT NOT NULL,
+        name TEXT NOT NULL,
+        -- The minified file's base name without `.map` (`minified_file_key`): what frames match on.
+        file_key TEXT NOT NULL,
+        content BLOB NOT NULL,
+        uploaded_at_unix_ms INTEGER NOT NULL,
+        PRIMARY KEY (project_id, release, name)
+    );
+    CREATE INDEX sourcemaps_by_file ON sourcemaps (project_id, release, file_key);
+    "#,
 ];
 
 /// Applies every migration newer than the database's `user_version`, each in its own

@@ -7,6 +7,7 @@ mod issues_write;
 mod migrations;
 mod read;
 mod retention;
+mod sourcemaps;
 mod write;
 
 use std::path::Path;
@@ -79,7 +80,9 @@ impl SqliteStore {
         let manager = SqliteConnectionManager::file(path)
             .with_flags(OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX | OpenFlags::SQLITE_OPEN_URI)
             .with_init(|connection| {
-                connection.execute_batch("PRAGMA busy_timeout = 5000; PRAGMA cache_size = -32768; PRAGMA temp_store = MEMORY;")
+                connection.execute_batch(
+                    "PRAGMA busy_timeout = 5000; PRAGMA cache_size = -32768; PRAGMA temp_store = MEMORY;",
+                )
             });
         let readers = r2d2::Pool::builder().max_size(8).build(manager)?;
         Ok(Self { writer: Mutex::new(write::Writer::new(connection)), readers, checkpointer })
@@ -137,7 +140,8 @@ impl Store for SqliteStore {
 
     fn list_projects(&self) -> StoreResult<Vec<Project>> {
         let connection = self.reader()?;
-        let mut statement = connection.prepare_cached(&format!("SELECT {PROJECT_COLUMNS} FROM projects ORDER BY id"))?;
+        let mut statement =
+            connection.prepare_cached(&format!("SELECT {PROJECT_COLUMNS} FROM projects ORDER BY id"))?;
         let projects = statement.query_map([], project_from_row)?.collect::<Result<Vec<_>, _>>()?;
         Ok(projects)
     }
@@ -155,7 +159,12 @@ impl Store for SqliteStore {
         Ok(project)
     }
 
-    fn update_project_settings(&self, project_id: i64, retention_days: u32, trace_sample_rate: f64) -> StoreResult<Project> {
+    fn update_project_settings(
+        &self,
+        project_id: i64,
+        retention_days: u32,
+        trace_sample_rate: f64,
+    ) -> StoreResult<Project> {
         self.with_writer(|writer| {
             let connection = writer.connection();
             connection.execute(
@@ -163,7 +172,11 @@ impl Store for SqliteStore {
                 params![project_id, retention_days.max(1), trace_sample_rate.clamp(0.0, 1.0)],
             )?;
             connection
-                .query_row(&format!("SELECT {PROJECT_COLUMNS} FROM projects WHERE id = ?1"), [project_id], project_from_row)
+                .query_row(
+                    &format!("SELECT {PROJECT_COLUMNS} FROM projects WHERE id = ?1"),
+                    [project_id],
+                    project_from_row,
+                )
                 .optional()?
                 .ok_or_else(|| StoreError::NotFound(format!("project {project_id}")))
         })
@@ -179,13 +192,22 @@ impl Store for SqliteStore {
                 params![project_id, include, exclude],
             )?;
             connection
-                .query_row(&format!("SELECT {PROJECT_COLUMNS} FROM projects WHERE id = ?1"), [project_id], project_from_row)
+                .query_row(
+                    &format!("SELECT {PROJECT_COLUMNS} FROM projects WHERE id = ?1"),
+                    [project_id],
+                    project_from_row,
+                )
                 .optional()?
                 .ok_or_else(|| StoreError::NotFound(format!("project {project_id}")))
         })
     }
 
-    fn create_api_key(&self, project_id: i64, scope: KeyScope, name: &str) -> StoreResult<(ApiKeySecret, ApiKeyRecord)> {
+    fn create_api_key(
+        &self,
+        project_id: i64,
+        scope: KeyScope,
+        name: &str,
+    ) -> StoreResult<(ApiKeySecret, ApiKeyRecord)> {
         let secret = ApiKeySecret::generate(scope);
         let prefix = secret.prefix();
         self.with_writer(|writer| {
@@ -226,11 +248,19 @@ impl Store for SqliteStore {
         Ok(())
     }
 
-    fn get_trace(&self, project_id: i64, trace_id: &sightline_model::TraceId) -> StoreResult<Option<Vec<super::StoredSpan>>> {
+    fn get_trace(
+        &self,
+        project_id: i64,
+        trace_id: &sightline_model::TraceId,
+    ) -> StoreResult<Option<Vec<super::StoredSpan>>> {
         read::get_trace(&*self.reader()?, project_id, trace_id)
     }
 
-    fn search_traces(&self, project_id: i64, query: &super::TraceQuery) -> StoreResult<super::Page<super::TraceSummary>> {
+    fn search_traces(
+        &self,
+        project_id: i64,
+        query: &super::TraceQuery,
+    ) -> StoreResult<super::Page<super::TraceSummary>> {
         read::search_traces(&*self.reader()?, project_id, query)
     }
 
@@ -242,7 +272,14 @@ impl Store for SqliteStore {
         read::list_metrics(&*self.reader()?, project_id)
     }
 
-    fn metric_points(&self, project_id: i64, name: &str, from_unix_nano: u64, to_unix_nano: u64, max_points: usize) -> StoreResult<Vec<super::StoredMetricPoint>> {
+    fn metric_points(
+        &self,
+        project_id: i64,
+        name: &str,
+        from_unix_nano: u64,
+        to_unix_nano: u64,
+        max_points: usize,
+    ) -> StoreResult<Vec<super::StoredMetricPoint>> {
         read::metric_points(&*self.reader()?, project_id, name, from_unix_nano, to_unix_nano, max_points)
     }
 
@@ -254,7 +291,11 @@ impl Store for SqliteStore {
         read::outcomes(&*self.reader()?, project_id)
     }
 
-    fn list_issues(&self, project_id: i64, query: &super::errors::IssueQuery) -> StoreResult<super::Page<super::errors::Issue>> {
+    fn list_issues(
+        &self,
+        project_id: i64,
+        query: &super::errors::IssueQuery,
+    ) -> StoreResult<super::Page<super::errors::Issue>> {
         issues_read::list_issues(&*self.reader()?, project_id, query)
     }
 
@@ -262,11 +303,22 @@ impl Store for SqliteStore {
         issues_read::get_issue(&*self.reader()?, project_id, issue_id, hours, now_unix_nano())
     }
 
-    fn issue_events(&self, project_id: i64, issue_id: i64, limit: usize, cursor: Option<&str>) -> StoreResult<Option<super::Page<super::errors::StoredErrorEvent>>> {
+    fn issue_events(
+        &self,
+        project_id: i64,
+        issue_id: i64,
+        limit: usize,
+        cursor: Option<&str>,
+    ) -> StoreResult<Option<super::Page<super::errors::StoredErrorEvent>>> {
         issues_read::issue_events(&*self.reader()?, project_id, issue_id, limit, cursor)
     }
 
-    fn change_issue_status(&self, project_id: i64, issue_ids: &[i64], change: &super::errors::StatusChange) -> StoreResult<Vec<super::errors::Issue>> {
+    fn change_issue_status(
+        &self,
+        project_id: i64,
+        issue_ids: &[i64],
+        change: &super::errors::StatusChange,
+    ) -> StoreResult<Vec<super::errors::Issue>> {
         self.with_writer(|writer| {
             let transaction = writer.connection().transaction()?;
             issues_write::change_status(&transaction, project_id, issue_ids, change, now_unix_nano())?;
@@ -283,12 +335,46 @@ impl Store for SqliteStore {
         Ok(issues)
     }
 
-    fn error_stats(&self, project_id: i64, from_unix_nano: u64, to_unix_nano: u64, service: Option<&str>) -> StoreResult<super::errors::ErrorStats> {
+    fn error_stats(
+        &self,
+        project_id: i64,
+        from_unix_nano: u64,
+        to_unix_nano: u64,
+        service: Option<&str>,
+    ) -> StoreResult<super::errors::ErrorStats> {
         issues_read::error_stats(&*self.reader()?, project_id, from_unix_nano, to_unix_nano, service)
     }
 
+    fn put_sourcemaps(
+        &self,
+        project_id: i64,
+        release: &str,
+        uploads: &[super::sourcemaps::SourceMapUpload],
+    ) -> StoreResult<Vec<super::sourcemaps::SourceMapInfo>> {
+        self.with_writer(|writer| sourcemaps::put(writer.connection(), project_id, release, uploads))
+    }
+
+    fn list_sourcemaps(&self, project_id: i64, release: &str) -> StoreResult<Vec<super::sourcemaps::SourceMapInfo>> {
+        sourcemaps::list(&*self.reader()?, project_id, release)
+    }
+
+    fn find_sourcemap(
+        &self,
+        project_id: i64,
+        release: &str,
+        file_key: &str,
+    ) -> StoreResult<Option<super::sourcemaps::StoredSourceMap>> {
+        sourcemaps::find(&*self.reader()?, project_id, release, file_key)
+    }
+
+    fn delete_sourcemap(&self, project_id: i64, release: &str, name: &str) -> StoreResult<bool> {
+        self.with_writer(|writer| sourcemaps::delete(writer.connection(), project_id, release, name))
+    }
+
     fn delete_expired(&self, project_id: i64, cutoff_unix_nano: u64, max_rows: usize) -> StoreResult<usize> {
-        self.with_writer(|writer| retention::delete_expired(writer.connection(), project_id, cutoff_unix_nano, max_rows))
+        self.with_writer(|writer| {
+            retention::delete_expired(writer.connection(), project_id, cutoff_unix_nano, max_rows)
+        })
     }
 
     fn reclaim_space(&self) -> StoreResult<u64> {
@@ -296,7 +382,9 @@ impl Store for SqliteStore {
     }
 
     fn is_ready(&self) -> bool {
-        self.reader().and_then(|connection| Ok(connection.query_row("SELECT 1", [], |row| row.get::<_, i64>(0))?)).is_ok()
+        self.reader()
+            .and_then(|connection| Ok(connection.query_row("SELECT 1", [], |row| row.get::<_, i64>(0))?))
+            .is_ok()
     }
 }
 
