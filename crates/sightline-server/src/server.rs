@@ -86,6 +86,7 @@ pub async fn start(config: Config, store: Arc<dyn Store>) -> anyhow::Result<Runn
 
     let state = Arc::new(AppState { ingestor: ingestor.clone(), store: store.clone(), max_body_bytes: config.max_body_bytes });
     let router = otlp_http::routes()
+        .merge(crate::receivers::events_http::routes())
         .merge(crate::api::routes())
         .layer(tower_http::trace::TraceLayer::new_for_http())
         .with_state(state);

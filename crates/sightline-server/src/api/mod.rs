@@ -3,6 +3,7 @@
 //! Every project route authenticates a key with read scope that belongs to the project in the
 //! path (slug or id). Errors are JSON `{"error": {"code", "message"}}` with the matching status.
 
+mod events;
 mod issues;
 mod logs;
 mod metrics;
@@ -180,6 +181,7 @@ pub fn routes() -> Router<Arc<AppState>> {
         .route("/ready", get(ready))
         .merge(traces::routes())
         .merge(issues::routes())
+        .merge(events::routes())
         .merge(logs::routes())
         .merge(metrics::routes())
         .merge(services::routes())

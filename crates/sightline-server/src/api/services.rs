@@ -55,6 +55,8 @@ struct ProjectSettingsPatch {
     in_app_include: Option<Vec<String>>,
     /// Module / path prefixes that are never in-app.
     in_app_exclude: Option<Vec<String>>,
+    /// Origins browsers may post product events from (`https://app.example.com`, or `*`).
+    allowed_origins: Option<Vec<String>>,
 }
 
 /// Reads and validates a settings patch.
@@ -73,6 +75,12 @@ fn parse_settings_patch(body: &[u8]) -> Result<ProjectSettingsPatch, ApiError> {
         && !(0.0..=1.0).contains(&rate)
     {
         return Err(ApiError::invalid(format!("trace_sample_rate={rate}: use 0.0 (keep none) to 1.0 (keep all)")));
+    }
+    if let Some(origins) = &patch.allowed_origins
+        && (origins.len() > 100
+            || origins.iter().any(|origin| origin != "*" && !(origin.starts_with("http://") || origin.starts_with("https://"))))
+    {
+        return Err(ApiError::invalid("allowed_origins: at most 100, each \"*\" or an origin like https://app.example.com"));
     }
     for prefixes in [&patch.in_app_include, &patch.in_app_exclude].into_iter().flatten() {
         if prefixes.len() > 100 || prefixes.iter().any(|prefix| prefix.is_empty() || prefix.len() > 200) {
@@ -97,10 +105,12 @@ async fn update_project(
     let trace_sample_rate = patch.trace_sample_rate.unwrap_or(project.trace_sample_rate);
     let in_app_include = patch.in_app_include.clone().unwrap_or(project.in_app_include.clone());
     let in_app_exclude = patch.in_app_exclude.clone().unwrap_or(project.in_app_exclude.clone());
+    let allowed_origins = patch.allowed_origins.clone().unwrap_or(project.allowed_origins.clone());
     let store = state.store.clone();
     let updated = blocking(move || {
         store.update_project_settings(project.id, retention_days, trace_sample_rate)?;
-        Ok(store.update_in_app_rules(project.id, &in_app_include, &in_app_exclude)?)
+        store.update_in_app_rules(project.id, &in_app_include, &in_app_exclude)?;
+        Ok(store.update_allowed_origins(project.id, &allowed_origins)?)
     })
     .await?;
     tracing::info!(

@@ -134,6 +134,62 @@ pub fn errors_from_logs(batch: &Batch<LogRecord>, options: DeriveOptions<'_>) ->
     events
 }
 
+/// Error events of a product-event batch: events of type `error` (`error.type`,
+/// `error.message`, `error.stack`, `error.component`). They come from browsers, so the platform
+/// is JavaScript (`webjs`) and the release is `metadata.release` / `metadata.app.version` when
+/// the client sends one (needed for source maps). The error event keeps the product event's id,
+/// so a retried batch is recognised at commit and not counted twice.
+pub fn errors_from_product_events(events: &[sightline_model::ProductEvent], options: DeriveOptions<'_>) -> Vec<ErrorEvent> {
+    let mut errors = Vec::new();
+    for event in events.iter().filter(|event| event.event_type == sightline_model::EventType::Error) {
+        let text = |key: &str| event.properties.get(key).and_then(Value::as_str).map(str::to_owned);
+        let metadata_text = |keys: &[&str]| keys.iter().find_map(|key| event.metadata.get(*key).and_then(Value::as_str).map(str::to_owned));
+        let mut resource = Resource::default();
+        resource.attributes.0.insert("service.name".into(), Value::String(event.product_id.clone()));
+        resource.attributes.0.insert("telemetry.sdk.language".into(), Value::String("webjs".into()));
+        if let Some(release) = metadata_text(&["release", "app.version", "service.version"]) {
+            resource.attributes.0.insert("service.version".into(), Value::String(release));
+        }
+        if let Some(environment) = metadata_text(&["environment", "deployment.environment.name"]) {
+            resource.attributes.0.insert("deployment.environment.name".into(), Value::String(environment));
+        }
+        let mut attributes = Attributes::default();
+        let mut put = |key: &str, value: Option<String>| {
+            if let Some(value) = value {
+                attributes.0.insert(key.to_owned(), Value::String(value));
+            }
+        };
+        put("session.id", Some(event.session_id.clone()));
+        put("user.id", event.user_id.clone());
+        put("url.full", text("page.url").or_else(|| text("page.path")));
+        put("user_agent.original", metadata_text(&["user_agent", "userAgent", "user_agent.original"]));
+        let fields = ExceptionFields {
+            exception_type: text("error.type").unwrap_or_default(),
+            message: text("error.message").unwrap_or_else(|| event.event_name.clone()),
+            stacktrace: text("error.stack"),
+            escaped: None,
+        };
+        let mut context = resource_context(&resource);
+        fill_request_context(&mut context, [&attributes, &resource.attributes]);
+        let mut error = build_event(
+            ErrorSource::ProductEvent,
+            Level::Error,
+            event.timestamp_unix_nano,
+            &resource,
+            [&attributes, &attributes],
+            fields,
+            context,
+            options,
+        );
+        error.event_id = event.event_id.clone();
+        if let Some(component) = text("error.component") {
+            error.tags.insert("error.component".into(), truncate(&component, 200));
+        }
+        errors.push(error);
+    }
+    errors
+}
+
 /// The semconv exception attributes of a span event or log record.
 struct ExceptionFields {
     exception_type: String,

@@ -231,6 +231,20 @@ pub fn prepare_logs(context: &PrepareContext, project: &Project, request: &Expor
     prepared(project, report, SignalBatch::Logs(batch), Vec::new(), errors)
 }
 
+/// Derive errors (events of type `error`), for product events already parsed and validated by
+/// the `/v1/events` receiver; `rejected` counts the events it refused.
+pub fn prepare_events(
+    context: &PrepareContext,
+    project: &Project,
+    events: Vec<sightline_model::ProductEvent>,
+    rejected: u64,
+) -> Prepared {
+    let rules = in_app_rules(project);
+    let errors = errors::errors_from_product_events(&events, context.derive_options(project, &rules));
+    let report = IngestReport { accepted: events.len() as u64, rejected, sampled_out: 0, error_message: String::new() };
+    prepared(project, report, SignalBatch::Events(events), Vec::new(), errors)
+}
+
 /// Validate, for a metrics export (the context is unused; the signature matches the others).
 pub fn prepare_metrics(
     _context: &PrepareContext,

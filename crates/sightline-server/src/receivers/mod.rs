@@ -2,5 +2,6 @@
 //! [`crate::pipeline::Ingestor`]. They answer only after the data is committed.
 
 pub mod body;
+pub mod events_http;
 pub mod otlp_grpc;
 pub mod otlp_http;

@@ -63,6 +63,10 @@ pub trait Store: Send + Sync + 'static {
     ) -> StoreResult<Project>;
     /// Replaces the project's in-app rules (module / path prefixes).
     fn update_in_app_rules(&self, project_id: i64, include: &[String], exclude: &[String]) -> StoreResult<Project>;
+    /// Replaces the origins browsers may post product events from (empty = any).
+    fn update_allowed_origins(&self, project_id: i64, origins: &[String]) -> StoreResult<Project>;
+    /// Product events matching the query, newest first.
+    fn search_events(&self, project_id: i64, query: &EventQuery) -> StoreResult<Page<sightline_model::ProductEvent>>;
     /// Creates and stores a key; returns the plain key (shown once) and its record.
     fn create_api_key(&self, project_id: i64, scope: KeyScope, name: &str)
     -> StoreResult<(ApiKeySecret, ApiKeyRecord)>;

@@ -26,6 +26,8 @@ pub struct Project {
     pub in_app_include: Vec<String>,
     /// Module / path prefixes that are never in-app.
     pub in_app_exclude: Vec<String>,
+    /// Origins browsers may send product events from (`https://app.example.com`); empty = any.
+    pub allowed_origins: Vec<String>,
 }
 
 /// A stored API key (never the key itself).
@@ -57,15 +59,18 @@ pub enum SignalBatch {
     Logs(Batch<LogRecord>),
     /// Metrics with their points.
     Metrics(Batch<Metric>),
+    /// Product events (`/v1/events`).
+    Events(Vec<sightline_model::ProductEvent>),
 }
 
 impl SignalBatch {
-    /// `traces`, `logs` or `metrics`.
+    /// `traces`, `logs`, `metrics` or `events`.
     pub fn signal_name(&self) -> &'static str {
         match self {
             SignalBatch::Traces(_) => "traces",
             SignalBatch::Logs(_) => "logs",
             SignalBatch::Metrics(_) => "metrics",
+            SignalBatch::Events(_) => "events",
         }
     }
 }
@@ -270,3 +275,26 @@ pub struct OutcomeCount {
     pub count: u64,
 }
 
+
+/// Product event filters (`GET /api/v1/projects/{p}/events`).
+#[derive(Debug, Clone, Default)]
+pub struct EventQuery {
+    /// `event.name` equals.
+    pub name: Option<String>,
+    /// `event.type` equals.
+    pub event_type: Option<sightline_model::EventType>,
+    /// `user.id` equals.
+    pub user: Option<String>,
+    /// `session.id` equals.
+    pub session: Option<String>,
+    /// Timestamp ≥ (ns).
+    pub from_unix_nano: Option<u64>,
+    /// Timestamp ≤ (ns).
+    pub to_unix_nano: Option<u64>,
+    /// Case-insensitive substring of the name, page path or properties.
+    pub text: Option<String>,
+    /// Page size (1..=1000).
+    pub limit: usize,
+    /// Cursor from a previous page.
+    pub cursor: Option<String>,
+}

@@ -268,6 +268,29 @@ const MIGRATIONS: &[&str] = &[
     );
     CREATE INDEX sourcemaps_by_file ON sourcemaps (project_id, release, file_key);
     "#,
+    // 4: product events (ProductGraph `/v1/events`), stored once per (project, event_id), and the
+    // origins browsers may post them from.
+    r#"
+    ALTER TABLE projects ADD COLUMN allowed_origins TEXT NOT NULL DEFAULT '[]';
+    CREATE TABLE product_events (
+        id INTEGER PRIMARY KEY,
+        project_id INTEGER NOT NULL,
+        event_id TEXT NOT NULL,
+        product_id TEXT NOT NULL,
+        session_id TEXT NOT NULL,
+        user_id TEXT,
+        org_id TEXT,
+        event_type TEXT NOT NULL,
+        event_name TEXT NOT NULL,
+        timestamp_unix_nano INTEGER NOT NULL,
+        sequence INTEGER,
+        properties TEXT NOT NULL,
+        metadata TEXT NOT NULL,
+        UNIQUE (project_id, event_id)
+    );
+    CREATE INDEX product_events_by_time ON product_events (project_id, timestamp_unix_nano);
+    CREATE INDEX product_events_by_session ON product_events (project_id, session_id, timestamp_unix_nano);
+    "#,
 ];
 
 /// Applies every migration newer than the database's `user_version`, each in its own

@@ -2,6 +2,7 @@
 //! pipeline's writer thread, and a pool of read-only connections for queries.
 
 mod checkpoint;
+mod events;
 mod issues_read;
 mod issues_write;
 mod migrations;
@@ -108,11 +109,12 @@ fn project_from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<Project> {
         created_at_unix_ms: row.get(5)?,
         in_app_include: serde_json::from_str(&row.get::<_, String>(6)?).unwrap_or_default(),
         in_app_exclude: serde_json::from_str(&row.get::<_, String>(7)?).unwrap_or_default(),
+        allowed_origins: serde_json::from_str(&row.get::<_, String>(8)?).unwrap_or_default(),
     })
 }
 
 const PROJECT_COLUMNS: &str =
-    "id, slug, name, retention_days, trace_sample_rate, created_at_unix_ms, in_app_include, in_app_exclude";
+    "id, slug, name, retention_days, trace_sample_rate, created_at_unix_ms, in_app_include, in_app_exclude, allowed_origins";
 
 impl Store for SqliteStore {
     fn create_project(&self, name: &str) -> StoreResult<Project> {
@@ -200,6 +202,22 @@ impl Store for SqliteStore {
                 .optional()?
                 .ok_or_else(|| StoreError::NotFound(format!("project {project_id}")))
         })
+    }
+
+    fn update_allowed_origins(&self, project_id: i64, origins: &[String]) -> StoreResult<Project> {
+        let origins = serde_json::to_string(origins).unwrap_or_else(|_| "[]".into());
+        self.with_writer(|writer| {
+            let connection = writer.connection();
+            connection.execute("UPDATE projects SET allowed_origins = ?2 WHERE id = ?1", params![project_id, origins])?;
+            connection
+                .query_row(&format!("SELECT {PROJECT_COLUMNS} FROM projects WHERE id = ?1"), [project_id], project_from_row)
+                .optional()?
+                .ok_or_else(|| StoreError::NotFound(format!("project {project_id}")))
+        })
+    }
+
+    fn search_events(&self, project_id: i64, query: &super::EventQuery) -> StoreResult<super::Page<sightline_model::ProductEvent>> {
+        events::search_events(&*self.reader()?, project_id, query)
     }
 
     fn create_api_key(

@@ -47,6 +47,7 @@ impl Writer {
         let caches = Caches { resource_ids: &self.resource_ids, scope_ids: &self.scope_ids, metric_ids: &self.metric_ids };
         for batch in batches {
             let mut context = BatchContext { transaction: &transaction, project_id: batch.project_id, caches: &caches, pending: &mut pending, services: &mut services };
+            let mut duplicate_event_ids = std::collections::HashSet::new();
             match &batch.signal {
                 SignalBatch::Traces(spans) => {
                     context.insert_spans(spans)?;
@@ -54,9 +55,26 @@ impl Writer {
                 }
                 SignalBatch::Logs(records) => context.insert_logs(records)?,
                 SignalBatch::Metrics(metrics) => context.insert_metrics(metrics)?,
+                SignalBatch::Events(events) => {
+                    duplicate_event_ids = super::events::insert_events(&transaction, batch.project_id, events)?;
+                }
             }
             add_outcomes(&transaction, batch)?;
-            super::issues_write::group_errors(&transaction, batch.project_id, &batch.errors, now_unix_nano)?;
+            if duplicate_event_ids.is_empty() {
+                super::issues_write::group_errors(&transaction, batch.project_id, &batch.errors, now_unix_nano)?;
+            } else {
+                // A retried event batch must not count its errors twice.
+                let fresh: Vec<_> = batch
+                    .errors
+                    .iter()
+                    .filter(|error| {
+                        error.source != crate::store::errors::ErrorSource::ProductEvent
+                            || !duplicate_event_ids.contains(&error.event_id)
+                    })
+                    .cloned()
+                    .collect();
+                super::issues_write::group_errors(&transaction, batch.project_id, &fresh, now_unix_nano)?;
+            }
         }
         upsert_service_stats(&transaction, &services)?;
         transaction.commit()?;

@@ -1,0 +1,131 @@
+//! Product events in SQLite: insertion once per (project, `event_id`) and the filtered list.
+
+use std::collections::HashSet;
+
+use rusqlite::types::Value as SqlValue;
+use rusqlite::{Connection, Transaction, params, params_from_iter};
+use sightline_model::{EventType, ProductEvent};
+
+use crate::store::{EventQuery, Page, StoreError, StoreResult};
+
+/// Inserts events, skipping those whose `event_id` the project already has (client retries).
+/// Returns the ids that were duplicates.
+pub(super) fn insert_events(transaction: &Transaction<'_>, project_id: i64, events: &[ProductEvent]) -> StoreResult<HashSet<String>> {
+    let mut statement = transaction.prepare_cached(
+        "INSERT OR IGNORE INTO product_events (project_id, event_id, product_id, session_id, user_id, org_id, event_type,
+            event_name, timestamp_unix_nano, sequence, properties, metadata)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
+    )?;
+    let mut duplicates = HashSet::new();
+    for event in events {
+        let inserted = statement.execute(params![
+            project_id,
+            event.event_id,
+            event.product_id,
+            event.session_id,
+            event.user_id,
+            event.org_id,
+            event.event_type.as_str(),
+            event.event_name,
+            event.timestamp_unix_nano.min(i64::MAX as u64) as i64,
+            event.sequence,
+            serde_json::Value::Object(event.properties.clone()).to_string(),
+            serde_json::Value::Object(event.metadata.clone()).to_string(),
+        ])?;
+        if inserted == 0 {
+            duplicates.insert(event.event_id.clone());
+        }
+    }
+    Ok(duplicates)
+}
+
+fn invalid_cursor() -> StoreError {
+    StoreError::Conflict("invalid cursor".into())
+}
+
+pub(super) fn search_events(connection: &Connection, project_id: i64, query: &EventQuery) -> StoreResult<Page<ProductEvent>> {
+    let mut clauses = vec!["project_id = ?1".to_owned()];
+    let mut values = vec![SqlValue::Integer(project_id)];
+    let mut push = |clause: &str, new_values: Vec<SqlValue>| {
+        let mut text = clause.to_owned();
+        for value in new_values {
+            values.push(value);
+            text = text.replacen("{}", &format!("?{}", values.len()), 1);
+        }
+        clauses.push(text);
+    };
+    if let Some(name) = &query.name {
+        push("event_name = {}", vec![SqlValue::Text(name.clone())]);
+    }
+    if let Some(event_type) = query.event_type {
+        push("event_type = {}", vec![SqlValue::Text(event_type.as_str().to_owned())]);
+    }
+    if let Some(user) = &query.user {
+        push("user_id = {}", vec![SqlValue::Text(user.clone())]);
+    }
+    if let Some(session) = &query.session {
+        push("session_id = {}", vec![SqlValue::Text(session.clone())]);
+    }
+    if let Some(from) = query.from_unix_nano {
+        push("timestamp_unix_nano >= {}", vec![SqlValue::Integer(from.min(i64::MAX as u64) as i64)]);
+    }
+    if let Some(to) = query.to_unix_nano {
+        push("timestamp_unix_nano <= {}", vec![SqlValue::Integer(to.min(i64::MAX as u64) as i64)]);
+    }
+    if let Some(text) = &query.text {
+        push(
+            "(instr(lower(event_name), lower({})) > 0 OR instr(lower(properties), lower({})) > 0)",
+            vec![SqlValue::Text(text.clone()), SqlValue::Text(text.clone())],
+        );
+    }
+    if let Some(cursor) = &query.cursor {
+        let (time, id) = cursor.split_once(':').ok_or_else(invalid_cursor)?;
+        let time: i64 = time.parse().map_err(|_| invalid_cursor())?;
+        let id: i64 = id.parse().map_err(|_| invalid_cursor())?;
+        push(
+            "(timestamp_unix_nano < {} OR (timestamp_unix_nano = {} AND id < {}))",
+            vec![SqlValue::Integer(time), SqlValue::Integer(time), SqlValue::Integer(id)],
+        );
+    }
+    let limit = query.limit.clamp(1, 1000);
+    let sql = format!(
+        "SELECT id, event_id, product_id, session_id, user_id, org_id, event_type, event_name, timestamp_unix_nano,
+                sequence, properties, metadata
+         FROM product_events WHERE {} ORDER BY timestamp_unix_nano DESC, id DESC LIMIT {}",
+        clauses.join(" AND "),
+        limit + 1
+    );
+    let mut statement = connection.prepare(&sql)?;
+    let mut rows = statement.query(params_from_iter(values.iter()))?;
+    let mut items = Vec::new();
+    let mut positions = Vec::new();
+    while let Some(row) = rows.next()? {
+        let properties: String = row.get(10)?;
+        let metadata: String = row.get(11)?;
+        let object = |text: &str| match serde_json::from_str(text) {
+            Ok(serde_json::Value::Object(map)) => map,
+            _ => serde_json::Map::new(),
+        };
+        positions.push((row.get::<_, i64>(8)?, row.get::<_, i64>(0)?));
+        items.push(ProductEvent {
+            event_id: row.get(1)?,
+            product_id: row.get(2)?,
+            session_id: row.get(3)?,
+            user_id: row.get(4)?,
+            org_id: row.get(5)?,
+            event_type: EventType::parse(&row.get::<_, String>(6)?).unwrap_or(EventType::Custom),
+            event_name: row.get(7)?,
+            timestamp_unix_nano: row.get::<_, i64>(8)? as u64,
+            sequence: row.get(9)?,
+            properties: object(&properties),
+            metadata: object(&metadata),
+        });
+    }
+    let next_cursor = if items.len() > limit {
+        items.truncate(limit);
+        positions.get(limit - 1).map(|(time, id)| format!("{time}:{id}"))
+    } else {
+        None
+    };
+    Ok(Page { items, next_cursor })
+}
