@@ -195,3 +195,40 @@ async fn error_events_become_issues_once() {
     assert_eq!(latest["exceptions"][0]["frames"].as_array().unwrap().last().unwrap()["function"], "renderCart");
     server.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn opentelemetry_log_events_are_product_events_too() {
+    let server = TestServer::start().await;
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos().to_string();
+    let logs = json!({"resourceLogs": [{"resource": {"attributes": [{"key": "service.name", "value": {"stringValue": "checkout-api"}}]},
+        "scopeLogs": [{"logRecords": [
+            {"timeUnixNano": now, "eventName": "journey.step", "attributes": [
+                {"key": "session.id", "value": {"stringValue": "sess-lx3k2a-8f3kd92a"}},
+                {"key": "user.id", "value": {"stringValue": "user-42"}},
+                {"key": "gen_ai.journey.id", "value": {"stringValue": "checkout"}},
+                {"key": "journey.step.id", "value": {"stringValue": "payment-confirmed"}}]},
+            {"timeUnixNano": now, "body": {"stringValue": "a plain log line is not an event"}}
+        ]}]}]});
+    for _ in 0..2 {
+        // The second post is an OTLP retry of the same records.
+        let response = server
+            .http
+            .post(format!("{}/v1/logs", server.http_base()))
+            .bearer_auth(&server.ingest_key)
+            .json(&logs)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 200);
+    }
+    let events = stored_events(&server, "session=sess-lx3k2a-8f3kd92a").await;
+    assert_eq!(events.len(), 1, "{events:?}");
+    assert_eq!(events[0]["event.type"], "journey.step");
+    assert_eq!(events[0]["user.id"], "user-42");
+    assert_eq!(events[0]["properties"]["journey.id"], "checkout");
+    assert_eq!(events[0]["metadata"]["source"], "otlp");
+    assert_eq!(events[0]["product_id"], "checkout-api");
+    let logs = server.api_ok("/api/v1/projects/default/logs").await;
+    assert_eq!(logs["logs"].as_array().unwrap().len(), 4, "both records are still logs, twice (OTLP logs are not deduplicated)");
+    server.stop().await;
+}

@@ -91,6 +91,7 @@ impl Fixture {
             trace_summaries,
             outcomes: Outcomes { accepted: 1, sampled_out: 0, invalid: 0 },
             errors: Vec::new(),
+            derived_events: Vec::new(),
         };
         self.store.commit(&[batch]).expect("commit");
     }

@@ -5,6 +5,7 @@
 //! request and reports the OTLP outcome (accepted / rejected with reasons).
 
 pub mod errors;
+pub mod otel_events;
 pub mod sample;
 pub mod symbolicate;
 pub mod trace_summary;
@@ -197,7 +198,8 @@ fn prepared(
         return Prepared { report, batch: None };
     }
     let outcomes = Outcomes { accepted: report.accepted, sampled_out: report.sampled_out, invalid: report.rejected };
-    let batch = WriteBatch { project_id: project.id, signal, trace_summaries, outcomes, errors };
+    let batch =
+        WriteBatch { project_id: project.id, signal, trace_summaries, outcomes, errors, derived_events: Vec::new() };
     Prepared { report, batch: Some(batch) }
 }
 
@@ -228,7 +230,12 @@ pub fn prepare_logs(context: &PrepareContext, project: &Project, request: &Expor
     let rules = in_app_rules(project);
     let errors = errors::errors_from_logs(&batch, context.derive_options(project, &rules));
     let report = IngestReport { accepted: batch_len(&batch) as u64, ..report_base };
-    prepared(project, report, SignalBatch::Logs(batch), Vec::new(), errors)
+    let derived_events = otel_events::product_events_from_logs(&batch);
+    let mut prepared = prepared(project, report, SignalBatch::Logs(batch), Vec::new(), errors);
+    if let Some(write_batch) = &mut prepared.batch {
+        write_batch.derived_events = derived_events;
+    }
+    prepared
 }
 
 /// Derive errors (events of type `error`), for product events already parsed and validated by

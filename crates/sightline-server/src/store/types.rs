@@ -118,6 +118,8 @@ pub struct WriteBatch {
     pub outcomes: Outcomes,
     /// Error events derived from the items, grouped into issues at commit.
     pub errors: Vec<ErrorEvent>,
+    /// Product events derived from the items (OpenTelemetry log events), stored with them.
+    pub derived_events: Vec<sightline_model::ProductEvent>,
 }
 
 /// A page of results and the cursor for the next one (absent on the last page).

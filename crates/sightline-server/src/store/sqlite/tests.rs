@@ -289,6 +289,7 @@ fn traces(project_id: i64, batch: Batch<Span>) -> WriteBatch {
         outcomes: accepted(&batch),
         signal: SignalBatch::Traces(batch),
         errors: Vec::new(),
+        derived_events: Vec::new(),
     }
 }
 
@@ -299,6 +300,7 @@ fn logs(project_id: i64, batch: Batch<LogRecord>) -> WriteBatch {
         outcomes: accepted(&batch),
         signal: SignalBatch::Logs(batch),
         errors: Vec::new(),
+        derived_events: Vec::new(),
     }
 }
 
@@ -309,6 +311,7 @@ fn metrics(project_id: i64, batch: Batch<Metric>) -> WriteBatch {
         outcomes: accepted(&batch),
         signal: SignalBatch::Metrics(batch),
         errors: Vec::new(),
+        derived_events: Vec::new(),
     }
 }
 

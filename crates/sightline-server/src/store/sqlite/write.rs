@@ -59,6 +59,9 @@ impl Writer {
                     duplicate_event_ids = super::events::insert_events(&transaction, batch.project_id, events)?;
                 }
             }
+            if !batch.derived_events.is_empty() {
+                super::events::insert_events(&transaction, batch.project_id, &batch.derived_events)?;
+            }
             add_outcomes(&transaction, batch)?;
             if duplicate_event_ids.is_empty() {
                 super::issues_write::group_errors(&transaction, batch.project_id, &batch.errors, now_unix_nano)?;
