@@ -14,6 +14,7 @@ pub mod receivers;
 pub mod retention;
 pub mod server;
 pub mod store;
+pub mod telemetry;
 
 pub use config::Config;
 pub use server::{RunningServer, start};

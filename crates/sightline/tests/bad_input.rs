@@ -250,3 +250,25 @@ async fn a_full_queue_answers_429_and_resource_exhausted_with_retry_delay() {
     assert!(stored_trace(&server, 8).await.is_none(), "refused requests stored nothing");
     server.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn prometheus_metrics_count_committed_items() {
+    let server = TestServer::start().await;
+    let body = request(vec![span(11, 1, "counted"), span(11, 2, "counted"), Span { span_id: vec![1; 3], ..span(11, 3, "bad") }]);
+    let response = post(&server, "application/x-protobuf", None, Some(&server.ingest_key), body.encode_to_vec()).await;
+    assert_eq!(response.status(), 200);
+    let text = server.http.get(format!("{}/metrics", server.http_base())).send().await.unwrap().text().await.unwrap();
+    let value = |needle: &str| -> f64 {
+        text.lines()
+            .find(|line| line.starts_with(needle))
+            .and_then(|line| line.rsplit(' ').next())
+            .and_then(|number| number.parse().ok())
+            .unwrap_or_else(|| panic!("{needle} missing in:\n{text}"))
+    };
+    // Counters are process-wide and other tests in this binary ingest too: at least ours.
+    assert!(value("sightline_ingest_items_total{signal=\"traces\",outcome=\"accepted\"}") >= 2.0);
+    assert!(value("sightline_ingest_items_total{signal=\"traces\",outcome=\"invalid\"}") >= 1.0);
+    assert!(value("sightline_commit_duration_seconds_count") >= 1.0);
+    assert!(text.contains("sightline_ingest_queue_items"));
+    server.stop().await;
+}

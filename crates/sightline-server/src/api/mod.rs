@@ -179,6 +179,7 @@ pub fn routes() -> Router<Arc<AppState>> {
     Router::new()
         .route("/health", get(health))
         .route("/ready", get(ready))
+        .route("/metrics", get(prometheus_metrics))
         .merge(traces::routes())
         .merge(issues::routes())
         .merge(events::routes())
@@ -191,6 +192,17 @@ pub fn routes() -> Router<Arc<AppState>> {
 
 async fn health() -> Json<serde_json::Value> {
     Json(json!({"status": "ok"}))
+}
+
+/// Prometheus scrape endpoint (see [`crate::telemetry`]).
+async fn prometheus_metrics(State(state): State<Arc<AppState>>) -> Response {
+    let metrics = crate::telemetry::metrics();
+    metrics.queue_items.set(state.ingestor.queue().queued_items() as i64);
+    (
+        [(axum::http::header::CONTENT_TYPE, "application/openmetrics-text; version=1.0.0; charset=utf-8")],
+        metrics.encode(),
+    )
+        .into_response()
 }
 
 /// `{"status": "ready", "queued_items": n}` when the store answers (503 otherwise); queued

@@ -64,12 +64,22 @@ impl IngestQueue {
             .permits
             .clone()
             .try_acquire_many_owned(wanted)
-            .map_err(|_| IngestError::Overloaded { retry_after: self.retry_after })?;
+            .map_err(|_| {
+                crate::telemetry::metrics().refused.get_or_create(&crate::telemetry::RefusedLabels { reason: "overloaded".into() }).inc();
+                IngestError::Overloaded { retry_after: self.retry_after }
+            })?;
         let (reply, answer) = oneshot::channel();
         self.sender
             .send(Job { batch, items, reply, _permit: permit })
             .map_err(|_| IngestError::Unavailable { reason: "server is shutting down".into(), retry_after: self.retry_after })?;
-        match answer.await {
+        let answer = answer.await;
+        if !matches!(answer, Ok(Ok(()))) {
+            crate::telemetry::metrics()
+                .refused
+                .get_or_create(&crate::telemetry::RefusedLabels { reason: "unavailable".into() })
+                .inc();
+        }
+        match answer {
             Ok(Ok(())) => Ok(()),
             Ok(Err(reason)) => Err(IngestError::Unavailable { reason, retry_after: self.retry_after }),
             Err(_) => Err(IngestError::Unavailable { reason: "writer stopped".into(), retry_after: self.retry_after }),
@@ -97,7 +107,19 @@ fn run_writer(store: Arc<dyn Store>, mut receiver: mpsc::UnboundedReceiver<Job>,
         }
         let (batches, waiters): (Vec<WriteBatch>, Vec<_>) =
             jobs.into_iter().map(|job| (job.batch, (job.reply, job._permit))).unzip();
+        let started = std::time::Instant::now();
         let result = store.commit(&batches).map_err(|error| error.to_string());
+        let metrics = crate::telemetry::metrics();
+        metrics.commit_seconds.observe(started.elapsed().as_secs_f64());
+        metrics.commit_items.observe(items as f64);
+        if result.is_ok() {
+            for batch in &batches {
+                let signal = batch.signal.signal_name();
+                metrics.count_items(signal, "accepted", batch.outcomes.accepted);
+                metrics.count_items(signal, "sampled_out", batch.outcomes.sampled_out);
+                metrics.count_items(signal, "invalid", batch.outcomes.invalid);
+            }
+        }
         if let Err(reason) = &result {
             tracing::error!(%reason, requests = waiters.len(), "Commit failed; requests answered as retryable");
         }

@@ -1,0 +1,90 @@
+//! Sightline's own metrics, exposed at `GET /metrics` in the Prometheus text format
+//! (prometheus-client). Names follow Prometheus conventions (`_total` counters, base units).
+//!
+//! - `sightline_ingest_items_total{signal, outcome}`: items by outcome (accepted, sampled_out,
+//!   invalid) once committed; `signal` is traces, logs, metrics or events.
+//! - `sightline_ingest_refused_requests_total{reason}`: requests refused with a retry delay
+//!   (`overloaded`, `unavailable`).
+//! - `sightline_ingest_queue_items`: items accepted but not yet committed.
+//! - `sightline_commit_duration_seconds`: time of each group commit.
+//! - `sightline_commit_items`: items per group commit.
+//!
+//! One registry per process: counters are process-wide, like the process they describe.
+
+use std::sync::LazyLock;
+
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
+use prometheus_client::registry::Registry;
+
+/// Labels of `sightline_ingest_items_total`.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ItemLabels {
+    /// `traces`, `logs`, `metrics` or `events`.
+    pub signal: String,
+    /// `accepted`, `sampled_out` or `invalid`.
+    pub outcome: String,
+}
+
+/// Labels of `sightline_ingest_refused_requests_total`.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct RefusedLabels {
+    /// `overloaded` (queue full) or `unavailable` (commit failed, shutting down).
+    pub reason: String,
+}
+
+/// The process's metrics.
+pub struct ServerMetrics {
+    registry: Registry,
+    /// Items by signal and outcome.
+    pub items: Family<ItemLabels, Counter>,
+    /// Requests refused with a retry delay.
+    pub refused: Family<RefusedLabels, Counter>,
+    /// Items waiting for commit.
+    pub queue_items: Gauge,
+    /// Group commit durations, seconds.
+    pub commit_seconds: Histogram,
+    /// Items per group commit.
+    pub commit_items: Histogram,
+}
+
+static METRICS: LazyLock<ServerMetrics> = LazyLock::new(|| {
+    let mut registry = Registry::with_prefix("sightline");
+    let items = Family::<ItemLabels, Counter>::default();
+    registry.register("ingest_items", "Ingested items by signal and outcome, once committed", items.clone());
+    let refused = Family::<RefusedLabels, Counter>::default();
+    registry.register("ingest_refused_requests", "Requests refused with a retry delay", refused.clone());
+    let queue_items = Gauge::default();
+    registry.register("ingest_queue_items", "Items accepted but not yet committed", queue_items.clone());
+    let commit_seconds = Histogram::new(exponential_buckets(0.0005, 2.0, 14));
+    registry.register("commit_duration_seconds", "Duration of each group commit", commit_seconds.clone());
+    let commit_items = Histogram::new(exponential_buckets(1.0, 4.0, 10));
+    registry.register("commit_items", "Items committed per group commit", commit_items.clone());
+    ServerMetrics { registry, items, refused, queue_items, commit_seconds, commit_items }
+});
+
+/// The process-wide metrics.
+pub fn metrics() -> &'static ServerMetrics {
+    &METRICS
+}
+
+impl ServerMetrics {
+    /// Counts `count` items of `signal` with `outcome`.
+    pub fn count_items(&self, signal: &str, outcome: &str, count: u64) {
+        if count > 0 {
+            self.items.get_or_create(&ItemLabels { signal: signal.to_owned(), outcome: outcome.to_owned() }).inc_by(count);
+        }
+    }
+
+    /// The Prometheus text exposition (OpenMetrics text format).
+    pub fn encode(&self) -> String {
+        let mut text = String::new();
+        if prometheus_client::encoding::text::encode(&mut text, &self.registry).is_err() {
+            text.clear();
+        }
+        text
+    }
+}
