@@ -6,6 +6,7 @@ use rusqlite::types::Value as SqlValue;
 use rusqlite::{Connection, Transaction, params, params_from_iter};
 use sightline_model::{EventType, ProductEvent};
 
+use super::filter::{Filter, nanos};
 use crate::store::{EventQuery, Page, StoreError, StoreResult};
 
 /// Inserts events, skipping those whose `event_id` the project already has (client retries).
@@ -44,16 +45,9 @@ fn invalid_cursor() -> StoreError {
 }
 
 pub(super) fn search_events(connection: &Connection, project_id: i64, query: &EventQuery) -> StoreResult<Page<ProductEvent>> {
-    let mut clauses = vec!["project_id = ?1".to_owned()];
-    let mut values = vec![SqlValue::Integer(project_id)];
-    let mut push = |clause: &str, new_values: Vec<SqlValue>| {
-        let mut text = clause.to_owned();
-        for value in new_values {
-            values.push(value);
-            text = text.replacen("{}", &format!("?{}", values.len()), 1);
-        }
-        clauses.push(text);
-    };
+    let mut filter = Filter::default();
+    filter.push("project_id = {}", [SqlValue::Integer(project_id)]);
+    let mut push = |clause: &str, values: Vec<SqlValue>| filter.push(clause, values);
     if let Some(name) = &query.name {
         push("event_name = {}", vec![SqlValue::Text(name.clone())]);
     }
@@ -67,10 +61,10 @@ pub(super) fn search_events(connection: &Connection, project_id: i64, query: &Ev
         push("session_id = {}", vec![SqlValue::Text(session.clone())]);
     }
     if let Some(from) = query.from_unix_nano {
-        push("timestamp_unix_nano >= {}", vec![SqlValue::Integer(from.min(i64::MAX as u64) as i64)]);
+        push("timestamp_unix_nano >= {}", vec![nanos(from)]);
     }
     if let Some(to) = query.to_unix_nano {
-        push("timestamp_unix_nano <= {}", vec![SqlValue::Integer(to.min(i64::MAX as u64) as i64)]);
+        push("timestamp_unix_nano <= {}", vec![nanos(to)]);
     }
     if let Some(text) = &query.text {
         push(
@@ -91,12 +85,12 @@ pub(super) fn search_events(connection: &Connection, project_id: i64, query: &Ev
     let sql = format!(
         "SELECT id, event_id, product_id, session_id, user_id, org_id, event_type, event_name, timestamp_unix_nano,
                 sequence, properties, metadata
-         FROM product_events WHERE {} ORDER BY timestamp_unix_nano DESC, id DESC LIMIT {}",
-        clauses.join(" AND "),
+         FROM product_events {} ORDER BY timestamp_unix_nano DESC, id DESC LIMIT {}",
+        filter.where_sql(),
         limit + 1
     );
     let mut statement = connection.prepare(&sql)?;
-    let mut rows = statement.query(params_from_iter(values.iter()))?;
+    let mut rows = statement.query(params_from_iter(filter.values.iter()))?;
     let mut items = Vec::new();
     let mut positions = Vec::new();
     while let Some(row) = rows.next()? {

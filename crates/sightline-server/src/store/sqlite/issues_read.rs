@@ -6,6 +6,7 @@ use std::collections::BTreeMap;
 use rusqlite::types::Value as SqlValue;
 use rusqlite::{Connection, OptionalExtension, Row, params, params_from_iter};
 
+use super::filter::{Filter, nanos};
 use crate::store::errors::{
     ErrorEvent, ErrorStats, Issue, IssueDetail, IssueQuery, IssueSort, IssueStatus, Level, StatusHistoryEntry, StoredErrorEvent,
 };
@@ -47,16 +48,9 @@ fn invalid_cursor() -> StoreError {
 }
 
 pub(super) fn list_issues(connection: &Connection, project_id: i64, query: &IssueQuery) -> StoreResult<Page<Issue>> {
-    let mut clauses = vec!["i.project_id = ?1".to_owned()];
-    let mut values = vec![SqlValue::Integer(project_id)];
-    let mut push = |clause: &str, new_values: Vec<SqlValue>| {
-        let mut text = clause.to_owned();
-        for value in new_values {
-            values.push(value);
-            text = text.replacen("{}", &format!("?{}", values.len()), 1);
-        }
-        clauses.push(text);
-    };
+    let mut filter = Filter::default();
+    filter.push("i.project_id = {}", [SqlValue::Integer(project_id)]);
+    let mut push = |clause: &str, values: Vec<SqlValue>| filter.push(clause, values);
     if let Some(status) = query.status {
         push("i.status = {}", vec![SqlValue::Text(status.as_str().to_owned())]);
     }
@@ -73,10 +67,10 @@ pub(super) fn list_issues(connection: &Connection, project_id: i64, query: &Issu
         push("EXISTS (SELECT 1 FROM issue_users u WHERE u.issue_id = i.id AND u.value = {})", vec![SqlValue::Text(user.clone())]);
     }
     if let Some(from) = query.from_unix_nano {
-        push("i.last_seen_unix_nano >= {}", vec![SqlValue::Integer(from.min(i64::MAX as u64) as i64)]);
+        push("i.last_seen_unix_nano >= {}", vec![nanos(from)]);
     }
     if let Some(to) = query.to_unix_nano {
-        push("i.first_seen_unix_nano <= {}", vec![SqlValue::Integer(to.min(i64::MAX as u64) as i64)]);
+        push("i.first_seen_unix_nano <= {}", vec![nanos(to)]);
     }
     if let Some(text) = &query.text {
         push(
@@ -100,12 +94,13 @@ pub(super) fn list_issues(connection: &Connection, project_id: i64, query: &Issu
     }
     let limit = query.limit.clamp(1, 1000);
     let sql = format!(
-        "SELECT {ISSUE_COLUMNS} FROM issues i WHERE {} ORDER BY {sort_column} DESC, i.id DESC LIMIT {}",
-        clauses.join(" AND "),
+        "SELECT {ISSUE_COLUMNS} FROM issues i {} ORDER BY {sort_column} DESC, i.id DESC LIMIT {}",
+        filter.where_sql(),
         limit + 1
     );
     let mut statement = connection.prepare(&sql)?;
-    let mut items = statement.query_map(params_from_iter(values.iter()), issue_from_row)?.collect::<Result<Vec<_>, _>>()?;
+    let mut items =
+        statement.query_map(params_from_iter(filter.values.iter()), issue_from_row)?.collect::<Result<Vec<_>, _>>()?;
     let next_cursor = if items.len() > limit {
         items.truncate(limit);
         items.last().map(|last| {

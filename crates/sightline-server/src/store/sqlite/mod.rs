@@ -3,6 +3,7 @@
 
 mod checkpoint;
 mod events;
+mod filter;
 mod issues_read;
 mod issues_write;
 mod migrations;

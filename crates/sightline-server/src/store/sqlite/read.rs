@@ -8,6 +8,7 @@ use rusqlite::{Connection, Row, params, params_from_iter};
 use sightline_model::metric::NumberValue;
 use sightline_model::{Attributes, LogRecord, MetricKind, MetricPoint, PointValue, Resource, Scope, Span, SpanId, TraceId};
 
+use super::filter::{Filter, nanos};
 use crate::store::{
     LogQuery, MetricDescription, OutcomeCount, Page, ServiceStats, StoreError, StoreResult, StoredLog, StoredMetricPoint,
     StoredSpan, TraceQuery, TraceSummary,
@@ -92,32 +93,6 @@ pub(super) fn get_trace(connection: &Connection, project_id: i64, trace_id: &Tra
         spans.push(span_from_row(row, &mut cache)?);
     }
     Ok(if spans.is_empty() { None } else { Some(spans) })
-}
-
-/// SQL text and its parameters, built clause by clause.
-#[derive(Default)]
-struct Filter {
-    clauses: Vec<String>,
-    values: Vec<SqlValue>,
-}
-
-impl Filter {
-    fn push(&mut self, clause: &str, values: impl IntoIterator<Item = SqlValue>) {
-        let mut text = clause.to_owned();
-        for value in values {
-            self.values.push(value);
-            text = text.replacen("{}", &format!("?{}", self.values.len()), 1);
-        }
-        self.clauses.push(text);
-    }
-
-    fn where_sql(&self) -> String {
-        if self.clauses.is_empty() { String::new() } else { format!("WHERE {}", self.clauses.join(" AND ")) }
-    }
-}
-
-fn nanos(value: u64) -> SqlValue {
-    SqlValue::Integer(value.min(i64::MAX as u64) as i64)
 }
 
 /// JSON path for a key: `$."key"`. Keys holding `"` or `\` cannot be addressed and match nothing.
