@@ -3,17 +3,22 @@
 //! Every project route authenticates a key with read scope that belongs to the project in the
 //! path (slug or id). Errors are JSON `{"error": {"code", "message"}}` with the matching status.
 
+mod analytics;
+mod event_stats;
 mod events;
 mod issues;
+mod journeys;
 mod logs;
 mod metrics;
 mod params;
 mod series;
 mod services;
+mod sessions;
 mod sourcemaps;
 #[cfg(test)]
 mod tests;
 mod traces;
+mod web_vitals;
 
 use std::sync::Arc;
 
@@ -183,10 +188,14 @@ pub fn routes() -> Router<Arc<AppState>> {
         .merge(traces::routes())
         .merge(issues::routes())
         .merge(events::routes())
+        .merge(event_stats::routes())
+        .merge(journeys::routes())
+        .merge(web_vitals::routes())
         .merge(logs::routes())
         .merge(metrics::routes())
         .merge(services::routes())
         .merge(sourcemaps::routes())
+        .merge(sessions::routes())
         .fallback(|| async { ApiError::not_found("no such route; see the README for the API") })
 }
 

@@ -34,6 +34,9 @@ use sightline_model::{MetricKind, MetricPoint, PointValue};
 use self::distributions::{exponential_histogram_points, histogram_points, summary_points};
 use crate::store::StoredMetricPoint;
 
+/// Reused by web vitals (`api/analytics/vitals.rs`) to add up histogram streams over a range.
+pub(crate) use self::distributions::histogram_increases;
+
 /// Most buckets one series request may span (a chart a few thousand pixels wide, with room).
 pub(crate) const MAX_BUCKETS: u64 = 11_000;
 

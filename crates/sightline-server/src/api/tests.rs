@@ -92,6 +92,7 @@ impl Fixture {
             outcomes: Outcomes { accepted: 1, sampled_out: 0, invalid: 0 },
             errors: Vec::new(),
             derived_events: Vec::new(),
+            sessions: Default::default(),
         };
         self.store.commit(&[batch]).expect("commit");
     }

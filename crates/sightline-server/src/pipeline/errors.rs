@@ -256,8 +256,9 @@ fn span_context(resource: &Resource, span: &Span) -> ErrorContext {
 /// resource; baggage-derived attributes arrive the same way).
 fn fill_request_context(context: &mut ErrorContext, sources: [&Attributes; 2]) {
     let owned = |keys: &[&str]| string_attribute(&sources, keys).map(str::to_owned);
-    context.session_id = owned(&["session.id"]);
-    context.user_id = owned(&["user.id", "enduser.id"]);
+    // The same reading as session summaries: attribute, baggage, or recorded `X-Session-ID`.
+    context.session_id = sources.iter().find_map(|attributes| super::session::session_id(attributes));
+    context.user_id = sources.iter().find_map(|attributes| super::session::user_id(attributes));
     context.url = owned(&["url.full", "http.url", "url.path", "http.target"]);
     context.route = owned(&["http.route"]);
     context.user_agent = owned(&["user_agent.original", "http.user_agent"]);

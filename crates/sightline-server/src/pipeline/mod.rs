@@ -1,5 +1,5 @@
-//! Processing: authenticate → validate (OTLP → model) → sample → derive summaries and errors
-//! (symbolicating JavaScript frames with source maps) → commit.
+//! Processing: authenticate → validate (OTLP → model) → sample → derive summaries, sessions and
+//! errors (symbolicating JavaScript frames with source maps) → commit.
 //!
 //! Each step is a plain function in its own module; [`Ingestor`] runs them in order for one
 //! request and reports the OTLP outcome (accepted / rejected with reasons).
@@ -7,6 +7,7 @@
 pub mod errors;
 pub mod otel_events;
 pub mod sample;
+pub mod session;
 pub mod symbolicate;
 pub mod trace_summary;
 pub mod writer;
@@ -198,8 +199,22 @@ fn prepared(
         return Prepared { report, batch: None };
     }
     let outcomes = Outcomes { accepted: report.accepted, sampled_out: report.sampled_out, invalid: report.rejected };
-    let batch =
-        WriteBatch { project_id: project.id, signal, trace_summaries, outcomes, errors, derived_events: Vec::new() };
+    let sessions = match &signal {
+        SignalBatch::Traces(spans) => session::sessions_from_spans(spans),
+        SignalBatch::Logs(records) => session::sessions_from_logs(records),
+        SignalBatch::Metrics(metrics) => session::sessions_from_metrics(metrics),
+        // Product events are summarized at commit, where retried events are recognised.
+        SignalBatch::Events(_) => Default::default(),
+    };
+    let batch = WriteBatch {
+        project_id: project.id,
+        signal,
+        trace_summaries,
+        outcomes,
+        errors,
+        derived_events: Vec::new(),
+        sessions,
+    };
     Prepared { report, batch: Some(batch) }
 }
 

@@ -5,7 +5,9 @@
 //! acknowledgement. Reads are synchronous and run on blocking threads; they never block the
 //! writer (SQLite WAL readers see the last committed state).
 
+pub mod analytics;
 pub mod errors;
+pub mod sessions;
 pub mod sourcemaps;
 pub mod sqlite;
 mod types;
@@ -67,6 +69,24 @@ pub trait Store: Send + Sync + 'static {
     fn update_allowed_origins(&self, project_id: i64, origins: &[String]) -> StoreResult<Project>;
     /// Product events matching the query, newest first.
     fn search_events(&self, project_id: i64, query: &EventQuery) -> StoreResult<Page<sightline_model::ProductEvent>>;
+    /// Events naming a journey (`journey.id`) in the query's range, oldest first, at most
+    /// `query.max_touches`.
+    fn journey_touches(
+        &self,
+        project_id: i64,
+        query: &analytics::JourneyTouchQuery,
+    ) -> StoreResult<analytics::Capped<analytics::JourneyTouch>>;
+    /// Event counts, distinct users and distinct sessions per group, per time bucket and overall.
+    fn event_stats(&self, project_id: i64, query: &analytics::EventStatsQuery) -> StoreResult<analytics::EventStats>;
+    /// Web-vital fields of `performance` events in `[from, to]` (ns), newest first, at most
+    /// `max_samples`.
+    fn performance_samples(
+        &self,
+        project_id: i64,
+        from_unix_nano: u64,
+        to_unix_nano: u64,
+        max_samples: usize,
+    ) -> StoreResult<analytics::Capped<analytics::PerformanceSample>>;
     /// Creates and stores a key; returns the plain key (shown once) and its record.
     fn create_api_key(&self, project_id: i64, scope: KeyScope, name: &str)
     -> StoreResult<(ApiKeySecret, ApiKeyRecord)>;
@@ -139,6 +159,25 @@ pub trait Store: Send + Sync + 'static {
     fn find_sourcemap(&self, project_id: i64, release: &str, file_key: &str) -> StoreResult<Option<StoredSourceMap>>;
     /// Deletes one source map by the name it was uploaded under; false when there was none.
     fn delete_sourcemap(&self, project_id: i64, release: &str, name: &str) -> StoreResult<bool>;
+
+    /// Session summaries matching the query, newest session start first.
+    fn list_sessions(&self, project_id: i64, query: &sessions::SessionQuery) -> StoreResult<Page<sessions::SessionSummary>>;
+    /// One session's summary and a page of its timeline (product events, requests, logs and
+    /// errors in time order); `None` when the project has no such session.
+    fn get_session(
+        &self,
+        project_id: i64,
+        session_id: &str,
+        timeline: &sessions::TimelineQuery,
+    ) -> StoreResult<Option<sessions::SessionDetail>>;
+    /// Share of SERVER spans carrying a session id, over the days overlapping `[from, to]` (ns;
+    /// all stored days when absent).
+    fn session_correlation(
+        &self,
+        project_id: i64,
+        from_unix_nano: Option<u64>,
+        to_unix_nano: Option<u64>,
+    ) -> StoreResult<sessions::CorrelationRate>;
 
     /// Deletes expired rows (older than `cutoff_unix_nano`) of the project, at most `max_rows`
     /// per table and call, table after table (spans, trace summaries, logs, metric points), in

@@ -120,6 +120,9 @@ pub struct WriteBatch {
     pub errors: Vec<ErrorEvent>,
     /// Product events derived from the items (OpenTelemetry log events), stored with them.
     pub derived_events: Vec<sightline_model::ProductEvent>,
+    /// Session deltas of the spans, logs and exemplars (product events and errors are added at
+    /// commit, once retries are known), and SERVER-span correlation counters.
+    pub sessions: crate::store::sessions::SessionBatch,
 }
 
 /// A page of results and the cursor for the next one (absent on the last page).

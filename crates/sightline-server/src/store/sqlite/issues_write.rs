@@ -121,15 +121,27 @@ fn find_issue(transaction: &Transaction<'_>, project_id: i64, hashes: &[String])
 }
 
 /// Groups `events` into issues of `project_id` inside `transaction`. `now_unix_nano` is the
-/// commit time (the regression guard compares it with the resolution time).
-pub(super) fn group_errors(transaction: &Transaction<'_>, project_id: i64, events: &[ErrorEvent], now_unix_nano: u64) -> StoreResult<()> {
+/// commit time (the regression guard compares it with the resolution time). Returns the stored
+/// error events' row ids, in the order of `events` (session timelines point at them).
+pub(super) fn group_errors(
+    transaction: &Transaction<'_>,
+    project_id: i64,
+    events: &[ErrorEvent],
+    now_unix_nano: u64,
+) -> StoreResult<Vec<i64>> {
+    let mut rowids = Vec::with_capacity(events.len());
     for event in events {
-        group_one(transaction, project_id, event, now_unix_nano)?;
+        rowids.push(group_one(transaction, project_id, event, now_unix_nano)?);
     }
-    Ok(())
+    Ok(rowids)
 }
 
-fn group_one(transaction: &Transaction<'_>, project_id: i64, event: &ErrorEvent, now_unix_nano: u64) -> StoreResult<()> {
+fn group_one(
+    transaction: &Transaction<'_>,
+    project_id: i64,
+    event: &ErrorEvent,
+    now_unix_nano: u64,
+) -> StoreResult<i64> {
     let timestamp = event.timestamp_unix_nano as i64;
     if let Some(release) = &event.context.release {
         transaction
@@ -286,7 +298,7 @@ fn group_one(transaction: &Transaction<'_>, project_id: i64, event: &ErrorEvent,
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
         )?
         .execute(params![project_id, issue_id, event.event_id, timestamp, event.level.as_str(), event.context.service, body])?;
-    Ok(())
+    Ok(transaction.last_insert_rowid())
 }
 
 fn platform_name(event: &ErrorEvent) -> String {

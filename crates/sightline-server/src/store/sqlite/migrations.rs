@@ -291,6 +291,63 @@ const MIGRATIONS: &[&str] = &[
     CREATE INDEX product_events_by_time ON product_events (project_id, timestamp_unix_nano);
     CREATE INDEX product_events_by_session ON product_events (project_id, session_id, timestamp_unix_nano);
     "#,
+    // 5: session correlation. Summaries are upserted once per session and batch. Timeline lookups
+    // of spans, logs and errors go through `session_items`, written only for items that carry a
+    // session (one index entry each, none for the rest), keyed by the session's row id; product
+    // events are found through `product_events_by_session`. Correlation counters per UTC day.
+    r#"
+    CREATE TABLE sessions (
+        id INTEGER PRIMARY KEY,
+        project_id INTEGER NOT NULL,
+        session_id TEXT NOT NULL,
+        first_seen_unix_nano INTEGER NOT NULL,
+        last_seen_unix_nano INTEGER NOT NULL,
+        user_id TEXT,
+        entry_page TEXT,
+        entry_page_unix_nano INTEGER,
+        exit_page TEXT,
+        exit_page_unix_nano INTEGER,
+        page_views INTEGER NOT NULL,
+        events INTEGER NOT NULL,
+        errors INTEGER NOT NULL,
+        requests INTEGER NOT NULL,
+        logs INTEGER NOT NULL,
+        -- Sorted JSON array of service names.
+        services TEXT NOT NULL,
+        user_agent TEXT,
+        -- 1 from a span, 2 from a product event (the browser's own wins).
+        user_agent_source INTEGER NOT NULL DEFAULT 0,
+        UNIQUE (project_id, session_id)
+    );
+    CREATE INDEX sessions_by_start ON sessions (project_id, first_seen_unix_nano);
+    CREATE INDEX sessions_by_user ON sessions (project_id, user_id, first_seen_unix_nano) WHERE user_id IS NOT NULL;
+    -- kind: 1 request (span rowid), 2 log (log rowid), 3 error (error_events rowid).
+    CREATE TABLE session_items (
+        session_key INTEGER NOT NULL,
+        timestamp_unix_nano INTEGER NOT NULL,
+        kind INTEGER NOT NULL,
+        item_rowid INTEGER NOT NULL,
+        PRIMARY KEY (session_key, timestamp_unix_nano, kind, item_rowid)
+    ) WITHOUT ROWID;
+    CREATE TABLE session_correlation (
+        project_id INTEGER NOT NULL,
+        day_unix_nano INTEGER NOT NULL,
+        server_spans INTEGER NOT NULL,
+        with_session INTEGER NOT NULL,
+        PRIMARY KEY (project_id, day_unix_nano)
+    ) WITHOUT ROWID;
+    "#,
+    // 6: product analytics. Partial indexes: only events naming a journey and `performance`
+    // events get an entry. Measured with the sqlite3 CLI on 200k inserts (15% of them journey or
+    // performance events): ~5% more CPU with these two, ~20% when the journey predicate used
+    // `json_extract`. `instr` is cheap on every insert, and a false positive (the text inside a
+    // value) is filtered out by the query's own `json_extract`.
+    r#"
+    CREATE INDEX product_events_journeys ON product_events (project_id, timestamp_unix_nano)
+        WHERE instr(properties, '"journey.id"') > 0;
+    CREATE INDEX product_events_performance ON product_events (project_id, timestamp_unix_nano)
+        WHERE event_type = 'performance';
+    "#,
 ];
 
 /// Applies every migration newer than the database's `user_version`, each in its own

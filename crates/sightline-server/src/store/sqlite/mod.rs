@@ -1,6 +1,7 @@
 //! The embedded default store: one SQLite file in WAL mode, one writer connection owned by the
 //! pipeline's writer thread, and a pool of read-only connections for queries.
 
+mod analytics;
 mod checkpoint;
 mod events;
 mod filter;
@@ -9,6 +10,8 @@ mod issues_write;
 mod migrations;
 mod read;
 mod retention;
+mod sessions_read;
+mod sessions_write;
 mod sourcemaps;
 mod write;
 
@@ -221,6 +224,32 @@ impl Store for SqliteStore {
         events::search_events(&*self.reader()?, project_id, query)
     }
 
+    fn journey_touches(
+        &self,
+        project_id: i64,
+        query: &super::analytics::JourneyTouchQuery,
+    ) -> StoreResult<super::analytics::Capped<super::analytics::JourneyTouch>> {
+        analytics::journey_touches(&*self.reader()?, project_id, query)
+    }
+
+    fn event_stats(
+        &self,
+        project_id: i64,
+        query: &super::analytics::EventStatsQuery,
+    ) -> StoreResult<super::analytics::EventStats> {
+        analytics::event_stats(&*self.reader()?, project_id, query)
+    }
+
+    fn performance_samples(
+        &self,
+        project_id: i64,
+        from_unix_nano: u64,
+        to_unix_nano: u64,
+        max_samples: usize,
+    ) -> StoreResult<super::analytics::Capped<super::analytics::PerformanceSample>> {
+        analytics::performance_samples(&*self.reader()?, project_id, from_unix_nano, to_unix_nano, max_samples)
+    }
+
     fn create_api_key(
         &self,
         project_id: i64,
@@ -388,6 +417,32 @@ impl Store for SqliteStore {
 
     fn delete_sourcemap(&self, project_id: i64, release: &str, name: &str) -> StoreResult<bool> {
         self.with_writer(|writer| sourcemaps::delete(writer.connection(), project_id, release, name))
+    }
+
+    fn list_sessions(
+        &self,
+        project_id: i64,
+        query: &super::sessions::SessionQuery,
+    ) -> StoreResult<super::Page<super::sessions::SessionSummary>> {
+        sessions_read::list_sessions(&*self.reader()?, project_id, query)
+    }
+
+    fn get_session(
+        &self,
+        project_id: i64,
+        session_id: &str,
+        timeline: &super::sessions::TimelineQuery,
+    ) -> StoreResult<Option<super::sessions::SessionDetail>> {
+        sessions_read::get_session(&*self.reader()?, project_id, session_id, timeline)
+    }
+
+    fn session_correlation(
+        &self,
+        project_id: i64,
+        from_unix_nano: Option<u64>,
+        to_unix_nano: Option<u64>,
+    ) -> StoreResult<super::sessions::CorrelationRate> {
+        sessions_read::correlation(&*self.reader()?, project_id, from_unix_nano, to_unix_nano)
     }
 
     fn delete_expired(&self, project_id: i64, cutoff_unix_nano: u64, max_rows: usize) -> StoreResult<usize> {

@@ -8,7 +8,9 @@ use crate::store::StoreResult;
 /// Deletes up to `max_rows` expired rows, table by table in this order: spans (by start time),
 /// trace summaries with their span ranges (only once the project has no expired span left),
 /// logs, metric points, error events, issues last seen before the cutoff (with their hashes,
-/// users, sessions, tags, hourly counts and history), expired hourly counts of live issues.
+/// users, sessions, tags, hourly counts and history), expired hourly counts of live issues,
+/// session timeline items before the cutoff, sessions last seen before it, and correlation
+/// counters of days that ended before it.
 /// A call moves on to the next table while budget remains, so a result
 /// below `max_rows` means nothing older than the cutoff is left (the trait's loop condition).
 pub(super) fn delete_expired(connection: &mut Connection, project_id: i64, cutoff_unix_nano: u64, max_rows: usize) -> StoreResult<usize> {
@@ -81,6 +83,34 @@ pub(super) fn delete_expired(connection: &mut Connection, project_id: i64, cutof
             "DELETE FROM issue_hourly WHERE (issue_id, hour_unix_nano) IN
                 (SELECT h.issue_id, h.hour_unix_nano FROM issue_hourly h JOIN issues i ON i.id = h.issue_id
                  WHERE i.project_id = ?1 AND h.hour_unix_nano < ?2 LIMIT ?3)",
+            params![project_id, cutoff, remaining(deleted)],
+        )?;
+    }
+    if deleted < max_rows {
+        // Session timeline items before the cutoff, of expired sessions and of sessions still
+        // going (both started before it).
+        deleted += transaction.execute(
+            "DELETE FROM session_items WHERE (session_key, timestamp_unix_nano, kind, item_rowid) IN
+                (SELECT i.session_key, i.timestamp_unix_nano, i.kind, i.item_rowid
+                 FROM sessions s JOIN session_items i ON i.session_key = s.id AND i.timestamp_unix_nano < ?2
+                 WHERE s.project_id = ?1 AND s.first_seen_unix_nano < ?2 LIMIT ?3)",
+            params![project_id, cutoff, remaining(deleted)],
+        )?;
+    }
+    if deleted < max_rows {
+        // Every item of a session is at most its last-seen time, so these have none left.
+        deleted += transaction.execute(
+            "DELETE FROM sessions WHERE id IN (SELECT id FROM sessions
+                WHERE project_id = ?1 AND first_seen_unix_nano < ?2 AND last_seen_unix_nano < ?2 LIMIT ?3)",
+            params![project_id, cutoff, remaining(deleted)],
+        )?;
+    }
+    if deleted < max_rows {
+        // Correlation counters of days that ended before the cutoff.
+        deleted += transaction.execute(
+            "DELETE FROM session_correlation WHERE (project_id, day_unix_nano) IN
+                (SELECT project_id, day_unix_nano FROM session_correlation
+                 WHERE project_id = ?1 AND day_unix_nano <= ?2 - 86400000000000 LIMIT ?3)",
             params![project_id, cutoff, remaining(deleted)],
         )?;
     }

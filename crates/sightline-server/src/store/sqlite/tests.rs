@@ -290,6 +290,7 @@ fn traces(project_id: i64, batch: Batch<Span>) -> WriteBatch {
         signal: SignalBatch::Traces(batch),
         errors: Vec::new(),
         derived_events: Vec::new(),
+        sessions: Default::default(),
     }
 }
 
@@ -301,6 +302,7 @@ fn logs(project_id: i64, batch: Batch<LogRecord>) -> WriteBatch {
         signal: SignalBatch::Logs(batch),
         errors: Vec::new(),
         derived_events: Vec::new(),
+        sessions: Default::default(),
     }
 }
 
@@ -312,6 +314,7 @@ fn metrics(project_id: i64, batch: Batch<Metric>) -> WriteBatch {
         signal: SignalBatch::Metrics(batch),
         errors: Vec::new(),
         derived_events: Vec::new(),
+        sessions: Default::default(),
     }
 }
 

@@ -48,23 +48,26 @@ impl Writer {
         for batch in batches {
             let mut context = BatchContext { transaction: &transaction, project_id: batch.project_id, caches: &caches, pending: &mut pending, services: &mut services };
             let mut duplicate_event_ids = std::collections::HashSet::new();
+            let mut rowids = super::sessions_write::ItemRowids::default();
             match &batch.signal {
                 SignalBatch::Traces(spans) => {
-                    context.insert_spans(spans)?;
+                    rowids.spans = context.insert_spans(spans)?;
                     upsert_trace_summaries(&transaction, batch.project_id, &batch.trace_summaries)?;
                 }
-                SignalBatch::Logs(records) => context.insert_logs(records)?,
+                SignalBatch::Logs(records) => rowids.logs = context.insert_logs(records)?,
                 SignalBatch::Metrics(metrics) => context.insert_metrics(metrics)?,
                 SignalBatch::Events(events) => {
                     duplicate_event_ids = super::events::insert_events(&transaction, batch.project_id, events)?;
                 }
             }
+            let mut duplicate_derived_ids = std::collections::HashSet::new();
             if !batch.derived_events.is_empty() {
-                super::events::insert_events(&transaction, batch.project_id, &batch.derived_events)?;
+                duplicate_derived_ids =
+                    super::events::insert_events(&transaction, batch.project_id, &batch.derived_events)?;
             }
             add_outcomes(&transaction, batch)?;
-            if duplicate_event_ids.is_empty() {
-                super::issues_write::group_errors(&transaction, batch.project_id, &batch.errors, now_unix_nano)?;
+            let errors: std::borrow::Cow<'_, [crate::store::errors::ErrorEvent]> = if duplicate_event_ids.is_empty() {
+                std::borrow::Cow::Borrowed(&batch.errors)
             } else {
                 // A retried event batch must not count its errors twice.
                 let fresh: Vec<_> = batch
@@ -76,8 +79,14 @@ impl Writer {
                     })
                     .cloned()
                     .collect();
-                super::issues_write::group_errors(&transaction, batch.project_id, &fresh, now_unix_nano)?;
-            }
+                std::borrow::Cow::Owned(fresh)
+            };
+            rowids.errors = super::issues_write::group_errors(&transaction, batch.project_id, &errors, now_unix_nano)?;
+            let fresh_events = super::sessions_write::FreshEvents {
+                duplicate_event_ids: &duplicate_event_ids,
+                duplicate_derived_ids: &duplicate_derived_ids,
+            };
+            super::sessions_write::write_sessions(&transaction, batch, fresh_events, &errors, &rowids)?;
         }
         upsert_service_stats(&transaction, &services)?;
         transaction.commit()?;
@@ -147,9 +156,11 @@ impl BatchContext<'_> {
         entry.3 = entry.3.max(seen_unix_nano);
     }
 
-    fn insert_spans(&mut self, batch: &Batch<Span>) -> StoreResult<()> {
+    /// Inserts the spans; returns their row ids in iteration order (for session items).
+    fn insert_spans(&mut self, batch: &Batch<Span>) -> StoreResult<Vec<i64>> {
         // (first rowid, last rowid) of each trace's spans in this batch.
         let mut ranges: HashMap<TraceId, (i64, i64)> = HashMap::new();
+        let mut rowids = Vec::with_capacity(sightline_model::batch_len(batch));
         for resource_group in batch {
             let resource_id = self.resource_id(&resource_group.resource)?;
             let service = resource_group.resource.service_name();
@@ -188,6 +199,7 @@ impl BatchContext<'_> {
                         service,
                     ])?;
                     let rowid = self.transaction.last_insert_rowid();
+                    rowids.push(rowid);
                     let range = ranges.entry(span.trace_id).or_insert((rowid, rowid));
                     range.0 = range.0.min(rowid);
                     range.1 = range.1.max(rowid);
@@ -202,10 +214,12 @@ impl BatchContext<'_> {
         for (trace_id, (first, last)) in ranges {
             statement.execute(params![self.project_id, &trace_id.0[..], first, last])?;
         }
-        Ok(())
+        Ok(rowids)
     }
 
-    fn insert_logs(&mut self, batch: &Batch<LogRecord>) -> StoreResult<()> {
+    /// Inserts the log records; returns their row ids in iteration order (for session items).
+    fn insert_logs(&mut self, batch: &Batch<LogRecord>) -> StoreResult<Vec<i64>> {
+        let mut rowids = Vec::with_capacity(sightline_model::batch_len(batch));
         for resource_group in batch {
             let resource_id = self.resource_id(&resource_group.resource)?;
             let service = resource_group.resource.service_name();
@@ -237,12 +251,13 @@ impl BatchContext<'_> {
                         scope_id,
                         service,
                     ])?;
+                    rowids.push(self.transaction.last_insert_rowid());
                     latest = latest.max(record.effective_time_unix_nano());
                 }
                 self.count_service(service, 0, scope_group.items.len() as u64, 0, latest);
             }
         }
-        Ok(())
+        Ok(rowids)
     }
 
     fn metric_id(&mut self, metric: &Metric) -> StoreResult<i64> {

@@ -1,0 +1,191 @@
+//! Session summaries at commit: completes a batch's session deltas with its fresh product events
+//! and error events, upserts each session once (the upsert is [`SessionDelta::merge`] in SQL, so
+//! out-of-order batches give the same summary), indexes the session's items for the timeline and
+//! adds the correlation counters.
+
+use std::collections::HashSet;
+
+use rusqlite::{Transaction, params};
+
+use crate::store::errors::ErrorEvent;
+use crate::store::sessions::{SessionAccumulator, SessionDelta, SessionItem, SessionItemKind};
+use crate::store::{SignalBatch, StoreResult, WriteBatch};
+
+/// Row ids of what a batch inserted, in the order session item positions count them.
+#[derive(Debug, Default)]
+pub(super) struct ItemRowids {
+    /// Spans, in iteration order.
+    pub(super) spans: Vec<i64>,
+    /// Log records, in iteration order.
+    pub(super) logs: Vec<i64>,
+    /// Error events, in the order they were grouped.
+    pub(super) errors: Vec<i64>,
+}
+
+/// Which of a batch's product events were already stored (client retries): they do not count
+/// again.
+#[derive(Clone, Copy)]
+pub(super) struct FreshEvents<'a> {
+    /// Duplicate ids among the batch's `/v1/events` events.
+    pub(super) duplicate_event_ids: &'a HashSet<String>,
+    /// Duplicate ids among the events derived from OpenTelemetry log events.
+    pub(super) duplicate_derived_ids: &'a HashSet<String>,
+}
+
+/// Writes the batch's session facts. `errors` are the error events grouped for this batch (retries
+/// left out), `rowids` what the batch inserted.
+pub(super) fn write_sessions(
+    transaction: &Transaction<'_>,
+    batch: &WriteBatch,
+    fresh: FreshEvents<'_>,
+    errors: &[ErrorEvent],
+    rowids: &ItemRowids,
+) -> StoreResult<()> {
+    let events = match &batch.signal {
+        SignalBatch::Events(events) => events.as_slice(),
+        _ => &[],
+    };
+    let has_session = |event: &&sightline_model::ProductEvent| !event.session_id.is_empty();
+    let nothing_to_do = batch.sessions.is_empty()
+        && !events.iter().any(|event| has_session(&event))
+        && !batch.derived_events.iter().any(|event| has_session(&event))
+        && !errors.iter().any(|error| error.context.session_id.is_some());
+    if nothing_to_do {
+        return Ok(());
+    }
+    let mut accumulator = SessionAccumulator::from_batch(batch.sessions.clone());
+    for event in events.iter().filter(|event| !fresh.duplicate_event_ids.contains(&event.event_id)) {
+        accumulator.add_event(event);
+    }
+    for event in batch.derived_events.iter().filter(|event| !fresh.duplicate_derived_ids.contains(&event.event_id)) {
+        accumulator.add_event(event);
+    }
+    for (position, error) in errors.iter().enumerate() {
+        let Some(session_id) = &error.context.session_id else { continue };
+        let delta = accumulator.session(session_id, error.timestamp_unix_nano);
+        delta.touch(error.timestamp_unix_nano, error.timestamp_unix_nano);
+        delta.errors += 1;
+        delta.items.push(SessionItem {
+            kind: SessionItemKind::Error,
+            position,
+            timestamp_unix_nano: error.timestamp_unix_nano,
+        });
+    }
+    let sessions = accumulator.finish();
+    for delta in &sessions.deltas {
+        let session_key = upsert_session(transaction, batch.project_id, delta)?;
+        insert_items(transaction, session_key, &delta.items, rowids)?;
+    }
+    let mut statement = transaction.prepare_cached(
+        "INSERT INTO session_correlation (project_id, day_unix_nano, server_spans, with_session) VALUES (?1, ?2, ?3, ?4)
+         ON CONFLICT (project_id, day_unix_nano) DO UPDATE SET
+            server_spans = server_spans + excluded.server_spans,
+            with_session = with_session + excluded.with_session",
+    )?;
+    for counter in &sessions.correlation {
+        statement.execute(params![
+            batch.project_id,
+            as_sql_time(counter.day_unix_nano),
+            counter.server_spans as i64,
+            counter.with_session as i64
+        ])?;
+    }
+    Ok(())
+}
+
+fn as_sql_time(unix_nano: u64) -> i64 {
+    unix_nano.min(i64::MAX as u64) as i64
+}
+
+/// Upserts one session; returns its row id (the key of its items).
+fn upsert_session(transaction: &Transaction<'_>, project_id: i64, delta: &SessionDelta) -> StoreResult<i64> {
+    // Mirrors `SessionDelta::merge`: the earliest entry page (ties keep the stored one), the latest
+    // exit page (ties take the new one), the first user id, the best user agent source, services
+    // united and sorted. SET expressions all read the row as it was before the update.
+    let mut statement = transaction.prepare_cached(
+        "INSERT INTO sessions (project_id, session_id, first_seen_unix_nano, last_seen_unix_nano, user_id, entry_page,
+            entry_page_unix_nano, exit_page, exit_page_unix_nano, page_views, events, errors, requests, logs, services,
+            user_agent, user_agent_source)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17)
+         ON CONFLICT (project_id, session_id) DO UPDATE SET
+            first_seen_unix_nano = min(first_seen_unix_nano, excluded.first_seen_unix_nano),
+            last_seen_unix_nano = max(last_seen_unix_nano, excluded.last_seen_unix_nano),
+            user_id = coalesce(user_id, excluded.user_id),
+            entry_page = CASE
+                WHEN excluded.entry_page_unix_nano < coalesce(entry_page_unix_nano, 9223372036854775807)
+                THEN excluded.entry_page ELSE entry_page END,
+            entry_page_unix_nano = CASE
+                WHEN excluded.entry_page_unix_nano < coalesce(entry_page_unix_nano, 9223372036854775807)
+                THEN excluded.entry_page_unix_nano ELSE entry_page_unix_nano END,
+            exit_page = CASE WHEN excluded.exit_page_unix_nano >= coalesce(exit_page_unix_nano, -1)
+                THEN excluded.exit_page ELSE exit_page END,
+            exit_page_unix_nano = CASE WHEN excluded.exit_page_unix_nano >= coalesce(exit_page_unix_nano, -1)
+                THEN excluded.exit_page_unix_nano ELSE exit_page_unix_nano END,
+            page_views = page_views + excluded.page_views,
+            events = events + excluded.events,
+            errors = errors + excluded.errors,
+            requests = requests + excluded.requests,
+            logs = logs + excluded.logs,
+            services = CASE WHEN excluded.services = '[]' OR excluded.services = services THEN services ELSE
+                (SELECT json_group_array(value) FROM (SELECT value FROM json_each(sessions.services)
+                 UNION SELECT value FROM json_each(excluded.services) ORDER BY value)) END,
+            user_agent = CASE WHEN excluded.user_agent_source > user_agent_source
+                THEN excluded.user_agent ELSE user_agent END,
+            user_agent_source = max(user_agent_source, excluded.user_agent_source)
+         RETURNING id",
+    )?;
+    let services = serde_json::to_string(&delta.services).unwrap_or_else(|_| "[]".to_owned());
+    let (user_agent_source, user_agent) = match &delta.user_agent {
+        Some((source, user_agent)) => (*source as i64, Some(user_agent.as_str())),
+        None => (0, None),
+    };
+    let session_key = statement.query_row(
+        params![
+            project_id,
+            delta.session_id,
+            as_sql_time(delta.first_seen_unix_nano),
+            as_sql_time(delta.last_seen_unix_nano),
+            delta.user_id,
+            delta.entry_page.as_ref().map(|page| page.path.as_str()),
+            delta.entry_page.as_ref().map(|page| as_sql_time(page.timestamp_unix_nano)),
+            delta.exit_page.as_ref().map(|page| page.path.as_str()),
+            delta.exit_page.as_ref().map(|page| as_sql_time(page.timestamp_unix_nano)),
+            delta.page_views as i64,
+            delta.events as i64,
+            delta.errors as i64,
+            delta.requests as i64,
+            delta.logs as i64,
+            services,
+            user_agent,
+            user_agent_source,
+        ],
+        |row| row.get(0),
+    )?;
+    Ok(session_key)
+}
+
+fn insert_items(
+    transaction: &Transaction<'_>,
+    session_key: i64,
+    items: &[SessionItem],
+    rowids: &ItemRowids,
+) -> StoreResult<()> {
+    if items.is_empty() {
+        return Ok(());
+    }
+    let mut statement = transaction.prepare_cached(
+        "INSERT OR IGNORE INTO session_items (session_key, timestamp_unix_nano, kind, item_rowid)
+         VALUES (?1, ?2, ?3, ?4)",
+    )?;
+    for item in items {
+        let stored = match item.kind {
+            SessionItemKind::Request => &rowids.spans,
+            SessionItemKind::Log => &rowids.logs,
+            SessionItemKind::Error => &rowids.errors,
+        };
+        // A position without a row would be a pipeline bug; the item is skipped, never misfiled.
+        let Some(rowid) = stored.get(item.position) else { continue };
+        statement.execute(params![session_key, as_sql_time(item.timestamp_unix_nano), item.kind.code(), rowid])?;
+    }
+    Ok(())
+}
