@@ -8,6 +8,9 @@
 //! - `sightline_ingest_queue_items`: items accepted but not yet committed.
 //! - `sightline_commit_duration_seconds`: time of each group commit.
 //! - `sightline_commit_items`: items per group commit.
+//! - `sightline_session_server_spans_total{with_session}`: committed SERVER spans with and
+//!   without a `session.id`; the session correlation rate is
+//!   `rate(..{with_session="true"}[5m]) / rate(sightline_session_server_spans_total[5m])`.
 //!
 //! One registry per process: counters are process-wide, like the process they describe.
 
@@ -36,6 +39,13 @@ pub struct RefusedLabels {
     pub reason: String,
 }
 
+/// Labels of `sightline_session_server_spans_total`.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct CorrelationLabels {
+    /// `true` when the span carried a session id.
+    pub with_session: String,
+}
+
 /// The process's metrics.
 pub struct ServerMetrics {
     registry: Registry,
@@ -49,6 +59,8 @@ pub struct ServerMetrics {
     pub commit_seconds: Histogram,
     /// Items per group commit.
     pub commit_items: Histogram,
+    /// SERVER spans with and without a session id.
+    pub server_spans: Family<CorrelationLabels, Counter>,
 }
 
 static METRICS: LazyLock<ServerMetrics> = LazyLock::new(|| {
@@ -63,7 +75,13 @@ static METRICS: LazyLock<ServerMetrics> = LazyLock::new(|| {
     registry.register("commit_duration_seconds", "Duration of each group commit", commit_seconds.clone());
     let commit_items = Histogram::new(exponential_buckets(1.0, 4.0, 10));
     registry.register("commit_items", "Items committed per group commit", commit_items.clone());
-    ServerMetrics { registry, items, refused, queue_items, commit_seconds, commit_items }
+    let server_spans = Family::<CorrelationLabels, Counter>::default();
+    registry.register(
+        "session_server_spans",
+        "Committed SERVER spans with and without a session id (session correlation)",
+        server_spans.clone(),
+    );
+    ServerMetrics { registry, items, refused, queue_items, commit_seconds, commit_items, server_spans }
 });
 
 /// The process-wide metrics.

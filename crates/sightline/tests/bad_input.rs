@@ -270,5 +270,6 @@ async fn prometheus_metrics_count_committed_items() {
     assert!(value("sightline_ingest_items_total{signal=\"traces\",outcome=\"invalid\"}") >= 1.0);
     assert!(value("sightline_commit_duration_seconds_count") >= 1.0);
     assert!(text.contains("sightline_ingest_queue_items"));
+    assert!(value("sightline_session_server_spans_total{with_session=\"false\"}") >= 2.0, "SERVER spans without a session");
     server.stop().await;
 }

@@ -118,6 +118,11 @@ fn run_writer(store: Arc<dyn Store>, mut receiver: mpsc::UnboundedReceiver<Job>,
                 metrics.count_items(signal, "accepted", batch.outcomes.accepted);
                 metrics.count_items(signal, "sampled_out", batch.outcomes.sampled_out);
                 metrics.count_items(signal, "invalid", batch.outcomes.invalid);
+                for day in &batch.sessions.correlation {
+                    let label = |with_session: bool| crate::telemetry::CorrelationLabels { with_session: with_session.to_string() };
+                    metrics.server_spans.get_or_create(&label(true)).inc_by(day.with_session);
+                    metrics.server_spans.get_or_create(&label(false)).inc_by(day.server_spans - day.with_session);
+                }
             }
         }
         if let Err(reason) = &result {
