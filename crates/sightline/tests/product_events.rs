@@ -232,3 +232,22 @@ async fn opentelemetry_log_events_are_product_events_too() {
     assert_eq!(logs["logs"].as_array().unwrap().len(), 4, "both records are still logs, twice (OTLP logs are not deduplicated)");
     server.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn retention_removes_expired_product_events() {
+    let server = TestServer::start().await;
+    let mut old = event(0, "page.view");
+    old["event.timestamp"] = json!("2020-01-01T00:00:00Z");
+    let mut recent = event(1, "page.view");
+    recent["event.timestamp"] = serde_json::Value::Null;
+    let body = serde_json::to_vec(&json!({"events": [old, recent]})).unwrap();
+    assert_eq!(post_events(&server, body, &json_headers(&server)).await.status(), 202);
+    assert_eq!(stored_events(&server, "").await.len(), 2);
+    let store = server.server.as_ref().unwrap().store.clone();
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos() as u64;
+    tokio::task::spawn_blocking(move || sightline_server::retention::run_once(store.as_ref(), now, 100)).await.unwrap().unwrap();
+    let remaining = stored_events(&server, "").await;
+    assert_eq!(remaining.len(), 1);
+    assert_eq!(remaining[0]["event_id"], "evt-1");
+    server.stop().await;
+}

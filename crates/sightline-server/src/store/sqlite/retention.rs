@@ -7,7 +7,7 @@ use crate::store::StoreResult;
 
 /// Deletes up to `max_rows` expired rows, table by table in this order: spans (by start time),
 /// trace summaries with their span ranges (only once the project has no expired span left),
-/// logs, metric points, error events, issues last seen before the cutoff (with their hashes,
+/// logs, metric points, product events, error events, issues last seen before the cutoff (with their hashes,
 /// users, sessions, tags, hourly counts and history), expired hourly counts of live issues,
 /// session timeline items before the cutoff, sessions last seen before it, and correlation
 /// counters of days that ended before it.
@@ -50,6 +50,13 @@ pub(super) fn delete_expired(connection: &mut Connection, project_id: i64, cutof
     if deleted < max_rows {
         deleted += transaction.execute(
             "DELETE FROM metric_points WHERE id IN (SELECT id FROM metric_points WHERE project_id = ?1 AND time_unix_nano < ?2 LIMIT ?3)",
+            params![project_id, cutoff, remaining(deleted)],
+        )?;
+    }
+    if deleted < max_rows {
+        deleted += transaction.execute(
+            "DELETE FROM product_events WHERE id IN
+                (SELECT id FROM product_events WHERE project_id = ?1 AND timestamp_unix_nano < ?2 LIMIT ?3)",
             params![project_id, cutoff, remaining(deleted)],
         )?;
     }
