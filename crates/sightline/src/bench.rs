@@ -2,12 +2,19 @@
 //! a same-run baseline (shared/ARCHITECTURE.md, "Performance approach").
 
 mod batches;
+mod bugs;
+mod errors;
+mod errors_report;
+mod events;
 mod ingest;
+mod issue_api;
 mod load;
+mod log_batches;
 mod otlp_grpc;
 mod otlp_http;
 mod process;
 mod report;
+mod server;
 
 use clap::Subcommand;
 
@@ -17,11 +24,20 @@ pub enum BenchCommand {
     /// Trace ingest throughput: replays pre-encoded OTLP exports over HTTP and gRPC into an
     /// in-process server with a fresh SQLite store, next to a decode-only baseline.
     Ingest(ingest::IngestArgs),
+    /// Error ingest throughput: plain logs, then error logs with stack traces (parsed and grouped
+    /// into issues) over OTLP/HTTP, next to a decode + prepare baseline; then issue list query
+    /// latency with a store of many issues.
+    Errors(errors::ErrorsArgs),
+    /// Product event ingest throughput: ProductGraph batches over `POST /v1/events`, next to a
+    /// parse-only baseline; then the merged timeline latency of a 5,000-entry session.
+    Events(events::EventsArgs),
 }
 
 /// Runs a benchmark.
 pub async fn run(command: BenchCommand) -> anyhow::Result<()> {
     match command {
         BenchCommand::Ingest(args) => ingest::run(args).await,
+        BenchCommand::Errors(args) => errors::run(args).await,
+        BenchCommand::Events(args) => events::run(args).await,
     }
 }

@@ -20,6 +20,8 @@ use prost::Message;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 
+use super::load::Workload;
+
 /// Share of spans with status ERROR.
 const ERROR_RATE: f64 = 0.01;
 
@@ -58,26 +60,6 @@ pub struct WorkloadShape {
     pub spans_per_trace: usize,
 }
 
-/// Pre-encoded `ExportTraceServiceRequest` bodies and how many spans each one holds.
-pub struct Workload {
-    /// Protobuf bodies; `Bytes` so every send is a cheap reference-counted clone.
-    pub bodies: Vec<Bytes>,
-    /// Spans in each body, same order.
-    pub spans_per_body: Vec<u64>,
-}
-
-impl Workload {
-    /// Spans over all bodies.
-    pub fn total_spans(&self) -> u64 {
-        self.spans_per_body.iter().sum()
-    }
-
-    /// Bytes over all bodies.
-    pub fn total_bytes(&self) -> u64 {
-        self.bodies.iter().map(|body| body.len() as u64).sum()
-    }
-}
-
 /// Generates and encodes `shape.requests` requests. `seed` makes the ids reproducible and lets
 /// each benchmark phase use its own ids (a fresh seed gives fresh trace ids).
 pub fn generate(shape: WorkloadShape, seed: u64) -> Workload {
@@ -89,7 +71,7 @@ pub fn generate(shape: WorkloadShape, seed: u64) -> Workload {
         spans_per_body.push(count_spans(&request));
         bodies.push(Bytes::from(request.encode_to_vec()));
     }
-    Workload { bodies, spans_per_body }
+    Workload { bodies, items_per_body: spans_per_body }
 }
 
 fn count_spans(request: &ExportTraceServiceRequest) -> u64 {
@@ -253,7 +235,7 @@ mod tests {
     fn every_generated_span_passes_validation_and_traces_have_the_asked_size() {
         let shape = WorkloadShape { requests: 3, spans_per_request: 100, spans_per_trace: 8 };
         let workload = generate(shape, 7);
-        assert_eq!(workload.total_spans(), 300);
+        assert_eq!(workload.total_items(), 300);
         for body in &workload.bodies {
             let request = ExportTraceServiceRequest::decode(&body[..]).expect("decodes");
             let converted = sightline_model::otlp::convert_traces(&request);

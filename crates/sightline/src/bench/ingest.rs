@@ -5,28 +5,25 @@
 //! every body once over N connections, timing each request → check that the store holds
 //! exactly the acknowledged spans → print a Markdown report for BENCHMARKS.md.
 
-use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Instant;
 
 use anyhow::Context;
 use clap::{Args, ValueEnum};
-use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
 use prost::Message;
 use rusqlite::{Connection, OpenFlags};
-use sightline_server::auth::KeyScope;
-use sightline_server::server::{ensure_default_project, open_store};
-use sightline_server::store::Store;
-use sightline_server::{Config, RunningServer, start};
+use sightline_server::server::open_store;
+use sightline_server::{RunningServer, start};
 
-use super::batches::{self, Workload, WorkloadShape};
-use super::load::{self, ExportSender, LoadOutcome};
+use super::batches::{self, WorkloadShape};
+use super::load::{self, ExportSender, LoadOutcome, Workload, progress_bar};
 use super::otlp_grpc::GrpcSender;
-use super::otlp_http::HttpSender;
+use super::otlp_http::{HttpSender, OtlpSignal};
 use super::process::{self, CpuUse};
 use super::report::{self, Baseline, PhaseResult, Report, StoreCheck};
+use super::server::{DataDir, bench_project, loopback_config};
 
 /// Which receivers to load.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -143,24 +140,9 @@ impl Protocol {
 pub async fn run(args: IngestArgs) -> anyhow::Result<()> {
     args.validate()?;
     let machine = process::machine_info();
-    // The temporary directory is removed when `temporary_dir` drops, after the report.
-    let (data_dir, temporary_dir) = match &args.data_dir {
-        Some(data_dir) => (data_dir.clone(), None),
-        None => {
-            let temporary = tempfile::Builder::new()
-                .prefix("sightline-bench-")
-                .tempdir()
-                .context("creating a temporary data directory")?;
-            (temporary.path().to_owned(), Some(temporary))
-        }
-    };
-    let loopback_any_port = SocketAddr::from(([127, 0, 0, 1], 0));
-    let config = Config {
-        data_dir: data_dir.clone(),
-        http_addr: loopback_any_port,
-        grpc_addr: loopback_any_port,
-        ..Config::default()
-    };
+    // A temporary directory is removed when `data_dir` drops, after the report.
+    let data_dir = DataDir::new(args.data_dir.as_deref())?;
+    let config = loopback_config(&data_dir.path);
     let database_path = config.database_path();
     let protocols = args.protocols();
     let shape = args.shape();
@@ -172,10 +154,15 @@ pub async fn run(args: IngestArgs) -> anyhow::Result<()> {
     };
 
     let store = open_store(&config)?;
-    let ingest_key = ingest_key(store.as_ref())?;
+    let ingest_key = bench_project(store.as_ref(), "sightline bench ingest")?.ingest_key;
     let counts_before_run = count_stored(&database_path).await?;
     let server = start(config, store).await?;
-    eprintln!("Server on http://{} and grpc://{}; data in {}", server.http_addr, server.grpc_addr, data_dir.display());
+    eprintln!(
+        "Server on http://{} and grpc://{}; data in {}",
+        server.http_addr,
+        server.grpc_addr,
+        data_dir.path.display()
+    );
 
     let mut phases = Vec::with_capacity(protocols.len());
     let mut next_workload = Some(first_workload);
@@ -197,14 +184,14 @@ pub async fn run(args: IngestArgs) -> anyhow::Result<()> {
     server.shutdown().await;
     let counts_after_run = count_stored(&database_path).await?;
     let store_check = StoreCheck {
-        acknowledged_spans: phases.iter().map(|phase| phase.load.acknowledged_spans).sum(),
+        acknowledged_spans: phases.iter().map(|phase| phase.load.acknowledged_items).sum(),
         stored_spans: counts_after_run.spans - counts_before_run.spans,
         summarized_spans: counts_after_run.summarized_spans - counts_before_run.summarized_spans,
     };
     let report = Report {
         command_line: args.command_line(),
         machine,
-        filesystem: process::filesystem_type(&data_dir),
+        filesystem: process::filesystem_type(&data_dir.path),
         shape,
         connections: args.connections,
         baseline,
@@ -213,7 +200,7 @@ pub async fn run(args: IngestArgs) -> anyhow::Result<()> {
         store_check,
     };
     println!("{}", report::render_markdown(&report));
-    drop(temporary_dir);
+    drop(data_dir);
     report.verdict()
 }
 
@@ -232,11 +219,11 @@ async fn generate_workload(shape: WorkloadShape, protocol: Protocol) -> anyhow::
 /// Decodes and converts every body on this thread: the work a receiver does per request
 /// before anything reaches the store.
 fn decode_only_baseline(workload: &Workload) -> anyhow::Result<Baseline> {
-    let progress = progress_bar("decode-only", workload.total_spans());
+    let progress = progress_bar("decode-only", workload.total_items(), "spans");
     let started = Instant::now();
     let mut converted_spans = 0u64;
     let mut rejected_spans = 0u64;
-    for (body, spans) in workload.bodies.iter().zip(&workload.spans_per_body) {
+    for (body, spans) in workload.bodies.iter().zip(&workload.items_per_body) {
         let request = ExportTraceServiceRequest::decode(&body[..]).context("decoding a generated body")?;
         let converted = std::hint::black_box(sightline_model::otlp::convert_traces(&request));
         converted_spans += sightline_model::batch_len(&converted.batch) as u64;
@@ -247,17 +234,6 @@ fn decode_only_baseline(workload: &Workload) -> anyhow::Result<Baseline> {
     progress.finish();
     anyhow::ensure!(rejected_spans == 0, "the generator produced {rejected_spans} invalid spans");
     Ok(Baseline { spans: converted_spans, wall, bytes: workload.total_bytes(), requests: workload.bodies.len() as u64 })
-}
-
-/// An ingest key for the `default` project: the one created at first start, or a new one when
-/// `--data-dir` points at an existing database (keys are stored hashed, so old ones are unknown).
-fn ingest_key(store: &dyn Store) -> anyhow::Result<String> {
-    if let Some(first) = ensure_default_project(store)? {
-        return Ok(first.ingest_key.expose().to_owned());
-    }
-    let project = store.list_projects()?.into_iter().next().context("the database has no project")?;
-    let (key, _) = store.create_api_key(project.id, KeyScope::Ingest, "sightline bench ingest")?;
-    Ok(key.expose().to_owned())
 }
 
 /// Rows in the store, read through a separate read-only connection.
@@ -297,7 +273,7 @@ async fn run_phase(
         Protocol::Http => {
             let mut senders = Vec::with_capacity(connections);
             for _ in 0..connections {
-                senders.push(HttpSender::connect(server.http_addr, ingest_key).await?);
+                senders.push(HttpSender::connect(server.http_addr, ingest_key, OtlpSignal::Traces).await?);
             }
             measure(protocol, workload, senders).await
         }
@@ -330,23 +306,11 @@ struct Measured {
 }
 
 async fn measure<S: ExportSender>(protocol: Protocol, workload: Arc<Workload>, senders: Vec<S>) -> Measured {
-    let progress = progress_bar(protocol.label(), workload.total_spans());
+    let progress = progress_bar(protocol.label(), workload.total_items(), "spans");
     let peak_rss_is_per_phase = process::reset_peak_rss();
     let cpu_before = process::cpu_sample();
     let load = load::run(workload, senders, progress.clone()).await;
     let cpu = process::cpu_sample().since(&cpu_before);
     progress.finish();
     Measured { load, cpu, peak_rss_bytes: process::peak_rss_bytes(), peak_rss_is_per_phase }
-}
-
-fn progress_bar(label: &'static str, total_spans: u64) -> ProgressBar {
-    // Redraws cost CPU the server needs; a few per second are plenty.
-    let progress = ProgressBar::with_draw_target(Some(total_spans), ProgressDrawTarget::stderr_with_hz(4));
-    if let Ok(style) =
-        ProgressStyle::with_template("{prefix:>18} {bar:40} {pos:>9}/{len} spans {per_sec:>16} {elapsed:>4}")
-    {
-        progress.set_style(style);
-    }
-    progress.set_prefix(label);
-    progress
 }

@@ -61,7 +61,7 @@ impl ExportSender for GrpcSender {
         let answer = self.grpc.unary(request, PathAndQuery::from_static(EXPORT_PATH), PreEncodedCodec).await;
         match answer {
             Ok(response) => Attempt::Accepted {
-                rejected_spans: response
+                rejected_items: response
                     .into_inner()
                     .partial_success
                     .map(|partial| partial.rejected_spans.max(0) as u64)

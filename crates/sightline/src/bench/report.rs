@@ -53,7 +53,7 @@ pub struct PhaseResult {
 
 impl PhaseResult {
     fn spans_per_second(&self) -> f64 {
-        self.load.acknowledged_spans as f64 / self.load.wall.as_secs_f64().max(1e-9)
+        self.load.acknowledged_items as f64 / self.load.wall.as_secs_f64().max(1e-9)
     }
 
     fn latency_ms(&self, quantile: f64) -> f64 {
@@ -107,7 +107,7 @@ impl Report {
     /// Ok when every request succeeded and the store holds exactly the acknowledged spans.
     pub fn verdict(&self) -> anyhow::Result<()> {
         let failed: u64 = self.phases.iter().map(|phase| phase.load.failed_requests).sum();
-        let rejected: u64 = self.phases.iter().map(|phase| phase.load.rejected_spans).sum();
+        let rejected: u64 = self.phases.iter().map(|phase| phase.load.rejected_items).sum();
         let check = &self.store_check;
         if !check.holds() {
             eprintln!(
@@ -128,7 +128,7 @@ impl Report {
 }
 
 /// Digits grouped by thousands: 204800 → "204,800".
-fn grouped(value: u64) -> String {
+pub(super) fn grouped(value: u64) -> String {
     let digits = value.to_string();
     let mut out = String::with_capacity(digits.len() + digits.len() / 3);
     for (index, digit) in digits.chars().enumerate() {
@@ -140,16 +140,30 @@ fn grouped(value: u64) -> String {
     out
 }
 
-fn mebibytes(bytes: u64) -> String {
+/// Bytes as MiB with one decimal.
+pub(super) fn mebibytes(bytes: u64) -> String {
     format!("{:.1}", bytes as f64 / (1024.0 * 1024.0))
 }
 
-fn retries_cell(load: &LoadOutcome) -> String {
+/// Retried refusals with their reasons, for a table cell.
+pub(super) fn retries_cell(load: &LoadOutcome) -> String {
     if load.retries.is_empty() {
         return "0".to_owned();
     }
     let reasons: Vec<String> = load.retries.iter().map(|(reason, count)| format!("{reason}: {count}")).collect();
     format!("{} ({})", grouped(load.total_retries()), reasons.join(", "))
+}
+
+/// "Machine: 2 × CPU (nproc), 23.5 GiB RAM, Linux 6.18; data directory on ext4".
+pub(super) fn machine_line(machine: &MachineInfo, filesystem: &str) -> String {
+    let memory = machine
+        .memory_bytes
+        .map(|bytes| format!("{:.1} GiB RAM", bytes as f64 / (1u64 << 30) as f64))
+        .unwrap_or_default();
+    format!(
+        "Machine: {} × {} (nproc), {memory}, Linux {}; data directory on {filesystem}",
+        machine.cores, machine.cpu_model, machine.kernel
+    )
 }
 
 /// The report as Markdown: a heading, the command, machine and workload, one table with the
@@ -162,11 +176,6 @@ pub fn render_markdown(report: &Report) -> String {
     let spans_per_phase = shape.requests as u64 * shape.spans_per_request as u64;
     let bytes_per_span = baseline.bytes as f64 / baseline.spans.max(1) as f64;
     let bytes_per_request = baseline.bytes as f64 / baseline.requests.max(1) as f64;
-    let memory = report
-        .machine
-        .memory_bytes
-        .map(|bytes| format!("{:.1} GiB RAM", bytes as f64 / (1u64 << 30) as f64))
-        .unwrap_or_default();
     let date = humantime::format_rfc3339_seconds(SystemTime::now());
 
     let _ = writeln!(
@@ -175,11 +184,7 @@ pub fn render_markdown(report: &Report) -> String {
         shape.spans_per_request, report.connections
     );
     let _ = writeln!(out, "```\n{}\n```\n", report.command_line);
-    let _ = writeln!(
-        out,
-        "- Machine: {} × {} (nproc), {memory}, Linux {}; data directory on {}",
-        report.machine.cores, report.machine.cpu_model, report.machine.kernel, report.filesystem
-    );
+    let _ = writeln!(out, "- {}", machine_line(&report.machine, &report.filesystem));
     let _ = writeln!(
         out,
         "- Workload per phase: {} requests × {} spans = {} spans in traces of {}; {:.1} KiB/request, {:.0} B/span protobuf; \
@@ -217,7 +222,7 @@ pub fn render_markdown(report: &Report) -> String {
             "| {} × {} conns | {} | {:.2} | {} | {:.2} | {:.1} | {:.1} | {:.1} | {:.1} | {} | {} | {:.2} / {writer} | {peak} | {} |",
             phase.protocol.label(),
             phase.connections,
-            grouped(phase.load.acknowledged_spans),
+            grouped(phase.load.acknowledged_items),
             phase.load.wall.as_secs_f64(),
             grouped(rate as u64),
             rate / baseline_rate.max(1e-9),
@@ -248,7 +253,7 @@ pub fn render_markdown(report: &Report) -> String {
             "  - {}: the store gained {} spans for {} acknowledged.",
             phase.protocol.label(),
             grouped(phase.stored_spans),
-            grouped(phase.load.acknowledged_spans)
+            grouped(phase.load.acknowledged_items)
         );
     }
     let _ = writeln!(

@@ -7,8 +7,8 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 
 use serde_json::Value;
-use sightline_server::server::{RunningServer, ensure_default_project, open_store, start};
 use sightline_server::Config;
+use sightline_server::server::{RunningServer, ensure_default_project, open_store, start};
 
 /// A running server and what a test needs to talk to it.
 pub struct TestServer {
@@ -46,7 +46,8 @@ impl TestServer {
         adjust(&mut config);
         let store = open_store(&config).unwrap();
         let first = ensure_default_project(store.as_ref()).unwrap().expect("fresh store creates the default project");
-        let (admin_key, _) = store.create_api_key(first.project.id, sightline_server::auth::KeyScope::All, "admin").unwrap();
+        let (admin_key, _) =
+            store.create_api_key(first.project.id, sightline_server::auth::KeyScope::All, "admin").unwrap();
         let server = start(config, store).await.unwrap();
         Self {
             http_addr: server.http_addr,
@@ -91,13 +92,8 @@ impl TestServer {
 
     /// GET an API path with the read key; returns (status, JSON body).
     pub async fn api_get(&self, path: &str) -> (u16, Value) {
-        let response = self
-            .http
-            .get(format!("{}{path}", self.http_base()))
-            .bearer_auth(&self.read_key)
-            .send()
-            .await
-            .unwrap();
+        let response =
+            self.http.get(format!("{}{path}", self.http_base())).bearer_auth(&self.read_key).send().await.unwrap();
         let status = response.status().as_u16();
         let body = response.json::<Value>().await.unwrap_or(Value::Null);
         (status, body)
