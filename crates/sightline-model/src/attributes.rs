@@ -44,11 +44,7 @@ impl Attributes {
     pub fn to_otlp(&self) -> Vec<KeyValue> {
         self.0
             .iter()
-            .map(|(key, value)| KeyValue {
-                key: key.clone(),
-                value: decode_any_value(value),
-                ..KeyValue::default()
-            })
+            .map(|(key, value)| KeyValue { key: key.clone(), value: decode_any_value(value), ..KeyValue::default() })
             .collect()
     }
 
@@ -91,9 +87,7 @@ pub fn encode_any_value(any_value: Option<&AnyValue>) -> Value {
         any_value::Value::ArrayValue(array) => {
             Value::Array(array.values.iter().map(|value| encode_any_value(Some(value))).collect())
         }
-        any_value::Value::KvlistValue(list) => {
-            tagged("kvlist", Value::Object(Attributes::from_otlp(&list.values).0))
-        }
+        any_value::Value::KvlistValue(list) => tagged("kvlist", Value::Object(Attributes::from_otlp(&list.values).0)),
         // Profiles-only string table reference; kept as a tagged integer so nothing is lost.
         #[allow(unreachable_patterns)]
         other => tagged("unknown", Value::String(format!("{other:?}"))),
@@ -131,9 +125,7 @@ pub fn decode_any_value(value: &Value) -> Option<AnyValue> {
             if let Some(Value::String(encoded)) = map.get("bytes") {
                 any_value::Value::BytesValue(BASE64.decode(encoded).unwrap_or_default())
             } else if let Some(Value::Object(list)) = map.get("kvlist") {
-                any_value::Value::KvlistValue(KeyValueList {
-                    values: Attributes(list.clone()).to_otlp(),
-                })
+                any_value::Value::KvlistValue(KeyValueList { values: Attributes(list.clone()).to_otlp() })
             } else if let Some(Value::String(text)) = map.get("double") {
                 any_value::Value::DoubleValue(text.parse().unwrap_or(f64::NAN))
             } else {

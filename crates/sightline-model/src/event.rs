@@ -218,7 +218,9 @@ fn optional_text(object: &Map<String, Value>, key: &str) -> Result<Option<String
     match object.get(key) {
         None | Some(Value::Null) => Ok(None),
         Some(Value::String(text)) if text.is_empty() => Ok(None),
-        Some(Value::String(text)) if text.len() > MAX_STRING_BYTES => Err(format!("{key}: longer than {MAX_STRING_BYTES} bytes")),
+        Some(Value::String(text)) if text.len() > MAX_STRING_BYTES => {
+            Err(format!("{key}: longer than {MAX_STRING_BYTES} bytes"))
+        }
         Some(Value::String(text)) => Ok(Some(text.clone())),
         Some(_) => Err(format!("{key}: must be a string")),
     }
@@ -383,11 +385,26 @@ mod tests {
             (json!({"product_id": "p", "session.id": "s", "event.type": "custom"}), "event_id: required"),
             (json!({"event_id": "e", "session.id": "s", "event.type": "custom"}), "product_id: required"),
             (json!({"event_id": "e", "product_id": "p", "event.type": "custom"}), "session.id: required"),
-            (json!({"event_id": "e", "product_id": "p", "session.id": "s", "event.type": "click"}), "event.type: unknown type"),
-            (json!({"event_id": "e", "product_id": "p", "session.id": "s", "event.type": "custom", "event.timestamp": "yesterday"}), "event.timestamp"),
-            (json!({"event_id": 7, "product_id": "p", "session.id": "s", "event.type": "custom"}), "event_id: must be a string"),
-            (json!({"event_id": "e", "product_id": "p", "session.id": "s", "event.type": "custom", "api.status_code": "200"}), "api.status_code: must be an integer"),
-            (json!({"event_id": "e", "product_id": "p", "session.id": "s", "event.type": "custom", "metadata": {"blob": "x".repeat(20_000)}}), "metadata:"),
+            (
+                json!({"event_id": "e", "product_id": "p", "session.id": "s", "event.type": "click"}),
+                "event.type: unknown type",
+            ),
+            (
+                json!({"event_id": "e", "product_id": "p", "session.id": "s", "event.type": "custom", "event.timestamp": "yesterday"}),
+                "event.timestamp",
+            ),
+            (
+                json!({"event_id": 7, "product_id": "p", "session.id": "s", "event.type": "custom"}),
+                "event_id: must be a string",
+            ),
+            (
+                json!({"event_id": "e", "product_id": "p", "session.id": "s", "event.type": "custom", "api.status_code": "200"}),
+                "api.status_code: must be an integer",
+            ),
+            (
+                json!({"event_id": "e", "product_id": "p", "session.id": "s", "event.type": "custom", "metadata": {"blob": "x".repeat(20_000)}}),
+                "metadata:",
+            ),
             (json!(["not", "an", "object"]), "event: must be a JSON object"),
         ];
         for (event, expected) in cases {

@@ -115,10 +115,7 @@ mod tests {
 
     #[test]
     fn rejects_wrong_length_and_zero_ids() {
-        assert!(matches!(
-            TraceId::from_bytes(&[1; 15]),
-            Err(IdError::WrongLength { expected: 16, actual: 15, .. })
-        ));
+        assert!(matches!(TraceId::from_bytes(&[1; 15]), Err(IdError::WrongLength { expected: 16, actual: 15, .. })));
         assert_eq!(SpanId::from_bytes(&[0; 8]), Err(IdError::AllZero("span_id")));
         assert_eq!(SpanId::from_optional_bytes(&[]), Ok(None));
     }

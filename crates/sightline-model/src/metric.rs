@@ -60,9 +60,7 @@ impl MetricKind {
         match self {
             MetricKind::Sum { aggregation_temporality, .. }
             | MetricKind::Histogram { aggregation_temporality }
-            | MetricKind::ExponentialHistogram { aggregation_temporality } => {
-                *aggregation_temporality
-            }
+            | MetricKind::ExponentialHistogram { aggregation_temporality } => *aggregation_temporality,
             MetricKind::Gauge | MetricKind::Summary => temporality::UNSPECIFIED,
         }
     }

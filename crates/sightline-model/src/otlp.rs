@@ -156,8 +156,8 @@ pub fn convert_traces(request: &ExportTraceServiceRequest) -> Converted<Span> {
 fn convert_span(span: &otlp_trace::Span) -> Result<Span, String> {
     let trace_id = TraceId::from_bytes(&span.trace_id).map_err(|error| error.to_string())?;
     let span_id = SpanId::from_bytes(&span.span_id).map_err(|error| error.to_string())?;
-    let parent_span_id = SpanId::from_optional_bytes(&span.parent_span_id)
-        .map_err(|error| format!("parent_{error}"))?;
+    let parent_span_id =
+        SpanId::from_optional_bytes(&span.parent_span_id).map_err(|error| format!("parent_{error}"))?;
     if span.name.is_empty() {
         return Err("name is required".to_owned());
     }
@@ -243,7 +243,11 @@ pub fn convert_logs(request: &ExportLogsServiceRequest) -> Converted<LogRecord> 
                     Ok(record) => items.push(record),
                     Err(reason) => rejections.reject(
                         1,
-                        || format!("resourceLogs[{resource_index}].scopeLogs[{scope_index}].logRecords[{record_index}]"),
+                        || {
+                            format!(
+                                "resourceLogs[{resource_index}].scopeLogs[{scope_index}].logRecords[{record_index}]"
+                            )
+                        },
                         &reason,
                     ),
                 }
@@ -273,14 +277,19 @@ pub fn convert_metrics(request: &ExportMetricsServiceRequest) -> Converted<Metri
         for (scope_index, scope_metrics) in resource_metrics.scope_metrics.iter().enumerate() {
             let mut items = Vec::with_capacity(scope_metrics.metrics.len());
             for (metric_index, metric) in scope_metrics.metrics.iter().enumerate() {
-                let path = || format!("resourceMetrics[{resource_index}].scopeMetrics[{scope_index}].metrics[{metric_index}]");
+                let path =
+                    || format!("resourceMetrics[{resource_index}].scopeMetrics[{scope_index}].metrics[{metric_index}]");
                 if metric.name.is_empty() {
                     let count = data_point_count(metric).max(1) as u64;
                     rejections.reject(count, path, "name is required");
                     continue;
                 }
                 let Some(data) = metric.data.as_ref() else {
-                    rejections.reject(1, path, "data (gauge/sum/histogram/exponentialHistogram/summary) is missing or malformed");
+                    rejections.reject(
+                        1,
+                        path,
+                        "data (gauge/sum/histogram/exponentialHistogram/summary) is missing or malformed",
+                    );
                     continue;
                 };
                 let (kind, points) = convert_metric_data(data, &mut |index, reason| {
@@ -343,10 +352,7 @@ fn convert_metric_data(
             for (index, point) in sum.data_points.iter().enumerate() {
                 keep(index, convert_number_point(point));
             }
-            MetricKind::Sum {
-                aggregation_temporality: sum.aggregation_temporality,
-                is_monotonic: sum.is_monotonic,
-            }
+            MetricKind::Sum { aggregation_temporality: sum.aggregation_temporality, is_monotonic: sum.is_monotonic }
         }
         Data::Histogram(histogram) => {
             for (index, point) in histogram.data_points.iter().enumerate() {
@@ -470,7 +476,8 @@ fn convert_exemplars(exemplars: &[otlp_metrics::Exemplar]) -> Result<Vec<Exempla
                 time_unix_nano: exemplar.time_unix_nano,
                 value,
                 span_id: SpanId::from_optional_bytes(&exemplar.span_id).map_err(|error| format!("exemplar {error}"))?,
-                trace_id: TraceId::from_optional_bytes(&exemplar.trace_id).map_err(|error| format!("exemplar {error}"))?,
+                trace_id: TraceId::from_optional_bytes(&exemplar.trace_id)
+                    .map_err(|error| format!("exemplar {error}"))?,
             })
         })
         .collect()

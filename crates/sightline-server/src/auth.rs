@@ -59,8 +59,7 @@ pub struct ApiKeySecret(String);
 impl ApiKeySecret {
     /// Generates a new random key for `scope`.
     pub fn generate(scope: KeyScope) -> Self {
-        let random: String =
-            rand::rng().sample_iter(&Alphanumeric).take(32).map(char::from).collect();
+        let random: String = rand::rng().sample_iter(&Alphanumeric).take(32).map(char::from).collect();
         Self(format!("sl_{}_{random}", scope.as_str()))
     }
 

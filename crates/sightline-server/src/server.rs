@@ -71,20 +71,22 @@ pub fn ensure_default_project(store: &dyn Store) -> anyhow::Result<Option<FirstS
 /// Starts every part on `store` and returns once the listeners are bound.
 pub async fn start(config: Config, store: Arc<dyn Store>) -> anyhow::Result<RunningServer> {
     config.validate()?;
-    let (queue, writer) = start_writer(store.clone(), config.max_queued_items, config.max_items_per_commit, config.retry_after);
+    let (queue, writer) =
+        start_writer(store.clone(), config.max_queued_items, config.max_items_per_commit, config.retry_after);
     let ingestor = Arc::new(Ingestor::new(store.clone(), queue));
     let (shutdown, shutdown_signal) = watch::channel(false);
 
-    let http_listener = TcpListener::bind(config.http_addr)
-        .await
-        .map_err(|error| anyhow::anyhow!("cannot listen on {} (HTTP): {error}; pick another with --http-addr", config.http_addr))?;
+    let http_listener = TcpListener::bind(config.http_addr).await.map_err(|error| {
+        anyhow::anyhow!("cannot listen on {} (HTTP): {error}; pick another with --http-addr", config.http_addr)
+    })?;
     let http_addr = http_listener.local_addr()?;
-    let grpc_listener = TcpListener::bind(config.grpc_addr)
-        .await
-        .map_err(|error| anyhow::anyhow!("cannot listen on {} (gRPC): {error}; pick another with --grpc-addr", config.grpc_addr))?;
+    let grpc_listener = TcpListener::bind(config.grpc_addr).await.map_err(|error| {
+        anyhow::anyhow!("cannot listen on {} (gRPC): {error}; pick another with --grpc-addr", config.grpc_addr)
+    })?;
     let grpc_addr = grpc_listener.local_addr()?;
 
-    let state = Arc::new(AppState { ingestor: ingestor.clone(), store: store.clone(), max_body_bytes: config.max_body_bytes });
+    let state =
+        Arc::new(AppState { ingestor: ingestor.clone(), store: store.clone(), max_body_bytes: config.max_body_bytes });
     let router = otlp_http::routes()
         .merge(crate::receivers::events_http::routes())
         .merge(crate::api::routes())

@@ -93,7 +93,9 @@ impl ServerMetrics {
     /// Counts `count` items of `signal` with `outcome`.
     pub fn count_items(&self, signal: &str, outcome: &str, count: u64) {
         if count > 0 {
-            self.items.get_or_create(&ItemLabels { signal: signal.to_owned(), outcome: outcome.to_owned() }).inc_by(count);
+            self.items
+                .get_or_create(&ItemLabels { signal: signal.to_owned(), outcome: outcome.to_owned() })
+                .inc_by(count);
         }
     }
 

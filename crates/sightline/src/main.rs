@@ -207,7 +207,13 @@ fn project(command: ProjectCommand) -> anyhow::Result<()> {
             let store = open_store(&config_for(&data))?;
             println!("{:<6} {:<24} {:<10} {:<8}", "ID", "SLUG", "RETENTION", "SAMPLING");
             for project in store.list_projects()? {
-                println!("{:<6} {:<24} {:<10} {:<8}", project.id, project.slug, format!("{}d", project.retention_days), project.trace_sample_rate);
+                println!(
+                    "{:<6} {:<24} {:<10} {:<8}",
+                    project.id,
+                    project.slug,
+                    format!("{}d", project.retention_days),
+                    project.trace_sample_rate
+                );
             }
         }
     }

@@ -51,8 +51,15 @@ fn request(spans: Vec<Span>) -> ExportTraceServiceRequest {
     }
 }
 
-async fn post(server: &TestServer, content_type: &str, encoding: Option<&str>, key: Option<&str>, body: Vec<u8>) -> reqwest::Response {
-    let mut builder = server.http.post(format!("{}/v1/traces", server.http_base())).header("content-type", content_type).body(body);
+async fn post(
+    server: &TestServer,
+    content_type: &str,
+    encoding: Option<&str>,
+    key: Option<&str>,
+    body: Vec<u8>,
+) -> reqwest::Response {
+    let mut builder =
+        server.http.post(format!("{}/v1/traces", server.http_base())).header("content-type", content_type).body(body);
     if let Some(encoding) = encoding {
         builder = builder.header("content-encoding", encoding);
     }
@@ -92,7 +99,10 @@ async fn http_bad_input_gets_documented_statuses_and_good_data_survives() {
     assert!(status.message.contains("invalid protobuf"), "{}", status.message);
 
     // Garbage → 400; invalid JSON → 400 with a JSON Status.
-    assert_eq!(post(&server, "application/x-protobuf", None, Some(&key), b"\xff\xff\xff garbage".to_vec()).await.status(), 400);
+    assert_eq!(
+        post(&server, "application/x-protobuf", None, Some(&key), b"\xff\xff\xff garbage".to_vec()).await.status(),
+        400
+    );
     let response = post(&server, "application/json", None, Some(&key), b"{\"resourceSpans\": [".to_vec()).await;
     assert_eq!(response.status(), 400);
     let body: Value = response.json().await.unwrap();
@@ -104,7 +114,10 @@ async fn http_bad_input_gets_documented_statuses_and_good_data_survives() {
 
     // Missing and unknown keys → 401; a read key cannot ingest → 403.
     assert_eq!(post(&server, "application/x-protobuf", None, None, valid.clone()).await.status(), 401);
-    assert_eq!(post(&server, "application/x-protobuf", None, Some("sl_ingest_nope"), valid.clone()).await.status(), 401);
+    assert_eq!(
+        post(&server, "application/x-protobuf", None, Some("sl_ingest_nope"), valid.clone()).await.status(),
+        401
+    );
     let read_key = server.read_key.clone();
     assert_eq!(post(&server, "application/x-protobuf", None, Some(&read_key), valid.clone()).await.status(), 403);
 
@@ -114,7 +127,10 @@ async fn http_bad_input_gets_documented_statuses_and_good_data_survives() {
     assert!(bomb.len() < 256 * 1024);
     assert_eq!(post(&server, "application/json", Some("gzip"), Some(&key), bomb).await.status(), 413);
     // A corrupt gzip stream → 400.
-    assert_eq!(post(&server, "application/x-protobuf", Some("gzip"), Some(&key), b"not gzip".to_vec()).await.status(), 400);
+    assert_eq!(
+        post(&server, "application/x-protobuf", Some("gzip"), Some(&key), b"not gzip".to_vec()).await.status(),
+        400
+    );
 
     // Wrong ids and missing fields → 200 with partial_success; the valid span is kept.
     let mixed = request(vec![
@@ -136,7 +152,8 @@ async fn http_bad_input_gets_documented_statuses_and_good_data_survives() {
         {"traceId": hex(3, 16), "spanId": hex(1, 8), "name": "json kept", "startTimeUnixNano": now_nanos().to_string(), "endTimeUnixNano": now_nanos() + 1},
         {"traceId": hex(3, 8), "spanId": hex(2, 8), "name": "json short id", "startTimeUnixNano": "1"}
     ]}]}]});
-    let response = post(&server, "application/json", Some("gzip"), Some(&key), gzip(json_body.to_string().as_bytes())).await;
+    let response =
+        post(&server, "application/json", Some("gzip"), Some(&key), gzip(json_body.to_string().as_bytes())).await;
     assert_eq!(response.status(), 200);
     let answer: Value = response.json().await.unwrap();
     assert_eq!(answer["partialSuccess"]["rejectedSpans"], "1", "{answer}");
@@ -187,7 +204,10 @@ async fn grpc_bad_input_gets_spec_status_codes() {
     assert!(status.get_details_retry_info().is_none());
 
     let answer = client
-        .export(with_key(request(vec![span(5, 1, "grpc kept"), Span { span_id: vec![1; 4], ..span(5, 2, "bad") }]), &server.ingest_key))
+        .export(with_key(
+            request(vec![span(5, 1, "grpc kept"), Span { span_id: vec![1; 4], ..span(5, 2, "bad") }]),
+            &server.ingest_key,
+        ))
         .await
         .unwrap()
         .into_inner();
@@ -195,7 +215,8 @@ async fn grpc_bad_input_gets_spec_status_codes() {
 
     // gzip-compressed requests are accepted.
     let mut gzip_client = grpc_client(&server).await.send_compressed(tonic::codec::CompressionEncoding::Gzip);
-    let answer = gzip_client.export(with_key(request(vec![span(6, 1, "gzip")]), &server.ingest_key)).await.unwrap().into_inner();
+    let answer =
+        gzip_client.export(with_key(request(vec![span(6, 1, "gzip")]), &server.ingest_key)).await.unwrap().into_inner();
     assert_eq!(answer.partial_success, None);
 
     assert_eq!(stored_trace(&server, 5).await.unwrap()["roots"][0]["name"], "grpc kept");
@@ -219,7 +240,14 @@ async fn a_full_queue_answers_429_and_resource_exhausted_with_retry_delay() {
         let url = format!("{}/v1/traces", server.http_base());
         let key = server.ingest_key.clone();
         tokio::spawn(async move {
-            http.post(url).header("content-type", "application/x-protobuf").bearer_auth(key).body(first_body).send().await.unwrap().status()
+            http.post(url)
+                .header("content-type", "application/x-protobuf")
+                .bearer_auth(key)
+                .body(first_body)
+                .send()
+                .await
+                .unwrap()
+                .status()
         })
     };
 
@@ -233,7 +261,14 @@ async fn a_full_queue_answers_429_and_resource_exhausted_with_retry_delay() {
         tokio::task::yield_now().await;
     }
     assert_eq!(queued, 10, "the first request is queued behind the locked writer");
-    let refused = post(&server, "application/x-protobuf", None, Some(&server.ingest_key), request(vec![span(8, 1, "refused")]).encode_to_vec()).await;
+    let refused = post(
+        &server,
+        "application/x-protobuf",
+        None,
+        Some(&server.ingest_key),
+        request(vec![span(8, 1, "refused")]).encode_to_vec(),
+    )
+    .await;
     assert_eq!(refused.status(), 429);
     assert_eq!(refused.headers()["retry-after"], "1");
     let status = tonic_types::pb::Status::decode(refused.bytes().await.unwrap()).unwrap();
@@ -254,7 +289,11 @@ async fn a_full_queue_answers_429_and_resource_exhausted_with_retry_delay() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn prometheus_metrics_count_committed_items() {
     let server = TestServer::start().await;
-    let body = request(vec![span(11, 1, "counted"), span(11, 2, "counted"), Span { span_id: vec![1; 3], ..span(11, 3, "bad") }]);
+    let body = request(vec![
+        span(11, 1, "counted"),
+        span(11, 2, "counted"),
+        Span { span_id: vec![1; 3], ..span(11, 3, "bad") },
+    ]);
     let response = post(&server, "application/x-protobuf", None, Some(&server.ingest_key), body.encode_to_vec()).await;
     assert_eq!(response.status(), 200);
     let text = server.http.get(format!("{}/metrics", server.http_base())).send().await.unwrap().text().await.unwrap();
@@ -270,6 +309,9 @@ async fn prometheus_metrics_count_committed_items() {
     assert!(value("sightline_ingest_items_total{signal=\"traces\",outcome=\"invalid\"}") >= 1.0);
     assert!(value("sightline_commit_duration_seconds_count") >= 1.0);
     assert!(text.contains("sightline_ingest_queue_items"));
-    assert!(value("sightline_session_server_spans_total{with_session=\"false\"}") >= 2.0, "SERVER spans without a session");
+    assert!(
+        value("sightline_session_server_spans_total{with_session=\"false\"}") >= 2.0,
+        "SERVER spans without a session"
+    );
     server.stop().await;
 }

@@ -58,7 +58,10 @@ fn spans_request(trace_byte: u8) -> Vec<u8> {
         })
         .collect();
     ExportTraceServiceRequest {
-        resource_spans: vec![ResourceSpans { scope_spans: vec![ScopeSpans { spans, ..Default::default() }], ..Default::default() }],
+        resource_spans: vec![ResourceSpans {
+            scope_spans: vec![ScopeSpans { spans, ..Default::default() }],
+            ..Default::default()
+        }],
     }
     .encode_to_vec()
 }
@@ -120,7 +123,8 @@ fn sigterm_drains_in_flight_requests_and_exits_cleanly() {
             let http = url.clone();
             std::thread::spawn(move || {
                 let client = reqwest::blocking::Client::new();
-                let binary = Binary { child: Command::new("true").spawn().unwrap(), http, ingest_key: None, read_key: None };
+                let binary =
+                    Binary { child: Command::new("true").spawn().unwrap(), http, ingest_key: None, read_key: None };
                 for round in 0..25u8 {
                     let trace_byte = sender * 25 + round + 1;
                     match send(&client, &binary, &key, trace_byte) {
@@ -151,7 +155,11 @@ fn sigterm_drains_in_flight_requests_and_exits_cleanly() {
     let client = reqwest::blocking::Client::new();
     let mut restarted = start_binary(data_dir.path());
     for trace_byte in acknowledged {
-        assert_eq!(span_count(&client, &restarted, &read_key, trace_byte), 20, "acknowledged trace {trace_byte} is stored");
+        assert_eq!(
+            span_count(&client, &restarted, &read_key, trace_byte),
+            20,
+            "acknowledged trace {trace_byte} is stored"
+        );
     }
     restarted.child.kill().unwrap();
     restarted.child.wait().unwrap();

@@ -10,8 +10,8 @@ use std::collections::HashMap;
 use std::process::Command;
 
 use common::TestServer;
-use opentelemetry::trace::{Span as _, SpanKind, Status, Tracer as _, TracerProvider as _};
 use opentelemetry::KeyValue;
+use opentelemetry::trace::{Span as _, SpanKind, Status, Tracer as _, TracerProvider as _};
 use opentelemetry_otlp::{Protocol, WithExportConfig, WithHttpConfig};
 use opentelemetry_sdk::Resource;
 use opentelemetry_sdk::trace::SdkTracerProvider;
@@ -85,7 +85,13 @@ type Exception = (String, String, String, String);
 
 /// Sends exceptions with the SDK's blocking HTTP exporter on a blocking thread (the blocking
 /// client must not run inside the async runtime), then flushes.
-async fn send_exceptions(server: &TestServer, service: &str, language: &str, release: &str, exceptions: Vec<Exception>) {
+async fn send_exceptions(
+    server: &TestServer,
+    service: &str,
+    language: &str,
+    release: &str,
+    exceptions: Vec<Exception>,
+) {
     let endpoint = format!("{}/v1/traces", server.http_base());
     let key = server.ingest_key.clone();
     let (service, language, release) = (service.to_owned(), language.to_owned(), release.to_owned());
@@ -215,7 +221,8 @@ async fn real_runtime_errors_group_into_issues() {
     let first_line = stack.lines().next().unwrap().to_owned();
     assert!(first_line.starts_with("TypeError"), "{stack}");
     let node_message = first_line.trim_start_matches("TypeError: ").to_owned();
-    send_exceptions(&server, "web", "nodejs", "2.3.0", vec![exception("TypeError", &node_message, &stack, "dave")]).await;
+    send_exceptions(&server, "web", "nodejs", "2.3.0", vec![exception("TypeError", &node_message, &stack, "dave")])
+        .await;
 
     let backtrace = rust_failing_operation();
     send_exceptions(
@@ -233,7 +240,10 @@ async fn real_runtime_errors_group_into_issues() {
     let all = issues(&server, "sort=count").await;
     assert_eq!(all.len(), 4, "zero division, key error, type error, invoice error: {all:#?}");
     let by_type = |exception_type: &str| -> Value {
-        all.iter().find(|issue| issue["exception_type"] == exception_type).cloned().unwrap_or_else(|| panic!("no {exception_type} issue"))
+        all.iter()
+            .find(|issue| issue["exception_type"] == exception_type)
+            .cloned()
+            .unwrap_or_else(|| panic!("no {exception_type} issue"))
     };
     let zero = by_type("ZeroDivisionError");
     assert_eq!(zero["event_count"], 3, "the same bug on moved lines is the same issue");
@@ -273,7 +283,8 @@ async fn real_runtime_errors_group_into_issues() {
     assert_eq!(server.api_ok(&trace_link).await["span_count"], 1, "the linked trace exists");
     let users: Vec<&Value> = detail["top_tags"]["browser"].as_array().unwrap().iter().collect();
     assert_eq!(users[0][1], 3);
-    let hourly: u64 = detail["occurrences_per_hour"].as_array().unwrap().iter().map(|entry| entry[1].as_u64().unwrap()).sum();
+    let hourly: u64 =
+        detail["occurrences_per_hour"].as_array().unwrap().iter().map(|entry| entry[1].as_u64().unwrap()).sum();
     assert_eq!(hourly, 3);
     let events = server.api_ok(&format!("/api/v1/projects/default/issues/{zero_id}/events?limit=2")).await;
     assert_eq!(events["events"].as_array().unwrap().len(), 2);
@@ -290,7 +301,13 @@ async fn resolution_regression_and_ignore_follow_sentry() {
     let server = TestServer::start().await;
     let traceback = python_traceback(PYTHON_CHECKOUT);
     let send = |release: &'static str| {
-        send_exceptions(&server, "checkout-py", "python", release, vec![exception("ZeroDivisionError", "division by zero", &traceback, "alice")])
+        send_exceptions(
+            &server,
+            "checkout-py",
+            "python",
+            release,
+            vec![exception("ZeroDivisionError", "division by zero", &traceback, "alice")],
+        )
     };
     send("1.0.0").await;
     let issue_id = issues(&server, "").await[0]["id"].as_i64().unwrap();
@@ -317,10 +334,14 @@ async fn resolution_regression_and_ignore_follow_sentry() {
     age_resolution(&server, issue_id, 60);
     send("1.0.0").await;
     let regressed = &issues(&server, "").await[0];
-    assert_eq!((regressed["status"].clone(), regressed["substatus"].clone()), (json!("unresolved"), json!("regressed")));
+    assert_eq!(
+        (regressed["status"].clone(), regressed["substatus"].clone()),
+        (json!("unresolved"), json!("regressed"))
+    );
 
     // Resolved in 2.0.0: an event from older 1.0.0 does not regress, one from 2.0.0 does.
-    let (status, body) = patch_issue(&server, issue_id, json!({"status": "resolved_in_release", "release": "2.0.0"})).await;
+    let (status, body) =
+        patch_issue(&server, issue_id, json!({"status": "resolved_in_release", "release": "2.0.0"})).await;
     assert_eq!(status, 200, "{body}");
     age_resolution(&server, issue_id, 60);
     send("1.0.0").await;
@@ -335,7 +356,10 @@ async fn resolution_regression_and_ignore_follow_sentry() {
     assert_eq!(issues(&server, "").await[0]["status"], "ignored");
     send("2.0.0").await;
     let escalated = &issues(&server, "").await[0];
-    assert_eq!((escalated["status"].clone(), escalated["substatus"].clone()), (json!("unresolved"), json!("escalating")));
+    assert_eq!(
+        (escalated["status"].clone(), escalated["substatus"].clone()),
+        (json!("unresolved"), json!("escalating"))
+    );
 
     // Bulk form and the history.
     let response = server
@@ -382,7 +406,14 @@ async fn error_logs_and_error_spans_become_issues_and_bad_traces_are_bounded() {
         }
     }
     huge.push_str("RecursionError: maximum recursion depth exceeded\n");
-    send_exceptions(&server, "worker", "python", "1.0.0", vec![exception("RecursionError", "maximum recursion depth exceeded", &huge, "zoe")]).await;
+    send_exceptions(
+        &server,
+        "worker",
+        "python",
+        "1.0.0",
+        vec![exception("RecursionError", "maximum recursion depth exceeded", &huge, "zoe")],
+    )
+    .await;
     // An ERROR span without an exception event.
     let endpoint = format!("{}/v1/traces", server.http_base());
     let key = server.ingest_key.clone();
@@ -398,14 +429,14 @@ async fn error_logs_and_error_spans_become_issues_and_bad_traces_are_bounded() {
     .unwrap();
     // An error log with exception attributes and a plain ERROR log, over OTLP/JSON.
     let logs = json!({"resourceLogs": [{"resource": {"attributes": [{"key": "service.name", "value": {"stringValue": "worker"}}]},
-        "scopeLogs": [{"logRecords": [
-            {"timeUnixNano": now_nanos().to_string(), "severityNumber": 17, "body": {"stringValue": "payment 77 failed"},
-             "attributes": [{"key": "exception.type", "value": {"stringValue": "PaymentDeclined"}},
-                            {"key": "exception.message", "value": {"stringValue": "card 4242 declined"}}]},
-            {"timeUnixNano": now_nanos().to_string(), "severityNumber": 21, "body": {"stringValue": "disk /dev/sda1 is full (98%)"}},
-            {"timeUnixNano": now_nanos().to_string(), "severityNumber": 21, "body": {"stringValue": "disk /dev/sda1 is full (99%)"}},
-            {"timeUnixNano": now_nanos().to_string(), "severityNumber": 9, "body": {"stringValue": "all good"}}
-        ]}]}]});
+    "scopeLogs": [{"logRecords": [
+        {"timeUnixNano": now_nanos().to_string(), "severityNumber": 17, "body": {"stringValue": "payment 77 failed"},
+         "attributes": [{"key": "exception.type", "value": {"stringValue": "PaymentDeclined"}},
+                        {"key": "exception.message", "value": {"stringValue": "card 4242 declined"}}]},
+        {"timeUnixNano": now_nanos().to_string(), "severityNumber": 21, "body": {"stringValue": "disk /dev/sda1 is full (98%)"}},
+        {"timeUnixNano": now_nanos().to_string(), "severityNumber": 21, "body": {"stringValue": "disk /dev/sda1 is full (99%)"}},
+        {"timeUnixNano": now_nanos().to_string(), "severityNumber": 9, "body": {"stringValue": "all good"}}
+    ]}]}]});
     let response = server
         .http
         .post(format!("{}/v1/logs", server.http_base()))
@@ -418,7 +449,10 @@ async fn error_logs_and_error_spans_become_issues_and_bad_traces_are_bounded() {
 
     let all = issues(&server, "").await;
     assert_eq!(all.len(), 4, "recursion, failed job span, declined payment, full disk: {all:#?}");
-    let disk = all.iter().find(|issue| issue["title"].as_str().unwrap().contains("disk")).expect("a plain fatal log is an issue");
+    let disk = all
+        .iter()
+        .find(|issue| issue["title"].as_str().unwrap().contains("disk"))
+        .expect("a plain fatal log is an issue");
     assert_eq!(disk["event_count"], 2, "messages differing in parameters group together");
     assert_eq!(disk["level"], "fatal");
     assert!(all.iter().any(|issue| issue["exception_type"] == "PaymentDeclined"));
@@ -487,8 +521,14 @@ async fn project_in_app_rules_decide_in_app_frames() {
     assert_eq!(project["in_app_exclude"], json!(["<string>"]));
 
     let traceback = python_traceback(PYTHON_CHECKOUT);
-    send_exceptions(&server, "checkout-py", "python", "1.0.0", vec![exception("ZeroDivisionError", "division by zero", &traceback, "a")])
-        .await;
+    send_exceptions(
+        &server,
+        "checkout-py",
+        "python",
+        "1.0.0",
+        vec![exception("ZeroDivisionError", "division by zero", &traceback, "a")],
+    )
+    .await;
     let issue = &issues(&server, "").await[0];
     let detail = server.api_ok(&format!("/api/v1/projects/default/issues/{}", issue["id"])).await;
     let frames = detail["latest_event"]["exceptions"][0]["frames"].as_array().unwrap();

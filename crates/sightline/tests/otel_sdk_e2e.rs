@@ -34,7 +34,10 @@ struct Providers {
 fn resource(service: &str) -> Resource {
     Resource::builder_empty()
         .with_service_name(service.to_owned())
-        .with_attributes([KeyValue::new("deployment.environment.name", "test"), KeyValue::new("service.version", "1.2.3")])
+        .with_attributes([
+            KeyValue::new("deployment.environment.name", "test"),
+            KeyValue::new("service.version", "1.2.3"),
+        ])
         .build()
 }
 
@@ -94,9 +97,15 @@ fn providers(server: &TestServer, transport: Transport, service: &str) -> Provid
         ),
     };
     Providers {
-        tracer: SdkTracerProvider::builder().with_resource(resource(service)).with_batch_exporter(span_exporter).build(),
+        tracer: SdkTracerProvider::builder()
+            .with_resource(resource(service))
+            .with_batch_exporter(span_exporter)
+            .build(),
         logger: SdkLoggerProvider::builder().with_resource(resource(service)).with_batch_exporter(log_exporter).build(),
-        meter: SdkMeterProvider::builder().with_resource(resource(service)).with_periodic_exporter(metric_exporter).build(),
+        meter: SdkMeterProvider::builder()
+            .with_resource(resource(service))
+            .with_periodic_exporter(metric_exporter)
+            .build(),
     }
 }
 
@@ -109,9 +118,9 @@ struct Sent {
 }
 
 fn send_telemetry(providers: &Providers) -> Sent {
-    let tracer = providers.tracer.tracer_with_scope(
-        opentelemetry::InstrumentationScope::builder("e2e-scope").with_version("0.9.0").build(),
-    );
+    let tracer = providers
+        .tracer
+        .tracer_with_scope(opentelemetry::InstrumentationScope::builder("e2e-scope").with_version("0.9.0").build());
     // A separate trace to link to.
     let linked = tracer.span_builder("linked").start(&tracer);
     let linked_context = linked.span_context().clone();
@@ -276,20 +285,12 @@ async fn check_search_logs_metrics(server: &TestServer, sent: &Sent, service: &s
     assert_eq!(by_name("orders.queue_depth")["type"], "gauge");
 
     let series = server.api_ok("/api/v1/projects/default/metrics/orders.queue_depth/series?step=60").await;
-    let values: Vec<f64> = series["series"][0]["points"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter_map(|point| point["value"].as_f64())
-        .collect();
+    let values: Vec<f64> =
+        series["series"][0]["points"].as_array().unwrap().iter().filter_map(|point| point["value"].as_f64()).collect();
     assert_eq!(values, vec![17.0], "{series}");
     let histogram = server.api_ok("/api/v1/projects/default/metrics/orders.duration/series?step=3600").await;
-    let counts: u64 = histogram["series"][0]["points"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter_map(|point| point["count"].as_u64())
-        .sum();
+    let counts: u64 =
+        histogram["series"][0]["points"].as_array().unwrap().iter().filter_map(|point| point["count"].as_u64()).sum();
     assert_eq!(counts, 3, "{histogram}");
 
     let services = server.api_ok("/api/v1/projects/default/services").await;

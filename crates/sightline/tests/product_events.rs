@@ -37,7 +37,10 @@ fn json_headers(server: &TestServer) -> Vec<(&'static str, String)> {
 }
 
 async fn stored_events(server: &TestServer, query: &str) -> Vec<Value> {
-    server.api_ok(&format!("/api/v1/projects/default/events?limit=1000&{query}")).await["events"].as_array().unwrap().clone()
+    server.api_ok(&format!("/api/v1/projects/default/events?limit=1000&{query}")).await["events"]
+        .as_array()
+        .unwrap()
+        .clone()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -201,14 +204,14 @@ async fn opentelemetry_log_events_are_product_events_too() {
     let server = TestServer::start().await;
     let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos().to_string();
     let logs = json!({"resourceLogs": [{"resource": {"attributes": [{"key": "service.name", "value": {"stringValue": "checkout-api"}}]},
-        "scopeLogs": [{"logRecords": [
-            {"timeUnixNano": now, "eventName": "journey.step", "attributes": [
-                {"key": "session.id", "value": {"stringValue": "sess-lx3k2a-8f3kd92a"}},
-                {"key": "user.id", "value": {"stringValue": "user-42"}},
-                {"key": "gen_ai.journey.id", "value": {"stringValue": "checkout"}},
-                {"key": "journey.step.id", "value": {"stringValue": "payment-confirmed"}}]},
-            {"timeUnixNano": now, "body": {"stringValue": "a plain log line is not an event"}}
-        ]}]}]});
+    "scopeLogs": [{"logRecords": [
+        {"timeUnixNano": now, "eventName": "journey.step", "attributes": [
+            {"key": "session.id", "value": {"stringValue": "sess-lx3k2a-8f3kd92a"}},
+            {"key": "user.id", "value": {"stringValue": "user-42"}},
+            {"key": "gen_ai.journey.id", "value": {"stringValue": "checkout"}},
+            {"key": "journey.step.id", "value": {"stringValue": "payment-confirmed"}}]},
+        {"timeUnixNano": now, "body": {"stringValue": "a plain log line is not an event"}}
+    ]}]}]});
     for _ in 0..2 {
         // The second post is an OTLP retry of the same records.
         let response = server
@@ -229,7 +232,11 @@ async fn opentelemetry_log_events_are_product_events_too() {
     assert_eq!(events[0]["metadata"]["source"], "otlp");
     assert_eq!(events[0]["product_id"], "checkout-api");
     let logs = server.api_ok("/api/v1/projects/default/logs").await;
-    assert_eq!(logs["logs"].as_array().unwrap().len(), 4, "both records are still logs, twice (OTLP logs are not deduplicated)");
+    assert_eq!(
+        logs["logs"].as_array().unwrap().len(),
+        4,
+        "both records are still logs, twice (OTLP logs are not deduplicated)"
+    );
     server.stop().await;
 }
 
@@ -245,7 +252,10 @@ async fn retention_removes_expired_product_events() {
     assert_eq!(stored_events(&server, "").await.len(), 2);
     let store = server.server.as_ref().unwrap().store.clone();
     let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos() as u64;
-    tokio::task::spawn_blocking(move || sightline_server::retention::run_once(store.as_ref(), now, 100)).await.unwrap().unwrap();
+    tokio::task::spawn_blocking(move || sightline_server::retention::run_once(store.as_ref(), now, 100))
+        .await
+        .unwrap()
+        .unwrap();
     let remaining = stored_events(&server, "").await;
     assert_eq!(remaining.len(), 1);
     assert_eq!(remaining[0]["event_id"], "evt-1");

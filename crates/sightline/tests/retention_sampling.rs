@@ -46,7 +46,10 @@ fn span(index: u32, start: u64, error: bool, padding: usize) -> Span {
 
 async fn send_spans(server: &TestServer, spans: Vec<Span>) {
     let body = ExportTraceServiceRequest {
-        resource_spans: vec![ResourceSpans { scope_spans: vec![ScopeSpans { spans, ..Default::default() }], ..Default::default() }],
+        resource_spans: vec![ResourceSpans {
+            scope_spans: vec![ScopeSpans { spans, ..Default::default() }],
+            ..Default::default()
+        }],
     }
     .encode_to_vec();
     let response = server
@@ -94,7 +97,10 @@ async fn head_sampling_keeps_whole_traces_and_every_error() {
     let start = now_nanos();
     for part in 0..3u32 {
         let spans = (0..200u32)
-            .map(|index| Span { span_id: vec![part as u8 + 1, index as u8 | 1, 0, 0, 0, 0, 0, 1], ..span(index, start, false, 0) })
+            .map(|index| Span {
+                span_id: vec![part as u8 + 1, index as u8 | 1, 0, 0, 0, 0, 0, 1],
+                ..span(index, start, false, 0)
+            })
             .collect();
         send_spans(&server, spans).await;
     }
@@ -162,10 +168,11 @@ async fn retention_deletes_expired_data_and_returns_space() {
     checkpoint(&database);
     let size_before = std::fs::metadata(&database).unwrap().len();
     let store = server.server.as_ref().unwrap().store.clone();
-    let deleted = tokio::task::spawn_blocking(move || sightline_server::retention::run_once(store.as_ref(), now_nanos(), 500))
-        .await
-        .unwrap()
-        .unwrap();
+    let deleted =
+        tokio::task::spawn_blocking(move || sightline_server::retention::run_once(store.as_ref(), now_nanos(), 500))
+            .await
+            .unwrap()
+            .unwrap();
     assert!(deleted >= 3001, "3000 spans, their summaries and one log deleted, got {deleted}");
 
     let expired_hex = const_hex(&trace_id(10));

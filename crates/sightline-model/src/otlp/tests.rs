@@ -60,10 +60,7 @@ fn example_event_keeps_event_name_and_structured_body() {
     let record = &converted.batch[0].scopes[0].items[0];
     assert_eq!(record.event_name, "browser.page_view");
     assert_eq!(record.body["kvlist"]["type"], json!(0));
-    assert_eq!(
-        record.body["kvlist"]["url"],
-        json!("https://www.guidgenerator.com/online-guid-generator.aspx")
-    );
+    assert_eq!(record.body["kvlist"]["url"], json!("https://www.guidgenerator.com/online-guid-generator.aspx"));
 }
 
 #[test]

@@ -28,7 +28,9 @@ fn parse_event_query(params: &QueryParams) -> Result<EventQuery, ApiError> {
     let non_empty = |name: &str| params.get(name).filter(|value| !value.is_empty()).cloned();
     let event_type = match non_empty("type") {
         None => None,
-        Some(text) => Some(EventType::parse(&text).ok_or_else(|| ApiError::invalid(format!("type={text:?} is not an event type")))?),
+        Some(text) => Some(
+            EventType::parse(&text).ok_or_else(|| ApiError::invalid(format!("type={text:?} is not an event type")))?,
+        ),
     };
     Ok(EventQuery {
         name: non_empty("name"),

@@ -41,8 +41,21 @@ fn now_unix_nano() -> u64 {
 }
 
 fn parse_issue_query(params: &QueryParams) -> Result<IssueQuery, ApiError> {
-    const KNOWN: [&str; 13] =
-        ["status", "service", "environment", "release", "level", "user", "from", "to", "q", "sort", "limit", "cursor", "browser"];
+    const KNOWN: [&str; 13] = [
+        "status",
+        "service",
+        "environment",
+        "release",
+        "level",
+        "user",
+        "from",
+        "to",
+        "q",
+        "sort",
+        "limit",
+        "cursor",
+        "browser",
+    ];
     reject_unknown_params(params, &KNOWN, Some("tag."))?;
     let non_empty = |name: &str| params.get(name).filter(|value| !value.is_empty()).cloned();
     let status = match non_empty("status") {
@@ -53,7 +66,10 @@ fn parse_issue_query(params: &QueryParams) -> Result<IssueQuery, ApiError> {
     };
     let level = match non_empty("level") {
         None => None,
-        Some(text) => Some(Level::parse(&text).ok_or_else(|| ApiError::invalid(format!("level={text:?}: use warning, error or fatal")))?),
+        Some(text) => Some(
+            Level::parse(&text)
+                .ok_or_else(|| ApiError::invalid(format!("level={text:?}: use warning, error or fatal")))?,
+        ),
     };
     let sort = match non_empty("sort").as_deref() {
         None | Some("last_seen") => IssueSort::LastSeen,
@@ -173,7 +189,10 @@ fn parse_status_body(body: &Bytes, actor: String) -> Result<(Option<Vec<i64>>, S
     let parsed: StatusBody =
         serde_json::from_slice(body).map_err(|error| ApiError::invalid(format!("invalid JSON body: {error}")))?;
     let status = IssueStatus::parse(&parsed.status).ok_or_else(|| {
-        ApiError::invalid(format!("status={:?}: use unresolved, resolved, resolved_in_release or ignored", parsed.status))
+        ApiError::invalid(format!(
+            "status={:?}: use unresolved, resolved, resolved_in_release or ignored",
+            parsed.status
+        ))
     })?;
     if status != IssueStatus::Ignored && (parsed.ignore_for_events.is_some() || parsed.ignore_until.is_some()) {
         return Err(ApiError::invalid("ignore_for_events and ignore_until go with status \"ignored\""));
@@ -199,7 +218,12 @@ fn actor(headers: &HeaderMap) -> String {
     key_from_headers(headers).map(|key| key.prefix()).unwrap_or_else(|| "unknown".into())
 }
 
-async fn apply_change(state: &AppState, project_id: i64, ids: Vec<i64>, change: StatusChange) -> Result<Value, ApiError> {
+async fn apply_change(
+    state: &AppState,
+    project_id: i64,
+    ids: Vec<i64>,
+    change: StatusChange,
+) -> Result<Value, ApiError> {
     let store = state.store.clone();
     let issues = blocking(move || Ok(store.change_issue_status(project_id, &ids, &change)?)).await?;
     Ok(json!({"issues": issues}))
@@ -229,7 +253,8 @@ async fn bulk_update(
 ) -> Result<Json<Value>, ApiError> {
     let project = authorize(&state, &headers, path_params(path)?, Access::Admin).await?;
     let (ids, change) = parse_status_body(&body, actor(&headers))?;
-    let ids = ids.filter(|ids| !ids.is_empty()).ok_or_else(|| ApiError::invalid("the bulk form needs \"ids\": [..]"))?;
+    let ids =
+        ids.filter(|ids| !ids.is_empty()).ok_or_else(|| ApiError::invalid("the bulk form needs \"ids\": [..]"))?;
     if ids.len() > 1000 {
         return Err(ApiError::invalid("at most 1000 ids per request"));
     }

@@ -78,9 +78,13 @@ fn parse_settings_patch(body: &[u8]) -> Result<ProjectSettingsPatch, ApiError> {
     }
     if let Some(origins) = &patch.allowed_origins
         && (origins.len() > 100
-            || origins.iter().any(|origin| origin != "*" && !(origin.starts_with("http://") || origin.starts_with("https://"))))
+            || origins
+                .iter()
+                .any(|origin| origin != "*" && !(origin.starts_with("http://") || origin.starts_with("https://"))))
     {
-        return Err(ApiError::invalid("allowed_origins: at most 100, each \"*\" or an origin like https://app.example.com"));
+        return Err(ApiError::invalid(
+            "allowed_origins: at most 100, each \"*\" or an origin like https://app.example.com",
+        ));
     }
     for prefixes in [&patch.in_app_include, &patch.in_app_exclude].into_iter().flatten() {
         if prefixes.len() > 100 || prefixes.iter().any(|prefix| prefix.is_empty() || prefix.len() > 200) {

@@ -139,11 +139,16 @@ pub fn errors_from_logs(batch: &Batch<LogRecord>, options: DeriveOptions<'_>) ->
 /// is JavaScript (`webjs`) and the release is `metadata.release` / `metadata.app.version` when
 /// the client sends one (needed for source maps). The error event keeps the product event's id,
 /// so a retried batch is recognised at commit and not counted twice.
-pub fn errors_from_product_events(events: &[sightline_model::ProductEvent], options: DeriveOptions<'_>) -> Vec<ErrorEvent> {
+pub fn errors_from_product_events(
+    events: &[sightline_model::ProductEvent],
+    options: DeriveOptions<'_>,
+) -> Vec<ErrorEvent> {
     let mut errors = Vec::new();
     for event in events.iter().filter(|event| event.event_type == sightline_model::EventType::Error) {
         let text = |key: &str| event.properties.get(key).and_then(Value::as_str).map(str::to_owned);
-        let metadata_text = |keys: &[&str]| keys.iter().find_map(|key| event.metadata.get(*key).and_then(Value::as_str).map(str::to_owned));
+        let metadata_text = |keys: &[&str]| {
+            keys.iter().find_map(|key| event.metadata.get(*key).and_then(Value::as_str).map(str::to_owned))
+        };
         let mut resource = Resource::default();
         resource.attributes.0.insert("service.name".into(), Value::String(event.product_id.clone()));
         resource.attributes.0.insert("telemetry.sdk.language".into(), Value::String("webjs".into()));

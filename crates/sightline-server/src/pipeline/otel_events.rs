@@ -124,7 +124,10 @@ mod tests {
     #[test]
     fn log_events_become_product_events_and_plain_logs_do_not() {
         let events = product_events_from_logs(&batch(vec![
-            record("journey.step", json!({"session.id": "s1", "user.id": "u1", "gen_ai.journey.id": "checkout", "journey.step.id": "paid"})),
+            record(
+                "journey.step",
+                json!({"session.id": "s1", "user.id": "u1", "gen_ai.journey.id": "checkout", "journey.step.id": "paid"}),
+            ),
             record("", json!({"event.name": "checkout.completed", "event.type": "custom", "order.total": 42.5})),
             record("", json!({"message": "plain log"})),
         ]));

@@ -59,7 +59,10 @@ mod tests {
     }
 
     fn batch(spans: Vec<Span>) -> Batch<Span> {
-        vec![ResourceGroup { resource: Resource::default(), scopes: vec![ScopeGroup { scope: Scope::default(), items: spans }] }]
+        vec![ResourceGroup {
+            resource: Resource::default(),
+            scopes: vec![ScopeGroup { scope: Scope::default(), items: spans }],
+        }]
     }
 
     #[test]

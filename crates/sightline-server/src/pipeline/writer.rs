@@ -43,13 +43,19 @@ impl WriterHandle {
 }
 
 /// Starts the writer thread for `store`.
-pub fn start_writer(store: Arc<dyn Store>, max_queued_items: usize, max_items_per_commit: usize, retry_after: Duration) -> (IngestQueue, WriterHandle) {
+pub fn start_writer(
+    store: Arc<dyn Store>,
+    max_queued_items: usize,
+    max_items_per_commit: usize,
+    retry_after: Duration,
+) -> (IngestQueue, WriterHandle) {
     let (sender, receiver) = mpsc::unbounded_channel();
     let thread = std::thread::Builder::new()
         .name("sightline-writer".into())
         .spawn(move || run_writer(store, receiver, max_items_per_commit))
         .expect("spawning the writer thread");
-    let queue = IngestQueue { sender, permits: Arc::new(Semaphore::new(max_queued_items)), max_queued_items, retry_after };
+    let queue =
+        IngestQueue { sender, permits: Arc::new(Semaphore::new(max_queued_items)), max_queued_items, retry_after };
     (queue, WriterHandle { thread })
 }
 
@@ -60,18 +66,18 @@ impl IngestQueue {
     pub async fn submit(&self, batch: WriteBatch, items: usize) -> Result<(), IngestError> {
         // A batch bigger than the whole queue still gets in when the queue is empty.
         let wanted = items.clamp(1, self.max_queued_items) as u32;
-        let permit = self
-            .permits
-            .clone()
-            .try_acquire_many_owned(wanted)
-            .map_err(|_| {
-                crate::telemetry::metrics().refused.get_or_create(&crate::telemetry::RefusedLabels { reason: "overloaded".into() }).inc();
-                IngestError::Overloaded { retry_after: self.retry_after }
-            })?;
+        let permit = self.permits.clone().try_acquire_many_owned(wanted).map_err(|_| {
+            crate::telemetry::metrics()
+                .refused
+                .get_or_create(&crate::telemetry::RefusedLabels { reason: "overloaded".into() })
+                .inc();
+            IngestError::Overloaded { retry_after: self.retry_after }
+        })?;
         let (reply, answer) = oneshot::channel();
-        self.sender
-            .send(Job { batch, items, reply, _permit: permit })
-            .map_err(|_| IngestError::Unavailable { reason: "server is shutting down".into(), retry_after: self.retry_after })?;
+        self.sender.send(Job { batch, items, reply, _permit: permit }).map_err(|_| IngestError::Unavailable {
+            reason: "server is shutting down".into(),
+            retry_after: self.retry_after,
+        })?;
         let answer = answer.await;
         if !matches!(answer, Ok(Ok(()))) {
             crate::telemetry::metrics()
@@ -119,7 +125,9 @@ fn run_writer(store: Arc<dyn Store>, mut receiver: mpsc::UnboundedReceiver<Job>,
                 metrics.count_items(signal, "sampled_out", batch.outcomes.sampled_out);
                 metrics.count_items(signal, "invalid", batch.outcomes.invalid);
                 for day in &batch.sessions.correlation {
-                    let label = |with_session: bool| crate::telemetry::CorrelationLabels { with_session: with_session.to_string() };
+                    let label = |with_session: bool| crate::telemetry::CorrelationLabels {
+                        with_session: with_session.to_string(),
+                    };
                     metrics.server_spans.get_or_create(&label(true)).inc_by(day.with_session);
                     metrics.server_spans.get_or_create(&label(false)).inc_by(day.server_spans - day.with_session);
                 }

@@ -21,10 +21,7 @@ impl PayloadFormat {
     /// Reads `Content-Type` (parameters such as `charset` are ignored). Errors with
     /// `UnsupportedMediaType` (415) for anything else, including a missing header.
     pub fn from_headers(headers: &HeaderMap) -> Result<Self, IngestError> {
-        let content_type = headers
-            .get(http::header::CONTENT_TYPE)
-            .and_then(|value| value.to_str().ok())
-            .unwrap_or("");
+        let content_type = headers.get(http::header::CONTENT_TYPE).and_then(|value| value.to_str().ok()).unwrap_or("");
         let essence = content_type.split(';').next().unwrap_or("").trim().to_ascii_lowercase();
         match essence.as_str() {
             "application/x-protobuf" | "application/protobuf" => Ok(PayloadFormat::Protobuf),
@@ -144,7 +141,10 @@ mod tests {
     #[test]
     fn zstd_round_trip_and_corrupt_stream() {
         let compressed = zstd::encode_all(&b"hello"[..], 3).unwrap();
-        assert_eq!(decompress(Bytes::from(compressed), ContentEncoding::Zstd, 100).unwrap(), Bytes::from_static(b"hello"));
+        assert_eq!(
+            decompress(Bytes::from(compressed), ContentEncoding::Zstd, 100).unwrap(),
+            Bytes::from_static(b"hello")
+        );
         assert!(matches!(
             decompress(Bytes::from_static(b"not gzip"), ContentEncoding::Gzip, 100),
             Err(IngestError::BadRequest(_))

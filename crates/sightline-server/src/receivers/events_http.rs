@@ -68,7 +68,13 @@ async fn preflight(headers: HeaderMap) -> Response {
     response
 }
 
-fn error_response(status: StatusCode, code: &str, message: String, origin: Option<&HeaderValue>, retry_after: Option<u64>) -> Response {
+fn error_response(
+    status: StatusCode,
+    code: &str,
+    message: String,
+    origin: Option<&HeaderValue>,
+    retry_after: Option<u64>,
+) -> Response {
     let mut response = (status, axum::Json(json!({"error": {"code": code, "message": message}}))).into_response();
     cors_headers(&mut response, origin);
     if let Some(seconds) = retry_after {
@@ -162,7 +168,9 @@ async fn ingest_events(
         check_content_type(&headers)?;
         let project = state.ingestor.authenticate(event_key(&headers, &query)).await?;
         if !origin_allowed(&project, origin.as_ref()) {
-            return Err(IngestError::PermissionDenied("send events from this origin (not in the project's allowed origins)"));
+            return Err(IngestError::PermissionDenied(
+                "send events from this origin (not in the project's allowed origins)",
+            ));
         }
         let encoding = ContentEncoding::from_headers(&headers)?;
         let max_bytes = state.max_body_bytes;
@@ -182,15 +190,16 @@ async fn ingest_events(
         let inline = encoding == ContentEncoding::Identity && raw.len() < PARSE_INLINE_MAX_BYTES;
         let prepare = move |project: Project| -> Result<(pipeline::Prepared, Vec<(usize, String)>), IngestError> {
             let parsed = parse_batch(&decompress(raw, encoding, max_bytes)?, now)?;
-            let prepared = pipeline::prepare_events(&prepare_context, &project, parsed.events, parsed.errors.len() as u64);
+            let prepared =
+                pipeline::prepare_events(&prepare_context, &project, parsed.events, parsed.errors.len() as u64);
             Ok((prepared, parsed.errors))
         };
         let (prepared, errors) = if inline {
             prepare(project)?
         } else {
-            tokio::task::spawn_blocking(move || prepare(project))
-                .await
-                .map_err(|error| IngestError::Unavailable { reason: error.to_string(), retry_after: std::time::Duration::from_secs(1) })??
+            tokio::task::spawn_blocking(move || prepare(project)).await.map_err(|error| {
+                IngestError::Unavailable { reason: error.to_string(), retry_after: std::time::Duration::from_secs(1) }
+            })??
         };
         let report = state.ingestor.submit(prepared).await?;
         Ok::<_, IngestError>((report, errors))

@@ -161,7 +161,11 @@ pub trait Store: Send + Sync + 'static {
     fn delete_sourcemap(&self, project_id: i64, release: &str, name: &str) -> StoreResult<bool>;
 
     /// Session summaries matching the query, newest session start first.
-    fn list_sessions(&self, project_id: i64, query: &sessions::SessionQuery) -> StoreResult<Page<sessions::SessionSummary>>;
+    fn list_sessions(
+        &self,
+        project_id: i64,
+        query: &sessions::SessionQuery,
+    ) -> StoreResult<Page<sessions::SessionSummary>>;
     /// One session's summary and a page of its timeline (product events, requests, logs and
     /// errors in time order); `None` when the project has no such session.
     fn get_session(

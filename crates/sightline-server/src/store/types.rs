@@ -280,7 +280,6 @@ pub struct OutcomeCount {
     pub count: u64,
 }
 
-
 /// Product event filters (`GET /api/v1/projects/{p}/events`).
 #[derive(Debug, Clone, Default)]
 pub struct EventQuery {

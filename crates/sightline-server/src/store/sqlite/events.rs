@@ -11,7 +11,11 @@ use crate::store::{EventQuery, Page, StoreError, StoreResult};
 
 /// Inserts events, skipping those whose `event_id` the project already has (client retries).
 /// Returns the ids that were duplicates.
-pub(super) fn insert_events(transaction: &Transaction<'_>, project_id: i64, events: &[ProductEvent]) -> StoreResult<HashSet<String>> {
+pub(super) fn insert_events(
+    transaction: &Transaction<'_>,
+    project_id: i64,
+    events: &[ProductEvent],
+) -> StoreResult<HashSet<String>> {
     let mut statement = transaction.prepare_cached(
         "INSERT OR IGNORE INTO product_events (project_id, event_id, product_id, session_id, user_id, org_id, event_type,
             event_name, timestamp_unix_nano, sequence, properties, metadata)
@@ -44,7 +48,11 @@ fn invalid_cursor() -> StoreError {
     StoreError::Conflict("invalid cursor".into())
 }
 
-pub(super) fn search_events(connection: &Connection, project_id: i64, query: &EventQuery) -> StoreResult<Page<ProductEvent>> {
+pub(super) fn search_events(
+    connection: &Connection,
+    project_id: i64,
+    query: &EventQuery,
+) -> StoreResult<Page<ProductEvent>> {
     let mut filter = Filter::default();
     filter.push("project_id = {}", [SqlValue::Integer(project_id)]);
     let mut push = |clause: &str, values: Vec<SqlValue>| filter.push(clause, values);

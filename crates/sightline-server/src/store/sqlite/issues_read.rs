@@ -8,7 +8,8 @@ use rusqlite::{Connection, OptionalExtension, Row, params, params_from_iter};
 
 use super::filter::{Filter, nanos};
 use crate::store::errors::{
-    ErrorEvent, ErrorStats, Issue, IssueDetail, IssueQuery, IssueSort, IssueStatus, Level, StatusHistoryEntry, StoredErrorEvent,
+    ErrorEvent, ErrorStats, Issue, IssueDetail, IssueQuery, IssueSort, IssueStatus, Level, StatusHistoryEntry,
+    StoredErrorEvent,
 };
 use crate::store::{Page, StoreError, StoreResult};
 
@@ -19,14 +20,17 @@ const ISSUE_COLUMNS: &str = "i.id, i.title, i.culprit, i.exception_type, i.level
     i.resolved_in_release, i.resolved_at_unix_nano, i.ignore_until_event_count, i.ignore_until_unix_nano, i.primary_hash";
 
 fn issue_from_row(row: &Row<'_>) -> rusqlite::Result<Issue> {
-    let optional_u64 = |index: usize| -> rusqlite::Result<Option<u64>> { Ok(row.get::<_, Option<i64>>(index)?.map(|value| value as u64)) };
+    let optional_u64 = |index: usize| -> rusqlite::Result<Option<u64>> {
+        Ok(row.get::<_, Option<i64>>(index)?.map(|value| value as u64))
+    };
     Ok(Issue {
         id: row.get(0)?,
         title: row.get(1)?,
         culprit: row.get(2)?,
         exception_type: row.get(3)?,
         level: Level::parse(&row.get::<_, String>(4)?).unwrap_or(Level::Error),
-        platform: serde_json::from_value(serde_json::Value::String(row.get(5)?)).unwrap_or(sightline_grouping::Platform::Other),
+        platform: serde_json::from_value(serde_json::Value::String(row.get(5)?))
+            .unwrap_or(sightline_grouping::Platform::Other),
         status: IssueStatus::parse(&row.get::<_, String>(6)?).unwrap_or(IssueStatus::Unresolved),
         substatus: row.get(7)?,
         first_seen_unix_nano: row.get::<_, i64>(8)? as u64,
@@ -64,7 +68,10 @@ pub(super) fn list_issues(connection: &Connection, project_id: i64, query: &Issu
         );
     }
     if let Some(user) = &query.user {
-        push("EXISTS (SELECT 1 FROM issue_users u WHERE u.issue_id = i.id AND u.value = {})", vec![SqlValue::Text(user.clone())]);
+        push(
+            "EXISTS (SELECT 1 FROM issue_users u WHERE u.issue_id = i.id AND u.value = {})",
+            vec![SqlValue::Text(user.clone())],
+        );
     }
     if let Some(from) = query.from_unix_nano {
         push("i.last_seen_unix_nano >= {}", vec![nanos(from)]);
@@ -126,10 +133,18 @@ fn find_issue(connection: &Connection, project_id: i64, issue_id: i64) -> StoreR
 
 fn event_from_row(row: &Row<'_>) -> rusqlite::Result<Option<StoredErrorEvent>> {
     let body: String = row.get(1)?;
-    Ok(serde_json::from_str::<ErrorEvent>(&body).ok().map(|event| StoredErrorEvent { issue_id: row.get(0).unwrap_or(0), event }))
+    Ok(serde_json::from_str::<ErrorEvent>(&body)
+        .ok()
+        .map(|event| StoredErrorEvent { issue_id: row.get(0).unwrap_or(0), event }))
 }
 
-pub(super) fn get_issue(connection: &Connection, project_id: i64, issue_id: i64, hours: u32, now_unix_nano: u64) -> StoreResult<Option<IssueDetail>> {
+pub(super) fn get_issue(
+    connection: &Connection,
+    project_id: i64,
+    issue_id: i64,
+    hours: u32,
+    now_unix_nano: u64,
+) -> StoreResult<Option<IssueDetail>> {
     let Some(issue) = find_issue(connection, project_id, issue_id)? else {
         return Ok(None);
     };
@@ -146,15 +161,20 @@ pub(super) fn get_issue(connection: &Connection, project_id: i64, issue_id: i64,
     let mut statement = connection.prepare_cached(
         "SELECT hour_unix_nano, count FROM issue_hourly WHERE issue_id = ?1 AND hour_unix_nano >= ?2 ORDER BY hour_unix_nano",
     )?;
-    for row in statement.query_map(params![issue_id, start_hour as i64], |row| Ok((row.get::<_, i64>(0)? as u64, row.get::<_, i64>(1)? as u64)))? {
+    for row in statement.query_map(params![issue_id, start_hour as i64], |row| {
+        Ok((row.get::<_, i64>(0)? as u64, row.get::<_, i64>(1)? as u64))
+    })? {
         let (hour, count) = row?;
         *counts.entry(hour).or_insert(0) += count;
     }
 
     let mut top_tags: BTreeMap<String, Vec<(String, u64)>> = BTreeMap::new();
-    let mut statement =
-        connection.prepare_cached("SELECT key, value, count FROM issue_tags WHERE issue_id = ?1 ORDER BY key, count DESC, value")?;
-    for row in statement.query_map([issue_id], |row| Ok((row.get::<_, String>(0)?, row.get::<_, String>(1)?, row.get::<_, i64>(2)? as u64)))? {
+    let mut statement = connection.prepare_cached(
+        "SELECT key, value, count FROM issue_tags WHERE issue_id = ?1 ORDER BY key, count DESC, value",
+    )?;
+    for row in statement.query_map([issue_id], |row| {
+        Ok((row.get::<_, String>(0)?, row.get::<_, String>(1)?, row.get::<_, i64>(2)? as u64))
+    })? {
         let (key, value, count) = row?;
         let values = top_tags.entry(key).or_default();
         if values.len() < 10 {
@@ -180,7 +200,13 @@ pub(super) fn get_issue(connection: &Connection, project_id: i64, issue_id: i64,
     Ok(Some(IssueDetail { issue, latest_event, occurrences_per_hour: counts.into_iter().collect(), top_tags, history }))
 }
 
-pub(super) fn issue_events(connection: &Connection, project_id: i64, issue_id: i64, limit: usize, cursor: Option<&str>) -> StoreResult<Option<Page<StoredErrorEvent>>> {
+pub(super) fn issue_events(
+    connection: &Connection,
+    project_id: i64,
+    issue_id: i64,
+    limit: usize,
+    cursor: Option<&str>,
+) -> StoreResult<Option<Page<StoredErrorEvent>>> {
     if find_issue(connection, project_id, issue_id)?.is_none() {
         return Ok(None);
     }
@@ -215,7 +241,13 @@ pub(super) fn issue_events(connection: &Connection, project_id: i64, issue_id: i
     Ok(Some(Page { items, next_cursor }))
 }
 
-pub(super) fn error_stats(connection: &Connection, project_id: i64, from_unix_nano: u64, to_unix_nano: u64, service: Option<&str>) -> StoreResult<ErrorStats> {
+pub(super) fn error_stats(
+    connection: &Connection,
+    project_id: i64,
+    from_unix_nano: u64,
+    to_unix_nano: u64,
+    service: Option<&str>,
+) -> StoreResult<ErrorStats> {
     let from = from_unix_nano.min(i64::MAX as u64) as i64;
     let to = to_unix_nano.min(i64::MAX as u64) as i64;
     let mut by_level = BTreeMap::new();

@@ -93,15 +93,20 @@ fn parse_version(release: &str) -> Option<semver::Version> {
 
 /// Orders two releases: by semantic version when both parse, else by when each was first
 /// seen in the project. `None` when nothing says.
-fn compare_releases(transaction: &Transaction<'_>, project_id: i64, left: &str, right: &str) -> StoreResult<Option<Ordering>> {
+fn compare_releases(
+    transaction: &Transaction<'_>,
+    project_id: i64,
+    left: &str,
+    right: &str,
+) -> StoreResult<Option<Ordering>> {
     if left == right {
         return Ok(Some(Ordering::Equal));
     }
     if let (Some(left_version), Some(right_version)) = (parse_version(left), parse_version(right)) {
         return Ok(Some(left_version.cmp(&right_version)));
     }
-    let mut statement =
-        transaction.prepare_cached("SELECT first_seen_unix_nano FROM releases WHERE project_id = ?1 AND version = ?2")?;
+    let mut statement = transaction
+        .prepare_cached("SELECT first_seen_unix_nano FROM releases WHERE project_id = ?1 AND version = ?2")?;
     let left_seen: Option<i64> = statement.query_row(params![project_id, left], |row| row.get(0)).optional()?;
     let right_seen: Option<i64> = statement.query_row(params![project_id, right], |row| row.get(0)).optional()?;
     Ok(match (left_seen, right_seen) {
@@ -111,7 +116,8 @@ fn compare_releases(transaction: &Transaction<'_>, project_id: i64, left: &str, 
 }
 
 fn find_issue(transaction: &Transaction<'_>, project_id: i64, hashes: &[String]) -> StoreResult<Option<i64>> {
-    let mut statement = transaction.prepare_cached("SELECT issue_id FROM issue_hashes WHERE project_id = ?1 AND hash = ?2")?;
+    let mut statement =
+        transaction.prepare_cached("SELECT issue_id FROM issue_hashes WHERE project_id = ?1 AND hash = ?2")?;
     for hash in hashes {
         if let Some(issue_id) = statement.query_row(params![project_id, hash], |row| row.get(0)).optional()? {
             return Ok(Some(issue_id));
@@ -145,7 +151,9 @@ fn group_one(
     let timestamp = event.timestamp_unix_nano as i64;
     if let Some(release) = &event.context.release {
         transaction
-            .prepare_cached("INSERT OR IGNORE INTO releases (project_id, version, first_seen_unix_nano) VALUES (?1, ?2, ?3)")?
+            .prepare_cached(
+                "INSERT OR IGNORE INTO releases (project_id, version, first_seen_unix_nano) VALUES (?1, ?2, ?3)",
+            )?
             .execute(params![project_id, release, now_unix_nano as i64])?;
     }
     let issue_id = match find_issue(transaction, project_id, &event.fingerprint.hashes)? {
@@ -172,8 +180,8 @@ fn group_one(
             )?,
     };
     {
-        let mut statement =
-            transaction.prepare_cached("INSERT OR IGNORE INTO issue_hashes (project_id, hash, issue_id) VALUES (?1, ?2, ?3)")?;
+        let mut statement = transaction
+            .prepare_cached("INSERT OR IGNORE INTO issue_hashes (project_id, hash, issue_id) VALUES (?1, ?2, ?3)")?;
         for hash in &event.fingerprint.hashes {
             statement.execute(params![project_id, hash, issue_id])?;
         }
@@ -189,8 +197,9 @@ fn group_one(
     let mut ignore_until_time = state.ignore_until_unix_nano;
     match state.status {
         IssueStatus::Resolved | IssueStatus::ResolvedInRelease => {
-            let within_guard =
-                state.resolved_at_unix_nano.is_some_and(|resolved| now_unix_nano < resolved.saturating_add(REGRESSION_GUARD_NANOS));
+            let within_guard = state
+                .resolved_at_unix_nano
+                .is_some_and(|resolved| now_unix_nano < resolved.saturating_add(REGRESSION_GUARD_NANOS));
             let from_older_release = match (&event.context.release, &state.resolved_in_release) {
                 (Some(event_release), Some(resolving)) => {
                     compare_releases(transaction, project_id, event_release, resolving)? == Some(Ordering::Less)
@@ -222,11 +231,22 @@ fn group_one(
                 substatus = Some("escalating".into());
                 ignore_until_count = None;
                 ignore_until_time = None;
-                add_history(transaction, issue_id, status, Some("escalating"), "ignore_expired", "system", None, now_unix_nano)?;
+                add_history(
+                    transaction,
+                    issue_id,
+                    status,
+                    Some("escalating"),
+                    "ignore_expired",
+                    "system",
+                    None,
+                    now_unix_nano,
+                )?;
             }
         }
         IssueStatus::Unresolved => {
-            if substatus.as_deref() == Some("new") && now_unix_nano.saturating_sub(state.first_seen_unix_nano) > NEW_ISSUE_NANOS {
+            if substatus.as_deref() == Some("new")
+                && now_unix_nano.saturating_sub(state.first_seen_unix_nano) > NEW_ISSUE_NANOS
+            {
                 substatus = Some("ongoing".into());
             }
         }
@@ -297,7 +317,15 @@ fn group_one(
             "INSERT INTO error_events (project_id, issue_id, event_id, timestamp_unix_nano, level, service_name, body)
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
         )?
-        .execute(params![project_id, issue_id, event.event_id, timestamp, event.level.as_str(), event.context.service, body])?;
+        .execute(params![
+            project_id,
+            issue_id,
+            event.event_id,
+            timestamp,
+            event.level.as_str(),
+            event.context.service,
+            body
+        ])?;
     Ok(transaction.last_insert_rowid())
 }
 
@@ -340,9 +368,13 @@ pub(super) fn change_status(
                 })?;
                 (None, Some(release), Some(now_unix_nano), None, None)
             }
-            IssueStatus::Ignored => {
-                (None, None, None, change.ignore_for_events.map(|more| state.event_count + more), change.ignore_until_unix_nano)
-            }
+            IssueStatus::Ignored => (
+                None,
+                None,
+                None,
+                change.ignore_for_events.map(|more| state.event_count + more),
+                change.ignore_until_unix_nano,
+            ),
         };
         transaction
             .prepare_cached(

@@ -117,8 +117,7 @@ fn project_from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<Project> {
     })
 }
 
-const PROJECT_COLUMNS: &str =
-    "id, slug, name, retention_days, trace_sample_rate, created_at_unix_ms, in_app_include, in_app_exclude, allowed_origins";
+const PROJECT_COLUMNS: &str = "id, slug, name, retention_days, trace_sample_rate, created_at_unix_ms, in_app_include, in_app_exclude, allowed_origins";
 
 impl Store for SqliteStore {
     fn create_project(&self, name: &str) -> StoreResult<Project> {
@@ -212,15 +211,24 @@ impl Store for SqliteStore {
         let origins = serde_json::to_string(origins).unwrap_or_else(|_| "[]".into());
         self.with_writer(|writer| {
             let connection = writer.connection();
-            connection.execute("UPDATE projects SET allowed_origins = ?2 WHERE id = ?1", params![project_id, origins])?;
             connection
-                .query_row(&format!("SELECT {PROJECT_COLUMNS} FROM projects WHERE id = ?1"), [project_id], project_from_row)
+                .execute("UPDATE projects SET allowed_origins = ?2 WHERE id = ?1", params![project_id, origins])?;
+            connection
+                .query_row(
+                    &format!("SELECT {PROJECT_COLUMNS} FROM projects WHERE id = ?1"),
+                    [project_id],
+                    project_from_row,
+                )
                 .optional()?
                 .ok_or_else(|| StoreError::NotFound(format!("project {project_id}")))
         })
     }
 
-    fn search_events(&self, project_id: i64, query: &super::EventQuery) -> StoreResult<super::Page<sightline_model::ProductEvent>> {
+    fn search_events(
+        &self,
+        project_id: i64,
+        query: &super::EventQuery,
+    ) -> StoreResult<super::Page<sightline_model::ProductEvent>> {
         events::search_events(&*self.reader()?, project_id, query)
     }
 

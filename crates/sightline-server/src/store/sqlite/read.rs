@@ -6,12 +6,14 @@ use std::collections::HashMap;
 use rusqlite::types::Value as SqlValue;
 use rusqlite::{Connection, Row, params, params_from_iter};
 use sightline_model::metric::NumberValue;
-use sightline_model::{Attributes, LogRecord, MetricKind, MetricPoint, PointValue, Resource, Scope, Span, SpanId, TraceId};
+use sightline_model::{
+    Attributes, LogRecord, MetricKind, MetricPoint, PointValue, Resource, Scope, Span, SpanId, TraceId,
+};
 
 use super::filter::{Filter, nanos};
 use crate::store::{
-    LogQuery, MetricDescription, OutcomeCount, Page, ServiceStats, StoreError, StoreResult, StoredLog, StoredMetricPoint,
-    StoredSpan, TraceQuery, TraceSummary,
+    LogQuery, MetricDescription, OutcomeCount, Page, ServiceStats, StoreError, StoreResult, StoredLog,
+    StoredMetricPoint, StoredSpan, TraceQuery, TraceSummary,
 };
 
 /// Parses resources and scopes once per id while reading many rows.
@@ -36,11 +38,13 @@ fn optional_id<T>(bytes: Option<Vec<u8>>, parse: fn(&[u8]) -> Result<T, sightlin
 }
 
 fn blob_to_trace_id(bytes: Vec<u8>) -> rusqlite::Result<TraceId> {
-    TraceId::from_bytes(&bytes).map_err(|error| rusqlite::Error::FromSqlConversionFailure(0, rusqlite::types::Type::Blob, Box::new(error)))
+    TraceId::from_bytes(&bytes)
+        .map_err(|error| rusqlite::Error::FromSqlConversionFailure(0, rusqlite::types::Type::Blob, Box::new(error)))
 }
 
 fn blob_to_span_id(bytes: Vec<u8>) -> rusqlite::Result<SpanId> {
-    SpanId::from_bytes(&bytes).map_err(|error| rusqlite::Error::FromSqlConversionFailure(0, rusqlite::types::Type::Blob, Box::new(error)))
+    SpanId::from_bytes(&bytes)
+        .map_err(|error| rusqlite::Error::FromSqlConversionFailure(0, rusqlite::types::Type::Blob, Box::new(error)))
 }
 
 const SPAN_COLUMNS: &str = "s.trace_id, s.span_id, s.parent_span_id, s.trace_state, s.flags, s.name, s.kind,
@@ -76,7 +80,11 @@ fn span_from_row(row: &Row<'_>, cache: &mut BodyCache) -> rusqlite::Result<Store
     Ok(StoredSpan { span, resource, scope })
 }
 
-pub(super) fn get_trace(connection: &Connection, project_id: i64, trace_id: &TraceId) -> StoreResult<Option<Vec<StoredSpan>>> {
+pub(super) fn get_trace(
+    connection: &Connection,
+    project_id: i64,
+    trace_id: &TraceId,
+) -> StoreResult<Option<Vec<StoredSpan>>> {
     let mut statement = connection.prepare_cached(&format!(
         "SELECT {SPAN_COLUMNS}
          FROM trace_span_ranges t
@@ -126,7 +134,11 @@ fn parse_cursor(cursor: &str) -> StoreResult<(i64, String)> {
     Ok((time, rest.to_owned()))
 }
 
-pub(super) fn search_traces(connection: &Connection, project_id: i64, query: &TraceQuery) -> StoreResult<Page<TraceSummary>> {
+pub(super) fn search_traces(
+    connection: &Connection,
+    project_id: i64,
+    query: &TraceQuery,
+) -> StoreResult<Page<TraceSummary>> {
     let mut filter = Filter::default();
     filter.push("t.project_id = {}", [SqlValue::Integer(project_id)]);
     if let Some(service) = &query.service {
@@ -163,7 +175,14 @@ pub(super) fn search_traces(connection: &Connection, project_id: i64, query: &Tr
             values.push(nanos(from));
         }
         clause.push_str(" AND (json_extract(s.attributes, {}) IN ({}, {}) OR json_extract(r.body, {}) IN ({}, {})))");
-        values.extend([SqlValue::Text(span_path), typed.clone(), text.clone(), SqlValue::Text(resource_path), typed, text]);
+        values.extend([
+            SqlValue::Text(span_path),
+            typed.clone(),
+            text.clone(),
+            SqlValue::Text(resource_path),
+            typed,
+            text,
+        ]);
         filter.push(&clause, values);
     }
     if let Some(cursor) = &query.cursor {
@@ -388,9 +407,8 @@ pub(super) fn list_services(connection: &Connection, project_id: i64) -> StoreRe
 }
 
 pub(super) fn outcomes(connection: &Connection, project_id: i64) -> StoreResult<Vec<OutcomeCount>> {
-    let mut statement = connection.prepare_cached(
-        "SELECT signal, outcome, count FROM outcomes WHERE project_id = ?1 ORDER BY signal, outcome",
-    )?;
+    let mut statement = connection
+        .prepare_cached("SELECT signal, outcome, count FROM outcomes WHERE project_id = ?1 ORDER BY signal, outcome")?;
     let outcomes = statement
         .query_map([project_id], |row| {
             Ok(OutcomeCount { signal: row.get(0)?, outcome: row.get(1)?, count: row.get::<_, i64>(2)? as u64 })

@@ -13,7 +13,12 @@ use crate::store::StoreResult;
 /// counters of days that ended before it.
 /// A call moves on to the next table while budget remains, so a result
 /// below `max_rows` means nothing older than the cutoff is left (the trait's loop condition).
-pub(super) fn delete_expired(connection: &mut Connection, project_id: i64, cutoff_unix_nano: u64, max_rows: usize) -> StoreResult<usize> {
+pub(super) fn delete_expired(
+    connection: &mut Connection,
+    project_id: i64,
+    cutoff_unix_nano: u64,
+    max_rows: usize,
+) -> StoreResult<usize> {
     let cutoff = cutoff_unix_nano.min(i64::MAX as u64) as i64;
     let remaining = |deleted: usize| max_rows.saturating_sub(deleted) as i64;
     let transaction = connection.transaction()?;
@@ -22,10 +27,8 @@ pub(super) fn delete_expired(connection: &mut Connection, project_id: i64, cutof
         params![project_id, cutoff, remaining(0)],
     )?;
     if deleted < max_rows {
-        transaction.execute(
-            "CREATE TEMP TABLE IF NOT EXISTS expired_traces (trace_id BLOB PRIMARY KEY) WITHOUT ROWID",
-            [],
-        )?;
+        transaction
+            .execute("CREATE TEMP TABLE IF NOT EXISTS expired_traces (trace_id BLOB PRIMARY KEY) WITHOUT ROWID", [])?;
         transaction.execute("DELETE FROM temp.expired_traces", [])?;
         transaction.execute(
             "INSERT INTO temp.expired_traces SELECT trace_id FROM trace_summaries
@@ -76,7 +79,8 @@ pub(super) fn delete_expired(connection: &mut Connection, project_id: i64, cutof
             params![project_id, cutoff, remaining(deleted)],
         )?;
         for table in ["issue_users", "issue_sessions", "issue_tags", "issue_hourly", "issue_status_history"] {
-            transaction.execute(&format!("DELETE FROM {table} WHERE issue_id IN (SELECT id FROM temp.expired_issues)"), [])?;
+            transaction
+                .execute(&format!("DELETE FROM {table} WHERE issue_id IN (SELECT id FROM temp.expired_issues)"), [])?;
         }
         transaction.execute(
             "DELETE FROM issue_hashes WHERE project_id = ?1 AND issue_id IN (SELECT id FROM temp.expired_issues)",

@@ -12,17 +12,16 @@ use serde_json::{Value, json};
 use sightline_model::metric::{Exemplar, NumberValue, temporality};
 use sightline_model::span::{kind, status_code};
 use sightline_model::{
-    Attributes, Batch, LogRecord, Metric, MetricKind, MetricPoint, PointValue, Resource,
-    ResourceGroup, Scope, ScopeGroup, Span, SpanEvent, SpanId, SpanLink, TraceId, batch_len,
+    Attributes, Batch, LogRecord, Metric, MetricKind, MetricPoint, PointValue, Resource, ResourceGroup, Scope,
+    ScopeGroup, Span, SpanEvent, SpanId, SpanLink, TraceId, batch_len,
 };
 use tempfile::TempDir;
 
 use super::SqliteStore;
 use crate::auth::{ApiKeySecret, KeyScope};
 use crate::store::{
-    LogQuery, MetricDescription, OutcomeCount, Outcomes, Page, ServiceStats, SignalBatch, Store,
-    StoreError, StoredLog, StoredMetricPoint, StoredSpan, TraceQuery, TraceSummary,
-    TraceSummaryDelta, WriteBatch,
+    LogQuery, MetricDescription, OutcomeCount, Outcomes, Page, ServiceStats, SignalBatch, Store, StoreError, StoredLog,
+    StoredMetricPoint, StoredSpan, TraceQuery, TraceSummary, TraceSummaryDelta, WriteBatch,
 };
 
 /// A realistic epoch (November 2023) so times look like real ns timestamps.
@@ -63,25 +62,15 @@ fn attributes(object: Value) -> Attributes {
 }
 
 fn key_value(key: &str, value: Option<OtlpValue>) -> KeyValue {
-    KeyValue {
-        key: key.to_owned(),
-        value: value.map(|value| AnyValue { value: Some(value) }),
-        ..KeyValue::default()
-    }
+    KeyValue { key: key.to_owned(), value: value.map(|value| AnyValue { value: Some(value) }), ..KeyValue::default() }
 }
 
 /// One attribute of every OTLP `AnyValue` type, through the model's own OTLP conversion.
 fn attributes_of_every_type() -> Attributes {
     let any = |value| AnyValue { value: Some(value) };
     Attributes::from_otlp(&[
-        key_value(
-            "http.route",
-            Some(OtlpValue::StringValue("/checkout/{id}".into())),
-        ),
-        key_value(
-            "quote\"and\\slash",
-            Some(OtlpValue::StringValue("ünïcödé \"quoted\"".into())),
-        ),
+        key_value("http.route", Some(OtlpValue::StringValue("/checkout/{id}".into()))),
+        key_value("quote\"and\\slash", Some(OtlpValue::StringValue("ünïcödé \"quoted\"".into()))),
         key_value("cache.hit", Some(OtlpValue::BoolValue(false))),
         key_value("int.max", Some(OtlpValue::IntValue(i64::MAX))),
         key_value("int.min", Some(OtlpValue::IntValue(i64::MIN))),
@@ -90,10 +79,7 @@ fn attributes_of_every_type() -> Attributes {
         key_value("double.tiny", Some(OtlpValue::DoubleValue(-2.5e-300))),
         key_value("double.whole", Some(OtlpValue::DoubleValue(2.0))),
         key_value("double.nan", Some(OtlpValue::DoubleValue(f64::NAN))),
-        key_value(
-            "bytes",
-            Some(OtlpValue::BytesValue(vec![0, 1, 127, 128, 254, 255])),
-        ),
+        key_value("bytes", Some(OtlpValue::BytesValue(vec![0, 1, 127, 128, 254, 255]))),
         key_value(
             "array",
             Some(OtlpValue::ArrayValue(ArrayValue {
@@ -119,10 +105,7 @@ fn attributes_of_every_type() -> Attributes {
 }
 
 fn resource(service: &str) -> Resource {
-    Resource {
-        attributes: attributes(json!({ "service.name": service })),
-        ..Resource::default()
-    }
+    Resource { attributes: attributes(json!({ "service.name": service })), ..Resource::default() }
 }
 
 fn resource_with(service: &str, extra: Value) -> Resource {
@@ -132,21 +115,11 @@ fn resource_with(service: &str, extra: Value) -> Resource {
 }
 
 fn scope(name: &str) -> Scope {
-    Scope {
-        name: name.to_owned(),
-        version: "1.2.3".to_owned(),
-        ..Scope::default()
-    }
+    Scope { name: name.to_owned(), version: "1.2.3".to_owned(), ..Scope::default() }
 }
 
 fn group<T>(resource: Resource, items: Vec<T>) -> ResourceGroup<T> {
-    ResourceGroup {
-        resource,
-        scopes: vec![ScopeGroup {
-            scope: scope("io.opentelemetry.test"),
-            items,
-        }],
-    }
+    ResourceGroup { resource, scopes: vec![ScopeGroup { scope: scope("io.opentelemetry.test"), items }] }
 }
 
 /// A plain span: INTERNAL, status UNSET, no attributes.
@@ -195,9 +168,7 @@ fn rich_span(trace: TraceId, id: u64, parent: Option<u64>, start: u64) -> Span {
             SpanEvent {
                 time_unix_nano: start + 5,
                 name: "exception".to_owned(),
-                attributes: attributes(
-                    json!({ "exception.type": "IOError", "exception.escaped": true }),
-                ),
+                attributes: attributes(json!({ "exception.type": "IOError", "exception.escaped": true })),
                 dropped_attributes_count: 1,
             },
             SpanEvent {
@@ -219,14 +190,7 @@ fn rich_span(trace: TraceId, id: u64, parent: Option<u64>, start: u64) -> Span {
         dropped_links_count: 5,
         status_code: status_code::ERROR,
         status_message: "upstream timed out".to_owned(),
-        ..span(
-            trace,
-            id,
-            parent,
-            &format!("rich-{id}"),
-            start,
-            start + 40 * MS,
-        )
+        ..span(trace, id, parent, &format!("rich-{id}"), start, start + 40 * MS)
     }
 }
 
@@ -236,15 +200,8 @@ fn summarize(batch: &Batch<Span>) -> Vec<TraceSummaryDelta> {
     let mut deltas: Vec<TraceSummaryDelta> = Vec::new();
     for resource_group in batch {
         let service = resource_group.resource.service_name().to_owned();
-        for span in resource_group
-            .scopes
-            .iter()
-            .flat_map(|scope_group| scope_group.items.iter())
-        {
-            let position = match deltas
-                .iter()
-                .position(|delta| delta.trace_id == span.trace_id)
-            {
+        for span in resource_group.scopes.iter().flat_map(|scope_group| scope_group.items.iter()) {
+            let position = match deltas.iter().position(|delta| delta.trace_id == span.trace_id) {
                 Some(position) => position,
                 None => {
                     deltas.push(TraceSummaryDelta {
@@ -276,10 +233,7 @@ fn summarize(batch: &Batch<Span>) -> Vec<TraceSummaryDelta> {
 }
 
 fn accepted<T: sightline_model::Countable>(batch: &Batch<T>) -> Outcomes {
-    Outcomes {
-        accepted: batch_len(batch) as u64,
-        ..Outcomes::default()
-    }
+    Outcomes { accepted: batch_len(batch) as u64, ..Outcomes::default() }
 }
 
 fn traces(project_id: i64, batch: Batch<Span>) -> WriteBatch {
@@ -361,20 +315,12 @@ fn trace_ids(summaries: &[TraceSummary]) -> Vec<TraceId> {
 }
 
 fn query(limit: usize) -> TraceQuery {
-    TraceQuery {
-        limit,
-        ..TraceQuery::default()
-    }
+    TraceQuery { limit, ..TraceQuery::default() }
 }
 
 fn summary_of(store: &SqliteStore, project_id: i64, trace: TraceId) -> TraceSummary {
-    let page = store
-        .search_traces(project_id, &query(1000))
-        .expect("search");
-    page.items
-        .into_iter()
-        .find(|summary| summary.trace_id == trace)
-        .expect("trace has a summary")
+    let page = store.search_traces(project_id, &query(1000)).expect("search");
+    page.items.into_iter().find(|summary| summary.trace_id == trace).expect("trace has a summary")
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -384,39 +330,21 @@ fn summary_of(store: &SqliteStore, project_id: i64, trace: TraceId) -> TraceSumm
 #[test]
 fn create_project_derives_slug_and_rejects_duplicates() {
     let (_directory, store) = open_store();
-    let project = store
-        .create_project("  My Shop: Checkout API  ")
-        .expect("created");
+    let project = store.create_project("  My Shop: Checkout API  ").expect("created");
     assert_eq!(project.slug, "my-shop-checkout-api");
-    assert_eq!(
-        project.name, "My Shop: Checkout API",
-        "name is kept, trimmed"
-    );
+    assert_eq!(project.name, "My Shop: Checkout API", "name is kept, trimmed");
     assert_eq!(project.retention_days, 30, "documented default");
     assert_eq!(project.trace_sample_rate, 1.0, "documented default");
-    assert!(
-        project.created_at_unix_ms > 1_600_000_000_000,
-        "creation time is ms since epoch"
-    );
+    assert!(project.created_at_unix_ms > 1_600_000_000_000, "creation time is ms since epoch");
 
     // Different spelling, same slug.
-    assert!(matches!(
-        store.create_project("my shop checkout api!"),
-        Err(StoreError::Conflict(_))
-    ));
+    assert!(matches!(store.create_project("my shop checkout api!"), Err(StoreError::Conflict(_))));
     // No letter or digit: no slug at all.
-    assert!(matches!(
-        store.create_project(" !!! "),
-        Err(StoreError::Conflict(_))
-    ));
+    assert!(matches!(store.create_project(" !!! "), Err(StoreError::Conflict(_))));
 
     let other = store.create_project("Other").expect("created");
     assert_ne!(other.id, project.id);
-    assert_eq!(
-        store.list_projects().expect("list"),
-        vec![project, other],
-        "oldest first, nothing from failed creates"
-    );
+    assert_eq!(store.list_projects().expect("list"), vec![project, other], "oldest first, nothing from failed creates");
 }
 
 #[test]
@@ -424,60 +352,25 @@ fn find_project_by_slug_or_id() {
     let (_directory, store) = open_store();
     let first = store.create_project("Alpha").expect("created");
     let second = store.create_project("Beta Team").expect("created");
-    assert_eq!(
-        store.find_project("alpha").expect("find"),
-        Some(first.clone())
-    );
-    assert_eq!(
-        store.find_project("beta-team").expect("find"),
-        Some(second.clone())
-    );
-    assert_eq!(
-        store.find_project(&first.id.to_string()).expect("find"),
-        Some(first)
-    );
-    assert_eq!(
-        store.find_project(&second.id.to_string()).expect("find"),
-        Some(second.clone())
-    );
+    assert_eq!(store.find_project("alpha").expect("find"), Some(first.clone()));
+    assert_eq!(store.find_project("beta-team").expect("find"), Some(second.clone()));
+    assert_eq!(store.find_project(&first.id.to_string()).expect("find"), Some(first));
+    assert_eq!(store.find_project(&second.id.to_string()).expect("find"), Some(second.clone()));
     assert_eq!(store.find_project("gamma").expect("find"), None);
-    assert_eq!(
-        store
-            .find_project(&(second.id + 100).to_string())
-            .expect("find"),
-        None
-    );
-    assert_eq!(
-        store.find_project("Beta Team").expect("find"),
-        None,
-        "display names are not slugs"
-    );
+    assert_eq!(store.find_project(&(second.id + 100).to_string()).expect("find"), None);
+    assert_eq!(store.find_project("Beta Team").expect("find"), None, "display names are not slugs");
 }
 
 #[test]
 fn update_project_settings_clamps_and_persists() {
     let (_directory, store) = open_store();
     let project_id = new_project(&store, "Settings");
-    let updated = store
-        .update_project_settings(project_id, 7, 0.25)
-        .expect("updated");
-    assert_eq!(
-        (updated.retention_days, updated.trace_sample_rate),
-        (7, 0.25)
-    );
+    let updated = store.update_project_settings(project_id, 7, 0.25).expect("updated");
+    assert_eq!((updated.retention_days, updated.trace_sample_rate), (7, 0.25));
     assert_eq!(store.find_project("settings").expect("find"), Some(updated));
-    let clamped = store
-        .update_project_settings(project_id, 0, 1.5)
-        .expect("updated");
-    assert_eq!(
-        (clamped.retention_days, clamped.trace_sample_rate),
-        (1, 1.0),
-        "days ≥ 1, rate within 0..=1"
-    );
-    assert!(matches!(
-        store.update_project_settings(project_id + 50, 7, 0.5),
-        Err(StoreError::NotFound(_))
-    ));
+    let clamped = store.update_project_settings(project_id, 0, 1.5).expect("updated");
+    assert_eq!((clamped.retention_days, clamped.trace_sample_rate), (1, 1.0), "days ≥ 1, rate within 0..=1");
+    assert!(matches!(store.update_project_settings(project_id + 50, 7, 0.5), Err(StoreError::NotFound(_))));
 }
 
 #[test]
@@ -491,51 +384,25 @@ fn api_keys_are_found_by_secret_with_scope_and_project() {
         (first_project, KeyScope::Read, "grafana"),
         (second_project, KeyScope::All, "admin"),
     ] {
-        let (secret, record) = store
-            .create_api_key(project_id, scope, name)
-            .expect("key created");
-        assert_eq!(
-            (record.project_id, record.scope, record.name.as_str()),
-            (project_id, scope, name)
-        );
-        assert!(
-            secret.expose().starts_with(&record.prefix),
-            "prefix identifies the key"
-        );
-        assert!(
-            secret.expose().len() > record.prefix.len(),
-            "the prefix is not the whole key"
-        );
+        let (secret, record) = store.create_api_key(project_id, scope, name).expect("key created");
+        assert_eq!((record.project_id, record.scope, record.name.as_str()), (project_id, scope, name));
+        assert!(secret.expose().starts_with(&record.prefix), "prefix identifies the key");
+        assert!(secret.expose().len() > record.prefix.len(), "the prefix is not the whole key");
         created.push((secret, record));
     }
     for (secret, record) in &created {
         // A key received from a client is a fresh value with the same text.
         let received = ApiKeySecret::new(secret.expose());
-        assert_eq!(
-            store.find_api_key(&received).expect("lookup").as_ref(),
-            Some(record)
-        );
+        assert_eq!(store.find_api_key(&received).expect("lookup").as_ref(), Some(record));
     }
     let (first_secret, _) = &created[0];
     let mut tampered = first_secret.expose().to_owned();
     let last = tampered.pop().expect("non-empty key");
     tampered.push(if last == 'a' { 'b' } else { 'a' });
+    assert_eq!(store.find_api_key(&ApiKeySecret::new(tampered)).expect("lookup"), None);
+    assert_eq!(store.find_api_key(&ApiKeySecret::new("sl_all_unknown")).expect("lookup"), None);
     assert_eq!(
-        store
-            .find_api_key(&ApiKeySecret::new(tampered))
-            .expect("lookup"),
-        None
-    );
-    assert_eq!(
-        store
-            .find_api_key(&ApiKeySecret::new("sl_all_unknown"))
-            .expect("lookup"),
-        None
-    );
-    assert_eq!(
-        store
-            .find_api_key(&ApiKeySecret::new(first_secret.prefix()))
-            .expect("lookup"),
+        store.find_api_key(&ApiKeySecret::new(first_secret.prefix())).expect("lookup"),
         None,
         "a prefix is no key"
     );
@@ -552,9 +419,7 @@ fn get_trace_returns_every_span_field_with_resource_and_scope() {
     let first_trace = trace_id(1);
     let second_trace = trace_id(2);
     let frontend = Resource {
-        attributes: attributes(
-            json!({ "service.name": "frontend", "service.version": "2.0", "host.cpu": 8 }),
-        ),
+        attributes: attributes(json!({ "service.name": "frontend", "service.version": "2.0", "host.cpu": 8 })),
         dropped_attributes_count: 2,
         schema_url: "https://opentelemetry.io/schemas/1.26.0".to_owned(),
         entity_refs: json!([{ "type": "service", "id_keys": ["service.name"] }]),
@@ -572,14 +437,7 @@ fn get_trace_returns_every_span_field_with_resource_and_scope() {
     // Commit 1 holds two batches; the traces interleave inside each batch so one trace's rowid
     // range covers the other's spans.
     let first_root = rich_span(first_trace, 10, None, BASE);
-    let second_root = span(
-        second_trace,
-        20,
-        None,
-        "GET /other",
-        BASE + MS,
-        BASE + 9 * MS,
-    );
+    let second_root = span(second_trace, 20, None, "GET /other", BASE + MS, BASE + 9 * MS);
     let first_child = rich_span(first_trace, 11, Some(10), BASE + 2 * MS);
     let batch_one: Batch<Span> = vec![ResourceGroup {
         resource: frontend.clone(),
@@ -588,51 +446,24 @@ fn get_trace_returns_every_span_field_with_resource_and_scope() {
             items: vec![first_root.clone(), second_root.clone(), first_child.clone()],
         }],
     }];
-    let first_query = span(
-        first_trace,
-        12,
-        Some(11),
-        "SELECT orders",
-        BASE + 3 * MS,
-        BASE + 4 * MS,
-    );
-    let second_child = span(
-        second_trace,
-        21,
-        Some(20),
-        "cache get",
-        BASE + 2 * MS,
-        BASE + 3 * MS,
-    );
+    let first_query = span(first_trace, 12, Some(11), "SELECT orders", BASE + 3 * MS, BASE + 4 * MS);
+    let second_child = span(second_trace, 21, Some(20), "cache get", BASE + 2 * MS, BASE + 3 * MS);
     let batch_two: Batch<Span> = vec![ResourceGroup {
         resource: backend.clone(),
         scopes: vec![
-            ScopeGroup {
-                scope: database_scope.clone(),
-                items: vec![first_query.clone()],
-            },
-            ScopeGroup {
-                scope: http_scope.clone(),
-                items: vec![second_child.clone()],
-            },
+            ScopeGroup { scope: database_scope.clone(), items: vec![first_query.clone()] },
+            ScopeGroup { scope: http_scope.clone(), items: vec![second_child.clone()] },
         ],
     }];
-    store
-        .commit(&[traces(project_id, batch_one), traces(project_id, batch_two)])
-        .expect("commit 1");
+    store.commit(&[traces(project_id, batch_one), traces(project_id, batch_two)]).expect("commit 1");
 
     // Commit 2: a late span of the first trace, from the frontend resource again.
     let first_late = rich_span(first_trace, 13, Some(10), BASE + 30 * MS);
     let batch_three: Batch<Span> = vec![ResourceGroup {
         resource: frontend.clone(),
-        scopes: vec![ScopeGroup {
-            scope: http_scope.clone(),
-            items: vec![first_late.clone()],
-        }],
+        scopes: vec![ScopeGroup { scope: http_scope.clone(), items: vec![first_late.clone()] }],
     }];
-    store
-        .commit(&[traces(project_id, batch_three)])
-        .expect("commit 2");
+    store.commit(&[traces(project_id, batch_three)]).expect("commit 2");
 
     let stored = |span: &Span, resource: &Resource, scope: &Scope| StoredSpan {
         span: span.clone(),
@@ -646,10 +477,7 @@ fn get_trace_returns_every_span_field_with_resource_and_scope() {
         stored(&first_late, &frontend, &http_scope),
     ];
     expected_first.sort_by_key(|stored| stored.span.start_time_unix_nano);
-    let actual_first = store
-        .get_trace(project_id, &first_trace)
-        .expect("get")
-        .expect("trace exists");
+    let actual_first = store.get_trace(project_id, &first_trace).expect("get").expect("trace exists");
     assert_eq!(
         actual_first.len(),
         expected_first.len(),
@@ -665,62 +493,34 @@ fn get_trace_returns_every_span_field_with_resource_and_scope() {
         assert_eq!(actual_span.flags, expected_span.flags);
         assert_eq!(actual_span.name, expected_span.name);
         assert_eq!(actual_span.kind, expected_span.kind);
-        assert_eq!(
-            actual_span.start_time_unix_nano,
-            expected_span.start_time_unix_nano
-        );
-        assert_eq!(
-            actual_span.end_time_unix_nano,
-            expected_span.end_time_unix_nano
-        );
+        assert_eq!(actual_span.start_time_unix_nano, expected_span.start_time_unix_nano);
+        assert_eq!(actual_span.end_time_unix_nano, expected_span.end_time_unix_nano);
         assert_eq!(
             (actual_span.status_code, &actual_span.status_message),
             (expected_span.status_code, &expected_span.status_message)
         );
-        assert_eq!(
-            actual_span.attributes, expected_span.attributes,
-            "attributes of span {}",
-            expected_span.name
-        );
+        assert_eq!(actual_span.attributes, expected_span.attributes, "attributes of span {}", expected_span.name);
         // Debug text, because the NaN double never equals itself.
         assert_eq!(
             format!("{:?}", actual_span.attributes.to_otlp()),
             format!("{:?}", expected_span.attributes.to_otlp()),
             "OTLP value types survive"
         );
-        assert_eq!(
-            actual_span.dropped_attributes_count,
-            expected_span.dropped_attributes_count
-        );
+        assert_eq!(actual_span.dropped_attributes_count, expected_span.dropped_attributes_count);
         assert_eq!(actual_span.events, expected_span.events);
-        assert_eq!(
-            actual_span.dropped_events_count,
-            expected_span.dropped_events_count
-        );
+        assert_eq!(actual_span.dropped_events_count, expected_span.dropped_events_count);
         assert_eq!(actual_span.links, expected_span.links);
-        assert_eq!(
-            actual_span.dropped_links_count,
-            expected_span.dropped_links_count
-        );
+        assert_eq!(actual_span.dropped_links_count, expected_span.dropped_links_count);
         assert_eq!(actual.resource, expected.resource);
         assert_eq!(actual.scope, expected.scope);
     }
     assert_eq!(actual_first, expected_first);
 
-    let mut expected_second = vec![
-        stored(&second_root, &frontend, &http_scope),
-        stored(&second_child, &backend, &http_scope),
-    ];
+    let mut expected_second =
+        vec![stored(&second_root, &frontend, &http_scope), stored(&second_child, &backend, &http_scope)];
     expected_second.sort_by_key(|stored| stored.span.start_time_unix_nano);
-    assert_eq!(
-        store.get_trace(project_id, &second_trace).expect("get"),
-        Some(expected_second)
-    );
-    assert_eq!(
-        store.get_trace(project_id, &trace_id(3)).expect("get"),
-        None,
-        "unknown trace"
-    );
+    assert_eq!(store.get_trace(project_id, &second_trace).expect("get"), Some(expected_second));
+    assert_eq!(store.get_trace(project_id, &trace_id(3)).expect("get"), None, "unknown trace");
 }
 
 #[test]
@@ -743,55 +543,19 @@ fn traces_are_isolated_by_project() {
         ])
         .expect("commit");
 
-    let shop_view = store
-        .get_trace(shop, &shared_trace)
-        .expect("get")
-        .expect("shop sees its trace");
-    assert_eq!(
-        shop_view
-            .iter()
-            .map(|stored| stored.span.name.as_str())
-            .collect::<Vec<_>>(),
-        ["shop root"]
-    );
+    let shop_view = store.get_trace(shop, &shared_trace).expect("get").expect("shop sees its trace");
+    assert_eq!(shop_view.iter().map(|stored| stored.span.name.as_str()).collect::<Vec<_>>(), ["shop root"]);
     assert_eq!(shop_view[0].resource.service_name(), "shop-api");
-    let bank_view = store
-        .get_trace(bank, &shared_trace)
-        .expect("get")
-        .expect("bank sees its trace");
-    assert_eq!(
-        bank_view
-            .iter()
-            .map(|stored| stored.span.name.as_str())
-            .collect::<Vec<_>>(),
-        ["bank root"]
-    );
+    let bank_view = store.get_trace(bank, &shared_trace).expect("get").expect("bank sees its trace");
+    assert_eq!(bank_view.iter().map(|stored| stored.span.name.as_str()).collect::<Vec<_>>(), ["bank root"]);
     assert_eq!(store.get_trace(bank, &shop_only).expect("get"), None);
 
-    assert_eq!(
-        trace_ids(
-            &store
-                .search_traces(bank, &query(100))
-                .expect("search")
-                .items
-        ),
-        vec![shared_trace]
-    );
+    assert_eq!(trace_ids(&store.search_traces(bank, &query(100)).expect("search").items), vec![shared_trace]);
     let bank_summary = summary_of(&store, bank, shared_trace);
-    assert_eq!(
-        (bank_summary.span_count, bank_summary.services.clone()),
-        (1, vec!["bank-api".to_owned()])
-    );
-    let by_attribute = TraceQuery {
-        attributes: vec![("service.name".into(), "shop-api".into())],
-        ..query(100)
-    };
+    assert_eq!((bank_summary.span_count, bank_summary.services.clone()), (1, vec!["bank-api".to_owned()]));
+    let by_attribute = TraceQuery { attributes: vec![("service.name".into(), "shop-api".into())], ..query(100) };
     assert!(
-        store
-            .search_traces(bank, &by_attribute)
-            .expect("search")
-            .items
-            .is_empty(),
+        store.search_traces(bank, &by_attribute).expect("search").items.is_empty(),
         "resource filter stays in project"
     );
 }
@@ -807,80 +571,33 @@ fn trace_summary_merges_batches_and_commits() {
     let trace = trace_id(1);
     // Commit 1: children only (the root arrives later, as with a slow frontend exporter).
     let backend_spans = vec![
-        failed(span(
-            trace,
-            2,
-            Some(1),
-            "charge",
-            BASE + 10 * MS,
-            BASE + 50 * MS,
-        )),
+        failed(span(trace, 2, Some(1), "charge", BASE + 10 * MS, BASE + 50 * MS)),
         span(trace, 3, Some(2), "audit", BASE + 20 * MS, BASE + 30 * MS),
     ];
-    let database_spans = vec![span(
-        trace,
-        4,
-        Some(2),
-        "INSERT",
-        BASE + 12 * MS,
-        BASE + 14 * MS,
-    )];
+    let database_spans = vec![span(trace, 4, Some(2), "INSERT", BASE + 12 * MS, BASE + 14 * MS)];
     store
         .commit(&[traces(
             project_id,
-            vec![
-                group(resource("backend"), backend_spans),
-                group(resource("db"), database_spans),
-            ],
+            vec![group(resource("backend"), backend_spans), group(resource("db"), database_spans)],
         )])
         .expect("commit 1");
 
     let partial = summary_of(&store, project_id, trace);
-    assert_eq!(
-        (
-            partial.root_service_name.clone(),
-            partial.root_span_name.clone()
-        ),
-        (None, None),
-        "no root yet"
-    );
-    assert_eq!(
-        (partial.span_count, partial.error_count, partial.has_error),
-        (3, 1, true)
-    );
-    assert_eq!(
-        (partial.start_time_unix_nano, partial.end_time_unix_nano),
-        (BASE + 10 * MS, BASE + 50 * MS)
-    );
+    assert_eq!((partial.root_service_name.clone(), partial.root_span_name.clone()), (None, None), "no root yet");
+    assert_eq!((partial.span_count, partial.error_count, partial.has_error), (3, 1, true));
+    assert_eq!((partial.start_time_unix_nano, partial.end_time_unix_nano), (BASE + 10 * MS, BASE + 50 * MS));
     assert_eq!(partial.services, ["backend", "db"]);
 
     // Commit 2, two batches: the root (frontend), another failing backend span; then one more
     // frontend-only batch.
     let frontend_root = vec![span(trace, 1, None, "POST /checkout", BASE, BASE + 80 * MS)];
-    let backend_retry = vec![failed(span(
-        trace,
-        5,
-        Some(1),
-        "charge retry",
-        BASE + 60 * MS,
-        BASE + 95 * MS,
-    ))];
-    let frontend_late = vec![span(
-        trace,
-        6,
-        Some(1),
-        "render",
-        BASE + 81 * MS,
-        BASE + 90 * MS,
-    )];
+    let backend_retry = vec![failed(span(trace, 5, Some(1), "charge retry", BASE + 60 * MS, BASE + 95 * MS))];
+    let frontend_late = vec![span(trace, 6, Some(1), "render", BASE + 81 * MS, BASE + 90 * MS)];
     store
         .commit(&[
             traces(
                 project_id,
-                vec![
-                    group(resource("frontend"), frontend_root),
-                    group(resource("backend"), backend_retry),
-                ],
+                vec![group(resource("frontend"), frontend_root), group(resource("backend"), backend_retry)],
             ),
             traces(project_id, vec![group(resource("frontend"), frontend_late)]),
         ])
@@ -891,25 +608,11 @@ fn trace_summary_merges_batches_and_commits() {
     assert_eq!((merged.error_count, merged.has_error), (2, true));
     assert_eq!(merged.root_service_name.as_deref(), Some("frontend"));
     assert_eq!(merged.root_span_name.as_deref(), Some("POST /checkout"));
-    assert_eq!(
-        (merged.start_time_unix_nano, merged.end_time_unix_nano),
-        (BASE, BASE + 95 * MS)
-    );
+    assert_eq!((merged.start_time_unix_nano, merged.end_time_unix_nano), (BASE, BASE + 95 * MS));
     assert_eq!(merged.duration_nanos, 95 * MS);
-    assert_eq!(
-        merged.services,
-        ["backend", "db", "frontend"],
-        "each service once, in order of first appearance"
-    );
-    let stored_spans = store
-        .get_trace(project_id, &trace)
-        .expect("get")
-        .expect("trace");
-    assert_eq!(
-        stored_spans.len() as u64,
-        merged.span_count,
-        "summary counts what get_trace returns"
-    );
+    assert_eq!(merged.services, ["backend", "db", "frontend"], "each service once, in order of first appearance");
+    let stored_spans = store.get_trace(project_id, &trace).expect("get").expect("trace");
+    assert_eq!(stored_spans.len() as u64, merged.span_count, "summary counts what get_trace returns");
 }
 
 /// The search fixture: five traces with known properties, newest last.
@@ -931,10 +634,7 @@ fn commit_search_fixture(store: &SqliteStore, project_id: i64) -> SearchFixture 
     };
     let prod_frontend = resource_with("frontend", json!({ "deployment.environment.name": "prod" }));
     let prod_backend = resource_with("backend", json!({ "deployment.environment.name": "prod" }));
-    let staging_backend = resource_with(
-        "backend",
-        json!({ "deployment.environment.name": "staging" }),
-    );
+    let staging_backend = resource_with("backend", json!({ "deployment.environment.name": "staging" }));
     let t = |offset_ms: u64| BASE + offset_ms * MS;
     // home: 1_000 → 1_100 ms, frontend + backend, status 200.
     let home = (
@@ -947,14 +647,7 @@ fn commit_search_fixture(store: &SqliteStore, project_id: i64) -> SearchFixture 
     // checkout: 2_000 → 7_000 ms, an error on a backend span starting at 6_000 ms.
     let checkout = (
         vec![with_attributes(
-            span(
-                fixture.checkout,
-                20,
-                None,
-                "GET /checkout",
-                t(2_000),
-                t(7_000),
-            ),
+            span(fixture.checkout, 20, None, "GET /checkout", t(2_000), t(7_000)),
             json!({ "http.route": "/checkout", "http.response.status_code": 500, "sampled": true }),
         )],
         vec![failed(with_attributes(
@@ -964,20 +657,8 @@ fn commit_search_fixture(store: &SqliteStore, project_id: i64) -> SearchFixture 
     );
     store
         .commit(&[
-            traces(
-                project_id,
-                vec![
-                    group(prod_frontend.clone(), home.0),
-                    group(prod_backend.clone(), home.1),
-                ],
-            ),
-            traces(
-                project_id,
-                vec![
-                    group(prod_frontend, checkout.0),
-                    group(prod_backend, checkout.1),
-                ],
-            ),
+            traces(project_id, vec![group(prod_frontend.clone(), home.0), group(prod_backend.clone(), home.1)]),
+            traces(project_id, vec![group(prod_frontend, checkout.0), group(prod_backend, checkout.1)]),
         ])
         .expect("commit");
     // pay: 3_000 → 3_050 ms, backend only, staging.
@@ -988,24 +669,11 @@ fn commit_search_fixture(store: &SqliteStore, project_id: i64) -> SearchFixture 
     // job: 4_000 → 14_000 ms, worker.
     let job = vec![span(fixture.job, 40, None, "job", t(4_000), t(14_000))];
     // orphan: a child whose root never arrived, 5_000 → 5_001 ms.
-    let orphan = vec![span(
-        fixture.orphan,
-        51,
-        Some(50),
-        "orphan",
-        t(5_000),
-        t(5_001),
-    )];
+    let orphan = vec![span(fixture.orphan, 51, Some(50), "orphan", t(5_000), t(5_001))];
     store
         .commit(&[
             traces(project_id, vec![group(staging_backend, pay)]),
-            traces(
-                project_id,
-                vec![
-                    group(resource("worker"), job),
-                    group(resource("frontend"), orphan),
-                ],
-            ),
+            traces(project_id, vec![group(resource("worker"), job), group(resource("frontend"), orphan)]),
         ])
         .expect("commit");
     fixture
@@ -1015,13 +683,7 @@ fn commit_search_fixture(store: &SqliteStore, project_id: i64) -> SearchFixture 
 fn search_traces_filters() {
     let (_directory, store) = open_store();
     let project_id = new_project(&store, "Shop");
-    let SearchFixture {
-        home,
-        checkout,
-        pay,
-        job,
-        orphan,
-    } = commit_search_fixture(&store, project_id);
+    let SearchFixture { home, checkout, pay, job, orphan } = commit_search_fixture(&store, project_id);
     let search = |query: TraceQuery| -> HashSet<TraceId> {
         let page = store.search_traces(project_id, &query).expect("search");
         let found: Vec<TraceId> = trace_ids(&page.items);
@@ -1030,182 +692,71 @@ fn search_traces_filters() {
         distinct
     };
     let set = |ids: &[TraceId]| ids.iter().copied().collect::<HashSet<_>>();
-    let attribute = |key: &str, value: &str| TraceQuery {
-        attributes: vec![(key.to_owned(), value.to_owned())],
-        ..query(100)
-    };
+    let attribute =
+        |key: &str, value: &str| TraceQuery { attributes: vec![(key.to_owned(), value.to_owned())], ..query(100) };
 
-    let all = store
-        .search_traces(project_id, &query(100))
-        .expect("search");
-    assert_eq!(
-        trace_ids(&all.items),
-        vec![orphan, job, pay, checkout, home],
-        "newest first"
-    );
+    let all = store.search_traces(project_id, &query(100)).expect("search");
+    assert_eq!(trace_ids(&all.items), vec![orphan, job, pay, checkout, home], "newest first");
     assert_eq!(all.next_cursor, None);
 
     assert_eq!(
-        search(TraceQuery {
-            service: Some("backend".into()),
-            ..query(100)
-        }),
+        search(TraceQuery { service: Some("backend".into()), ..query(100) }),
         set(&[home, checkout, pay]),
         "any span's service"
     );
+    assert_eq!(search(TraceQuery { service: Some("frontend".into()), ..query(100) }), set(&[home, checkout, orphan]));
     assert_eq!(
-        search(TraceQuery {
-            service: Some("frontend".into()),
-            ..query(100)
-        }),
-        set(&[home, checkout, orphan])
-    );
-    assert_eq!(
-        search(TraceQuery {
-            service: Some("back".into()),
-            ..query(100)
-        }),
+        search(TraceQuery { service: Some("back".into()), ..query(100) }),
         set(&[]),
         "service names match whole"
     );
+    assert_eq!(search(TraceQuery { service: Some("%".into()), ..query(100) }), set(&[]), "LIKE wildcards are literal");
+    assert_eq!(search(TraceQuery { operation: Some("GET /checkout".into()), ..query(100) }), set(&[checkout]));
     assert_eq!(
-        search(TraceQuery {
-            service: Some("%".into()),
-            ..query(100)
-        }),
-        set(&[]),
-        "LIKE wildcards are literal"
-    );
-    assert_eq!(
-        search(TraceQuery {
-            operation: Some("GET /checkout".into()),
-            ..query(100)
-        }),
-        set(&[checkout])
-    );
-    assert_eq!(
-        search(TraceQuery {
-            operation: Some("orphan".into()),
-            ..query(100)
-        }),
+        search(TraceQuery { operation: Some("orphan".into()), ..query(100) }),
         set(&[]),
         "operation is the root span name"
     );
+    assert_eq!(search(TraceQuery { errors_only: true, ..query(100) }), set(&[checkout]));
     assert_eq!(
-        search(TraceQuery {
-            errors_only: true,
-            ..query(100)
-        }),
-        set(&[checkout])
-    );
-    assert_eq!(
-        search(TraceQuery {
-            min_duration_nanos: Some(5_000 * MS),
-            ..query(100)
-        }),
+        search(TraceQuery { min_duration_nanos: Some(5_000 * MS), ..query(100) }),
         set(&[checkout, job]),
         "≥ is inclusive"
     );
-    assert_eq!(
-        search(TraceQuery {
-            min_duration_nanos: Some(5_000 * MS + 1),
-            ..query(100)
-        }),
-        set(&[job])
-    );
-    let from_to = TraceQuery {
-        from_unix_nano: Some(BASE + 2_000 * MS),
-        to_unix_nano: Some(BASE + 4_000 * MS),
-        ..query(100)
-    };
-    assert_eq!(
-        search(from_to),
-        set(&[checkout, pay, job]),
-        "inclusive bounds on the trace start"
-    );
-    assert_eq!(
-        search(TraceQuery {
-            from_unix_nano: Some(BASE + 4_500 * MS),
-            ..query(100)
-        }),
-        set(&[orphan])
-    );
+    assert_eq!(search(TraceQuery { min_duration_nanos: Some(5_000 * MS + 1), ..query(100) }), set(&[job]));
+    let from_to =
+        TraceQuery { from_unix_nano: Some(BASE + 2_000 * MS), to_unix_nano: Some(BASE + 4_000 * MS), ..query(100) };
+    assert_eq!(search(from_to), set(&[checkout, pay, job]), "inclusive bounds on the trace start");
+    assert_eq!(search(TraceQuery { from_unix_nano: Some(BASE + 4_500 * MS), ..query(100) }), set(&[orphan]));
 
-    assert_eq!(
-        search(attribute("http.route", "/home")),
-        set(&[home]),
-        "span attribute, string"
-    );
+    assert_eq!(search(attribute("http.route", "/home")), set(&[home]), "span attribute, string");
     assert_eq!(
         search(attribute("http.response.status_code", "200")),
         set(&[home, pay]),
         "span attribute stored as int"
     );
-    assert_eq!(
-        search(attribute("http.response.status_code", "500")),
-        set(&[checkout])
-    );
-    assert_eq!(
-        search(attribute("retry", "1.5")),
-        set(&[checkout]),
-        "span attribute stored as double"
-    );
-    assert_eq!(
-        search(attribute("sampled", "true")),
-        set(&[checkout]),
-        "span attribute stored as bool"
-    );
-    assert_eq!(
-        search(attribute("db.system", "sqlite")),
-        set(&[checkout]),
-        "attribute on a non-root span"
-    );
-    assert_eq!(
-        search(attribute("deployment.environment.name", "staging")),
-        set(&[pay]),
-        "resource attribute"
-    );
-    assert_eq!(
-        search(attribute("deployment.environment.name", "prod")),
-        set(&[home, checkout])
-    );
+    assert_eq!(search(attribute("http.response.status_code", "500")), set(&[checkout]));
+    assert_eq!(search(attribute("retry", "1.5")), set(&[checkout]), "span attribute stored as double");
+    assert_eq!(search(attribute("sampled", "true")), set(&[checkout]), "span attribute stored as bool");
+    assert_eq!(search(attribute("db.system", "sqlite")), set(&[checkout]), "attribute on a non-root span");
+    assert_eq!(search(attribute("deployment.environment.name", "staging")), set(&[pay]), "resource attribute");
+    assert_eq!(search(attribute("deployment.environment.name", "prod")), set(&[home, checkout]));
     assert_eq!(search(attribute("service.name", "worker")), set(&[job]));
     assert_eq!(search(attribute("http.route", "/nowhere")), set(&[]));
-    assert_eq!(
-        search(attribute("we\"ird", "x")),
-        set(&[]),
-        "unaddressable keys match nothing"
-    );
+    assert_eq!(search(attribute("we\"ird", "x")), set(&[]), "unaddressable keys match nothing");
     let both = TraceQuery {
-        attributes: vec![
-            ("http.route".into(), "/checkout".into()),
-            ("db.system".into(), "sqlite".into()),
-        ],
+        attributes: vec![("http.route".into(), "/checkout".into()), ("db.system".into(), "sqlite".into())],
         ..query(100)
     };
-    assert_eq!(
-        search(both),
-        set(&[checkout]),
-        "all attributes must match, on different spans"
-    );
+    assert_eq!(search(both), set(&[checkout]), "all attributes must match, on different spans");
     let conflicting = TraceQuery {
-        attributes: vec![
-            ("http.route".into(), "/home".into()),
-            ("db.system".into(), "sqlite".into()),
-        ],
+        attributes: vec![("http.route".into(), "/home".into()), ("db.system".into(), "sqlite".into())],
         ..query(100)
     };
     assert_eq!(search(conflicting), set(&[]));
     // The time window applies to the trace start; a matching span may start later.
-    let late_span_attribute = TraceQuery {
-        to_unix_nano: Some(BASE + 2_500 * MS),
-        ..attribute("db.system", "sqlite")
-    };
-    assert_eq!(
-        search(late_span_attribute),
-        set(&[checkout]),
-        "span starting after `to` in a trace starting before it"
-    );
+    let late_span_attribute = TraceQuery { to_unix_nano: Some(BASE + 2_500 * MS), ..attribute("db.system", "sqlite") };
+    assert_eq!(search(late_span_attribute), set(&[checkout]), "span starting after `to` in a trace starting before it");
     let combined = TraceQuery {
         service: Some("backend".into()),
         errors_only: false,
@@ -1224,29 +775,12 @@ fn search_traces_pages_through_every_trace_once() {
     let spans: Vec<Span> = (0..trace_total)
         .map(|n| {
             let start = BASE + u64::from(n / 3) * MS;
-            span(
-                trace_id(n),
-                u64::from(n),
-                None,
-                "tick",
-                start,
-                start + u64::from(n) * MS,
-            )
+            span(trace_id(n), u64::from(n), None, "tick", start, start + u64::from(n) * MS)
         })
         .collect();
     let (front, back) = spans.split_at(11);
-    store
-        .commit(&[traces(
-            project_id,
-            vec![group(resource("a"), front.to_vec())],
-        )])
-        .expect("commit");
-    store
-        .commit(&[traces(
-            project_id,
-            vec![group(resource("b"), back.to_vec())],
-        )])
-        .expect("commit");
+    store.commit(&[traces(project_id, vec![group(resource("a"), front.to_vec())])]).expect("commit");
+    store.commit(&[traces(project_id, vec![group(resource("b"), back.to_vec())])]).expect("commit");
 
     for service in [None, Some("b")] {
         let expected: HashSet<TraceId> = spans
@@ -1259,18 +793,11 @@ fn search_traces_pages_through_every_trace_once() {
             let mut seen: Vec<TraceSummary> = Vec::new();
             let mut cursor = None;
             for _page in 0..=expected.len() {
-                let request = TraceQuery {
-                    service: service.map(str::to_owned),
-                    cursor: cursor.clone(),
-                    ..query(limit)
-                };
-                let Page { items, next_cursor } =
-                    store.search_traces(project_id, &request).expect("search");
+                let request =
+                    TraceQuery { service: service.map(str::to_owned), cursor: cursor.clone(), ..query(limit) };
+                let Page { items, next_cursor } = store.search_traces(project_id, &request).expect("search");
                 assert!(items.len() <= limit);
-                assert!(
-                    next_cursor.is_none() || items.len() == limit,
-                    "only full pages have a next page"
-                );
+                assert!(next_cursor.is_none() || items.len() == limit, "only full pages have a next page");
                 seen.extend(items);
                 cursor = next_cursor;
                 if cursor.is_none() {
@@ -1279,30 +806,16 @@ fn search_traces_pages_through_every_trace_once() {
             }
             assert!(cursor.is_none(), "pagination ends");
             let distinct: HashSet<TraceId> = seen.iter().map(|summary| summary.trace_id).collect();
-            assert_eq!(
-                distinct.len(),
-                seen.len(),
-                "no duplicates with limit {limit}"
-            );
-            assert_eq!(
-                distinct, expected,
-                "every trace with limit {limit}, service {service:?}"
-            );
+            assert_eq!(distinct.len(), seen.len(), "no duplicates with limit {limit}");
+            assert_eq!(distinct, expected, "every trace with limit {limit}, service {service:?}");
             assert!(
-                seen.windows(2)
-                    .all(|pair| pair[0].start_time_unix_nano >= pair[1].start_time_unix_nano),
+                seen.windows(2).all(|pair| pair[0].start_time_unix_nano >= pair[1].start_time_unix_nano),
                 "newest first across pages"
             );
         }
     }
-    let bad_cursor = TraceQuery {
-        cursor: Some("not-a-cursor".into()),
-        ..query(10)
-    };
-    assert!(matches!(
-        store.search_traces(project_id, &bad_cursor),
-        Err(StoreError::Conflict(_))
-    ));
+    let bad_cursor = TraceQuery { cursor: Some("not-a-cursor".into()), ..query(10) };
+    assert!(matches!(store.search_traces(project_id, &bad_cursor), Err(StoreError::Conflict(_))));
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -1314,12 +827,7 @@ fn commit_log_fixture(store: &SqliteStore, project_id: i64) -> Vec<StoredLog> {
     let api = resource("api");
     let worker = resource("worker");
     let trace = trace_id(42);
-    let mut traced = log(
-        BASE + 10 * MS,
-        BASE + 11 * MS,
-        17,
-        json!("Connection TIMEOUT to db"),
-    );
+    let mut traced = log(BASE + 10 * MS, BASE + 11 * MS, 17, json!("Connection TIMEOUT to db"));
     traced.trace_id = Some(trace);
     traced.span_id = Some(span_id(4));
     traced.flags = 1;
@@ -1327,43 +835,16 @@ fn commit_log_fixture(store: &SqliteStore, project_id: i64) -> Vec<StoredLog> {
     traced.dropped_attributes_count = 2;
     traced.event_name = "db.error".to_owned();
     // No event time: ordered and filtered by the observed time.
-    let untimed = log(
-        0,
-        BASE + 25 * MS,
-        9,
-        json!({ "kvlist": { "msg": "structured body", "n": 3 } }),
-    );
-    let quoted = log(
-        BASE + 20 * MS,
-        BASE + 20 * MS,
-        13,
-        json!(r#"user "bob" not found in C:\users"#),
-    );
+    let untimed = log(0, BASE + 25 * MS, 9, json!({ "kvlist": { "msg": "structured body", "n": 3 } }));
+    let quoted = log(BASE + 20 * MS, BASE + 20 * MS, 13, json!(r#"user "bob" not found in C:\users"#));
     let fatal = log(BASE + 30 * MS, BASE + 31 * MS, 21, json!("out of memory"));
-    let debug = log(
-        BASE + 5 * MS,
-        BASE + 5 * MS,
-        5,
-        json!("cache timeout tuned"),
-    );
+    let debug = log(BASE + 5 * MS, BASE + 5 * MS, 5, json!("cache timeout tuned"));
     let mut other_trace = log(BASE + 15 * MS, BASE + 15 * MS, 9, json!("done"));
     other_trace.trace_id = Some(trace_id(43));
     store
         .commit(&[
-            logs(
-                project_id,
-                vec![group(
-                    api.clone(),
-                    vec![traced.clone(), untimed.clone(), quoted.clone()],
-                )],
-            ),
-            logs(
-                project_id,
-                vec![group(
-                    worker.clone(),
-                    vec![fatal.clone(), debug.clone(), other_trace.clone()],
-                )],
-            ),
+            logs(project_id, vec![group(api.clone(), vec![traced.clone(), untimed.clone(), quoted.clone()])]),
+            logs(project_id, vec![group(worker.clone(), vec![fatal.clone(), debug.clone(), other_trace.clone()])]),
         ])
         .expect("commit");
     let stored = |record: &LogRecord, resource: &Resource| StoredLog {
@@ -1382,10 +863,7 @@ fn commit_log_fixture(store: &SqliteStore, project_id: i64) -> Vec<StoredLog> {
 }
 
 fn log_query(limit: usize) -> LogQuery {
-    LogQuery {
-        limit,
-        ..LogQuery::default()
-    }
+    LogQuery { limit, ..LogQuery::default() }
 }
 
 #[test]
@@ -1393,30 +871,15 @@ fn logs_round_trip_newest_first_with_observed_time_fallback() {
     let (_directory, store) = open_store();
     let project_id = new_project(&store, "Shop");
     let mut written = commit_log_fixture(&store, project_id);
-    let page = store
-        .search_logs(project_id, &log_query(100))
-        .expect("search");
+    let page = store.search_logs(project_id, &log_query(100)).expect("search");
     assert_eq!(page.next_cursor, None);
     written.sort_by_key(|stored| std::cmp::Reverse(stored.record.effective_time_unix_nano()));
-    assert_eq!(
-        page.items, written,
-        "every field, resource and scope; ordered by time, else observed time"
-    );
-    let untimed = page
-        .items
-        .iter()
-        .find(|stored| stored.record.time_unix_nano == 0)
-        .expect("untimed record kept as sent");
+    assert_eq!(page.items, written, "every field, resource and scope; ordered by time, else observed time");
+    let untimed =
+        page.items.iter().find(|stored| stored.record.time_unix_nano == 0).expect("untimed record kept as sent");
     assert_eq!(untimed.record.observed_time_unix_nano, BASE + 25 * MS);
     let other = new_project(&store, "Other");
-    assert!(
-        store
-            .search_logs(other, &log_query(100))
-            .expect("search")
-            .items
-            .is_empty(),
-        "project isolation"
-    );
+    assert!(store.search_logs(other, &log_query(100)).expect("search").items.is_empty(), "project isolation");
 }
 
 #[test]
@@ -1445,97 +908,45 @@ fn search_logs_filters() {
         bodies
     };
 
-    let severe = search(LogQuery {
-        severity_min: Some(17),
-        ..log_query(100)
-    });
+    let severe = search(LogQuery { severity_min: Some(17), ..log_query(100) });
     assert_eq!(severe, expect(&|record, _| record.severity_number >= 17));
     assert_eq!(severe.len(), 2);
     let trace = trace_id(42);
-    let traced = search(LogQuery {
-        trace_id: Some(trace),
-        ..log_query(100)
-    });
+    let traced = search(LogQuery { trace_id: Some(trace), ..log_query(100) });
     assert_eq!(traced, expect(&|record, _| record.trace_id == Some(trace)));
     assert_eq!(traced.len(), 1);
-    let worker = search(LogQuery {
-        service: Some("worker".into()),
-        ..log_query(100)
-    });
-    assert_eq!(
-        worker,
-        expect(&|_, resource| resource.service_name() == "worker")
-    );
+    let worker = search(LogQuery { service: Some("worker".into()), ..log_query(100) });
+    assert_eq!(worker, expect(&|_, resource| resource.service_name() == "worker"));
     assert_eq!(worker.len(), 3);
-    let timeouts = search(LogQuery {
-        text: Some("timeout".into()),
-        ..log_query(100)
-    });
+    let timeouts = search(LogQuery { text: Some("timeout".into()), ..log_query(100) });
     assert_eq!(
         timeouts,
-        [
-            json!("Connection TIMEOUT to db").to_string(),
-            json!("cache timeout tuned").to_string()
-        ],
+        [json!("Connection TIMEOUT to db").to_string(), json!("cache timeout tuned").to_string()],
         "case-insensitive"
     );
+    assert_eq!(search(LogQuery { text: Some("TimeOut TO".into()), ..log_query(100) }).len(), 1);
     assert_eq!(
-        search(LogQuery {
-            text: Some("TimeOut TO".into()),
-            ..log_query(100)
-        })
-        .len(),
-        1
-    );
-    assert_eq!(
-        search(LogQuery {
-            text: Some("structured".into()),
-            ..log_query(100)
-        })
-        .len(),
+        search(LogQuery { text: Some("structured".into()), ..log_query(100) }).len(),
         1,
         "structured bodies are searchable"
     );
     let quoted_text = r#"user "bob" not found in C:\users"#;
     assert_eq!(
-        search(LogQuery {
-            text: Some(r#""bob""#.into()),
-            ..log_query(100)
-        }),
+        search(LogQuery { text: Some(r#""bob""#.into()), ..log_query(100) }),
         [json!(quoted_text).to_string()],
         "body text, not its JSON escaping"
     );
-    assert_eq!(
-        search(LogQuery {
-            text: Some(r"C:\users".into()),
-            ..log_query(100)
-        }),
-        [json!(quoted_text).to_string()]
-    );
-    assert!(
-        search(LogQuery {
-            text: Some("no such words".into()),
-            ..log_query(100)
-        })
-        .is_empty()
-    );
+    assert_eq!(search(LogQuery { text: Some(r"C:\users".into()), ..log_query(100) }), [json!(quoted_text).to_string()]);
+    assert!(search(LogQuery { text: Some("no such words".into()), ..log_query(100) }).is_empty());
 
     let (from, to) = (BASE + 15 * MS, BASE + 25 * MS);
-    let window = search(LogQuery {
-        from_unix_nano: Some(from),
-        to_unix_nano: Some(to),
-        ..log_query(100)
-    });
+    let window = search(LogQuery { from_unix_nano: Some(from), to_unix_nano: Some(to), ..log_query(100) });
     assert_eq!(
         window,
         expect(&|record, _| (from..=to).contains(&record.effective_time_unix_nano())),
         "inclusive, by effective time"
     );
-    assert_eq!(
-        window.len(),
-        3,
-        "includes the untimed record at its observed time"
-    );
+    assert_eq!(window.len(), 3, "includes the untimed record at its observed time");
     let combined = search(LogQuery {
         severity_min: Some(9),
         service: Some("api".into()),
@@ -1568,30 +979,14 @@ fn search_logs_pages_through_every_record_once() {
             }
         })
         .collect();
-    store
-        .commit(&[logs(
-            project_id,
-            vec![group(resource("a"), records[..10].to_vec())],
-        )])
-        .expect("commit");
-    store
-        .commit(&[logs(
-            project_id,
-            vec![group(resource("a"), records[10..].to_vec())],
-        )])
-        .expect("commit");
+    store.commit(&[logs(project_id, vec![group(resource("a"), records[..10].to_vec())])]).expect("commit");
+    store.commit(&[logs(project_id, vec![group(resource("a"), records[10..].to_vec())])]).expect("commit");
     for limit in [1, 5, 22, 23, 24] {
         let mut seen: Vec<LogRecord> = Vec::new();
         let mut cursor = None;
         for _page in 0..=record_total {
             let Page { items, next_cursor } = store
-                .search_logs(
-                    project_id,
-                    &LogQuery {
-                        cursor: cursor.clone(),
-                        ..log_query(limit)
-                    },
-                )
+                .search_logs(project_id, &LogQuery { cursor: cursor.clone(), ..log_query(limit) })
                 .expect("search");
             assert!(items.len() <= limit);
             seen.extend(items.into_iter().map(|stored| stored.record));
@@ -1603,31 +998,15 @@ fn search_logs_pages_through_every_record_once() {
         assert!(cursor.is_none(), "pagination ends");
         let bodies: Vec<String> = seen.iter().map(|record| record.body.to_string()).collect();
         let distinct: HashSet<&String> = bodies.iter().collect();
-        assert_eq!(
-            distinct.len(),
-            bodies.len(),
-            "no duplicates with limit {limit}"
-        );
-        assert_eq!(
-            seen.len() as u64,
-            record_total,
-            "every record with limit {limit}"
-        );
+        assert_eq!(distinct.len(), bodies.len(), "no duplicates with limit {limit}");
+        assert_eq!(seen.len() as u64, record_total, "every record with limit {limit}");
         assert!(
-            seen.windows(2).all(
-                |pair| pair[0].effective_time_unix_nano() >= pair[1].effective_time_unix_nano()
-            ),
+            seen.windows(2).all(|pair| pair[0].effective_time_unix_nano() >= pair[1].effective_time_unix_nano()),
             "newest first"
         );
     }
-    let bad_cursor = LogQuery {
-        cursor: Some("12:abc".into()),
-        ..log_query(10)
-    };
-    assert!(matches!(
-        store.search_logs(project_id, &bad_cursor),
-        Err(StoreError::Conflict(_))
-    ));
+    let bad_cursor = LogQuery { cursor: Some("12:abc".into()), ..log_query(10) };
+    assert!(matches!(store.search_logs(project_id, &bad_cursor), Err(StoreError::Conflict(_))));
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -1705,52 +1084,32 @@ fn metrics_of_every_type() -> Vec<Metric> {
         exemplars: Vec::new(),
     };
     vec![
-        metric(
-            "system.memory.utilization",
-            "1",
-            MetricKind::Gauge,
-            vec![gauge_low, gauge_high],
-        ),
+        metric("system.memory.utilization", "1", MetricKind::Gauge, vec![gauge_low, gauge_high]),
         metric(
             "http.server.requests",
             "{request}",
-            MetricKind::Sum {
-                aggregation_temporality: temporality::CUMULATIVE,
-                is_monotonic: true,
-            },
+            MetricKind::Sum { aggregation_temporality: temporality::CUMULATIVE, is_monotonic: true },
             vec![sum_point],
         ),
         metric(
             "queue.depth",
             "{item}",
-            MetricKind::Sum {
-                aggregation_temporality: temporality::DELTA,
-                is_monotonic: false,
-            },
+            MetricKind::Sum { aggregation_temporality: temporality::DELTA, is_monotonic: false },
             vec![number_point(t(12), NumberValue::Int(-4))],
         ),
         metric(
             "http.server.request.duration",
             "s",
-            MetricKind::Histogram {
-                aggregation_temporality: temporality::DELTA,
-            },
+            MetricKind::Histogram { aggregation_temporality: temporality::DELTA },
             vec![histogram_point],
         ),
         metric(
             "rpc.server.duration",
             "ms",
-            MetricKind::ExponentialHistogram {
-                aggregation_temporality: temporality::CUMULATIVE,
-            },
+            MetricKind::ExponentialHistogram { aggregation_temporality: temporality::CUMULATIVE },
             vec![exponential_point],
         ),
-        metric(
-            "jvm.gc.pause",
-            "ms",
-            MetricKind::Summary,
-            vec![summary_point],
-        ),
+        metric("jvm.gc.pause", "ms", MetricKind::Summary, vec![summary_point]),
     ]
 }
 
@@ -1763,14 +1122,8 @@ fn metrics_of_every_type_round_trip() {
     let (first_half, second_half) = written.split_at(3);
     store
         .commit(&[
-            metrics(
-                project_id,
-                vec![group(service.clone(), first_half.to_vec())],
-            ),
-            metrics(
-                project_id,
-                vec![group(service.clone(), second_half.to_vec())],
-            ),
+            metrics(project_id, vec![group(service.clone(), first_half.to_vec())]),
+            metrics(project_id, vec![group(service.clone(), second_half.to_vec())]),
         ])
         .expect("commit");
 
@@ -1781,26 +1134,16 @@ fn metrics_of_every_type_round_trip() {
             kind: metric.kind,
             unit: metric.unit.clone(),
             description: metric.description.clone(),
-            last_seen_unix_nano: metric
-                .points
-                .iter()
-                .map(|point| point.time_unix_nano)
-                .max()
-                .unwrap_or(0),
+            last_seen_unix_nano: metric.points.iter().map(|point| point.time_unix_nano).max().unwrap_or(0),
         })
         .collect();
     expected_descriptions.sort_by(|left, right| left.name.cmp(&right.name));
     let mut descriptions = store.list_metrics(project_id).expect("list");
     descriptions.sort_by(|left, right| left.name.cmp(&right.name));
-    assert_eq!(
-        descriptions, expected_descriptions,
-        "types, temporality, monotonicity, units, descriptions"
-    );
+    assert_eq!(descriptions, expected_descriptions, "types, temporality, monotonicity, units, descriptions");
 
     for metric in &written {
-        let points = store
-            .metric_points(project_id, &metric.name, 0, u64::MAX, 1000)
-            .expect("points");
+        let points = store.metric_points(project_id, &metric.name, 0, u64::MAX, 1000).expect("points");
         let mut expected_points = metric.points.clone();
         expected_points.sort_by_key(|point| point.time_unix_nano);
         let expected: Vec<StoredMetricPoint> = expected_points
@@ -1816,37 +1159,17 @@ fn metrics_of_every_type_round_trip() {
     }
 
     let gauge = &written[0];
-    let only_first = store
-        .metric_points(project_id, &gauge.name, BASE, BASE + 10 * MS, 1000)
-        .expect("points");
+    let only_first = store.metric_points(project_id, &gauge.name, BASE, BASE + 10 * MS, 1000).expect("points");
     assert_eq!(
-        only_first
-            .iter()
-            .map(|stored| stored.point.clone())
-            .collect::<Vec<_>>(),
+        only_first.iter().map(|stored| stored.point.clone()).collect::<Vec<_>>(),
         vec![gauge.points[0].clone()],
         "inclusive range"
     );
-    let limited = store
-        .metric_points(project_id, &gauge.name, 0, u64::MAX, 1)
-        .expect("points");
+    let limited = store.metric_points(project_id, &gauge.name, 0, u64::MAX, 1).expect("points");
     assert_eq!(limited.len(), 1, "max_points");
-    assert_eq!(
-        limited[0].point.time_unix_nano, gauge.points[0].time_unix_nano,
-        "earliest first"
-    );
-    assert!(
-        store
-            .metric_points(project_id, &gauge.name, BASE + 21 * MS, u64::MAX, 10)
-            .expect("points")
-            .is_empty()
-    );
-    assert!(
-        store
-            .metric_points(project_id, "no.such.metric", 0, u64::MAX, 10)
-            .expect("points")
-            .is_empty()
-    );
+    assert_eq!(limited[0].point.time_unix_nano, gauge.points[0].time_unix_nano, "earliest first");
+    assert!(store.metric_points(project_id, &gauge.name, BASE + 21 * MS, u64::MAX, 10).expect("points").is_empty());
+    assert!(store.metric_points(project_id, "no.such.metric", 0, u64::MAX, 10).expect("points").is_empty());
 }
 
 #[test]
@@ -1854,42 +1177,17 @@ fn repeated_metric_streams_accumulate_points_and_stay_isolated() {
     let (_directory, store) = open_store();
     let shop = new_project(&store, "Shop");
     let bank = new_project(&store, "Bank");
-    let kind = MetricKind::Sum {
-        aggregation_temporality: temporality::CUMULATIVE,
-        is_monotonic: true,
-    };
-    let at =
-        |offset_ms: u64, value: i64| number_point(BASE + offset_ms * MS, NumberValue::Int(value));
+    let kind = MetricKind::Sum { aggregation_temporality: temporality::CUMULATIVE, is_monotonic: true };
+    let at = |offset_ms: u64, value: i64| number_point(BASE + offset_ms * MS, NumberValue::Int(value));
     let requests = |points| metric("http.server.requests", "{request}", kind, points);
     store
-        .commit(&[metrics(
-            shop,
-            vec![group(
-                resource("api"),
-                vec![requests(vec![at(10, 1), at(20, 2)])],
-            )],
-        )])
+        .commit(&[metrics(shop, vec![group(resource("api"), vec![requests(vec![at(10, 1), at(20, 2)])])])])
         .expect("commit");
     // Second commit of the same stream: the store must reuse it and move last_seen forward.
-    store
-        .commit(&[metrics(
-            shop,
-            vec![group(resource("api"), vec![requests(vec![at(30, 3)])])],
-        )])
-        .expect("commit");
+    store.commit(&[metrics(shop, vec![group(resource("api"), vec![requests(vec![at(30, 3)])])])]).expect("commit");
     // An older point arriving late must not move last_seen backwards.
-    store
-        .commit(&[metrics(
-            shop,
-            vec![group(resource("api"), vec![requests(vec![at(5, 0)])])],
-        )])
-        .expect("commit");
-    store
-        .commit(&[metrics(
-            bank,
-            vec![group(resource("ledger"), vec![requests(vec![at(99, 42)])])],
-        )])
-        .expect("commit");
+    store.commit(&[metrics(shop, vec![group(resource("api"), vec![requests(vec![at(5, 0)])])])]).expect("commit");
+    store.commit(&[metrics(bank, vec![group(resource("ledger"), vec![requests(vec![at(99, 42)])])])]).expect("commit");
 
     let shop_metrics = store.list_metrics(shop).expect("list");
     assert_eq!(shop_metrics.len(), 1, "one stream, not one per commit");
@@ -1900,20 +1198,10 @@ fn repeated_metric_streams_accumulate_points_and_stay_isolated() {
         .into_iter()
         .map(|stored| stored.point.value)
         .collect();
-    let expected: Vec<PointValue> = [0, 1, 2, 3]
-        .into_iter()
-        .map(|value| PointValue::Number {
-            value: NumberValue::Int(value),
-        })
-        .collect();
-    assert_eq!(
-        values, expected,
-        "ordered by time, no points of the other project"
-    );
-    assert_eq!(
-        store.list_metrics(bank).expect("list")[0].last_seen_unix_nano,
-        BASE + 99 * MS
-    );
+    let expected: Vec<PointValue> =
+        [0, 1, 2, 3].into_iter().map(|value| PointValue::Number { value: NumberValue::Int(value) }).collect();
+    assert_eq!(values, expected, "ordered by time, no points of the other project");
+    assert_eq!(store.list_metrics(bank).expect("list")[0].last_seen_unix_nano, BASE + 99 * MS);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -1932,73 +1220,37 @@ fn services_and_outcomes_count_committed_items() {
         span(trace, 2, Some(1), "b", t(1), t(70)),
         span(trace, 3, Some(1), "c", t(2), t(3)),
     ];
-    let backend_spans = vec![
-        span(trace, 4, Some(2), "d", t(5), t(60)),
-        span(trace, 5, Some(2), "e", t(6), t(7)),
-    ];
-    let frontend_logs = vec![
-        log(t(80), t(81), 9, json!("x")),
-        log(0, t(95), 9, json!("y")),
-        log(t(10), t(10), 9, json!("z")),
-    ];
+    let backend_spans = vec![span(trace, 4, Some(2), "d", t(5), t(60)), span(trace, 5, Some(2), "e", t(6), t(7))];
+    let frontend_logs =
+        vec![log(t(80), t(81), 9, json!("x")), log(0, t(95), 9, json!("y")), log(t(10), t(10), 9, json!("z"))];
     let backend_metrics = vec![
         metric(
             "m1",
             "1",
             MetricKind::Gauge,
-            vec![
-                number_point(t(40), NumberValue::Int(1)),
-                number_point(t(45), NumberValue::Int(2)),
-            ],
+            vec![number_point(t(40), NumberValue::Int(1)), number_point(t(45), NumberValue::Int(2))],
         ),
-        metric(
-            "m2",
-            "1",
-            MetricKind::Gauge,
-            vec![number_point(t(30), NumberValue::Int(3))],
-        ),
+        metric("m2", "1", MetricKind::Gauge, vec![number_point(t(30), NumberValue::Int(3))]),
     ];
-    let mut span_batch = traces(
-        shop,
-        vec![
-            group(resource("frontend"), frontend_spans),
-            group(resource("backend"), backend_spans),
-        ],
-    );
+    let mut span_batch =
+        traces(shop, vec![group(resource("frontend"), frontend_spans), group(resource("backend"), backend_spans)]);
     span_batch.outcomes.sampled_out = 4;
-    let mut log_batch = logs(
-        shop,
-        vec![group(resource("frontend"), frontend_logs.clone())],
-    );
+    let mut log_batch = logs(shop, vec![group(resource("frontend"), frontend_logs.clone())]);
     log_batch.outcomes.invalid = 2;
     store.commit(&[span_batch, log_batch]).expect("commit 1");
-    let mut second_log_batch = logs(
-        shop,
-        vec![group(resource("frontend"), frontend_logs[..1].to_vec())],
-    );
+    let mut second_log_batch = logs(shop, vec![group(resource("frontend"), frontend_logs[..1].to_vec())]);
     second_log_batch.outcomes.invalid = 1;
     let metric_batch = metrics(shop, vec![group(resource("backend"), backend_metrics)]);
-    let bank_batch = logs(
-        bank,
-        vec![group(
-            resource("ledger"),
-            vec![log(t(1), t(1), 9, json!("bank"))],
-        )],
-    );
-    store
-        .commit(&[second_log_batch, metric_batch, bank_batch])
-        .expect("commit 2");
+    let bank_batch = logs(bank, vec![group(resource("ledger"), vec![log(t(1), t(1), 9, json!("bank"))])]);
+    store.commit(&[second_log_batch, metric_batch, bank_batch]).expect("commit 2");
 
-    let service =
-        |service_name: &str, span_count, log_count, metric_point_count, last_seen_unix_nano| {
-            ServiceStats {
-                service_name: service_name.to_owned(),
-                span_count,
-                log_count,
-                metric_point_count,
-                last_seen_unix_nano,
-            }
-        };
+    let service = |service_name: &str, span_count, log_count, metric_point_count, last_seen_unix_nano| ServiceStats {
+        service_name: service_name.to_owned(),
+        span_count,
+        log_count,
+        metric_point_count,
+        last_seen_unix_nano,
+    };
     let mut services = store.list_services(shop).expect("services");
     services.sort_by(|left, right| left.service_name.cmp(&right.service_name));
     assert_eq!(
@@ -2009,10 +1261,7 @@ fn services_and_outcomes_count_committed_items() {
             service("frontend", 3, 4, 0, t(95)),
         ]
     );
-    assert_eq!(
-        store.list_services(bank).expect("services"),
-        vec![service("ledger", 0, 1, 0, t(1))]
-    );
+    assert_eq!(store.list_services(bank).expect("services"), vec![service("ledger", 0, 1, 0, t(1))]);
 
     let outcome = |signal: &str, outcome: &str, count| OutcomeCount {
         signal: signal.to_owned(),
@@ -2020,10 +1269,7 @@ fn services_and_outcomes_count_committed_items() {
         count,
     };
     let as_map = |counts: Vec<OutcomeCount>| {
-        counts
-            .into_iter()
-            .map(|count| ((count.signal, count.outcome), count.count))
-            .collect::<BTreeMap<_, _>>()
+        counts.into_iter().map(|count| ((count.signal, count.outcome), count.count)).collect::<BTreeMap<_, _>>()
     };
     let expected = vec![
         outcome("logs", "accepted", 4),
@@ -2036,10 +1282,8 @@ fn services_and_outcomes_count_committed_items() {
     // Zero counters may be present or absent; every non-zero one must be exact.
     let non_zero: BTreeMap<_, _> = actual.into_iter().filter(|(_, count)| *count > 0).collect();
     assert_eq!(non_zero, as_map(expected));
-    let bank_outcomes: BTreeMap<_, _> = as_map(store.outcomes(bank).expect("outcomes"))
-        .into_iter()
-        .filter(|(_, count)| *count > 0)
-        .collect();
+    let bank_outcomes: BTreeMap<_, _> =
+        as_map(store.outcomes(bank).expect("outcomes")).into_iter().filter(|(_, count)| *count > 0).collect();
     assert_eq!(bank_outcomes, as_map(vec![outcome("logs", "accepted", 1)]));
 }
 
@@ -2052,82 +1296,35 @@ fn a_failed_commit_stores_nothing_and_leaves_the_store_usable() {
     let (directory, store) = open_store();
     let project_id = new_project(&store, "Shop");
     // Make the second batch fail inside the transaction.
-    let side_connection =
-        rusqlite::Connection::open(directory.path().join("t.db")).expect("side connection");
+    let side_connection = rusqlite::Connection::open(directory.path().join("t.db")).expect("side connection");
     side_connection
         .execute_batch("CREATE TRIGGER reject_boom BEFORE INSERT ON logs WHEN NEW.body LIKE '%boom%' BEGIN SELECT RAISE(ABORT, 'boom'); END;")
         .expect("trigger");
     let trace = trace_id(1);
-    let fresh_resource =
-        resource_with("new-service", json!({ "first.seen": "in a failed commit" }));
+    let fresh_resource = resource_with("new-service", json!({ "first.seen": "in a failed commit" }));
     let spans = vec![span(trace, 1, None, "root", BASE, BASE + MS)];
     let result = store.commit(&[
-        traces(
-            project_id,
-            vec![group(fresh_resource.clone(), spans.clone())],
-        ),
-        logs(
-            project_id,
-            vec![group(
-                fresh_resource.clone(),
-                vec![log(BASE, BASE, 9, json!("boom"))],
-            )],
-        ),
+        traces(project_id, vec![group(fresh_resource.clone(), spans.clone())]),
+        logs(project_id, vec![group(fresh_resource.clone(), vec![log(BASE, BASE, 9, json!("boom"))])]),
     ]);
     assert!(result.is_err(), "the trigger aborts the commit");
-    assert_eq!(
-        store.get_trace(project_id, &trace).expect("get"),
-        None,
-        "all or nothing"
-    );
-    assert!(
-        store
-            .search_traces(project_id, &query(10))
-            .expect("search")
-            .items
-            .is_empty()
-    );
-    assert!(
-        store
-            .list_services(project_id)
-            .expect("services")
-            .is_empty()
-    );
-    assert!(
-        store
-            .outcomes(project_id)
-            .expect("outcomes")
-            .iter()
-            .all(|outcome| outcome.count == 0)
-    );
+    assert_eq!(store.get_trace(project_id, &trace).expect("get"), None, "all or nothing");
+    assert!(store.search_traces(project_id, &query(10)).expect("search").items.is_empty());
+    assert!(store.list_services(project_id).expect("services").is_empty());
+    assert!(store.outcomes(project_id).expect("outcomes").iter().all(|outcome| outcome.count == 0));
 
-    side_connection
-        .execute_batch("DROP TRIGGER reject_boom;")
-        .expect("drop trigger");
+    side_connection.execute_batch("DROP TRIGGER reject_boom;").expect("drop trigger");
     // The resource first met in the rolled-back transaction must be written again, not
     // referenced by a cached id whose row never committed.
-    store
-        .commit(&[traces(
-            project_id,
-            vec![group(fresh_resource.clone(), spans)],
-        )])
-        .expect("commit after failure");
-    let stored = store
-        .get_trace(project_id, &trace)
-        .expect("get")
-        .expect("trace stored");
+    store.commit(&[traces(project_id, vec![group(fresh_resource.clone(), spans)])]).expect("commit after failure");
+    let stored = store.get_trace(project_id, &trace).expect("get").expect("trace stored");
     assert_eq!(stored.len(), 1);
     assert_eq!(stored[0].resource, fresh_resource);
 }
 
 /// Commits old and recent telemetry of every signal for one project; returns (old trace,
 /// recent trace).
-fn commit_aged_data(
-    store: &SqliteStore,
-    project_id: i64,
-    old: u64,
-    recent: u64,
-) -> (TraceId, TraceId) {
+fn commit_aged_data(store: &SqliteStore, project_id: i64, old: u64, recent: u64) -> (TraceId, TraceId) {
     let old_trace = trace_id(project_id as u32 * 100 + 1);
     let recent_trace = trace_id(project_id as u32 * 100 + 2);
     let old_spans: Vec<Span> = (0..7)
@@ -2135,59 +1332,26 @@ fn commit_aged_data(
             span(
                 old_trace,
                 1000 * project_id as u64 + n,
-                n.checked_sub(1)
-                    .map(|parent| 1000 * project_id as u64 + parent),
+                n.checked_sub(1).map(|parent| 1000 * project_id as u64 + parent),
                 "old",
                 old + n,
                 old + n + 10,
             )
         })
         .collect();
-    let recent_spans = vec![span(
-        recent_trace,
-        1000 * project_id as u64 + 500,
-        None,
-        "recent",
-        recent,
-        recent + 10,
-    )];
-    let old_logs: Vec<LogRecord> = (0..5)
-        .map(|n| log(old + n, old + n, 9, json!("old")))
-        .chain([log(0, old, 9, json!("old untimed"))])
-        .collect();
-    let recent_logs = vec![
-        log(recent, recent, 9, json!("recent")),
-        log(0, recent, 9, json!("recent untimed")),
-    ];
-    let old_points: Vec<MetricPoint> = (0..4)
-        .map(|n| number_point(old + n, NumberValue::Int(n as i64)))
-        .collect();
+    let recent_spans = vec![span(recent_trace, 1000 * project_id as u64 + 500, None, "recent", recent, recent + 10)];
+    let old_logs: Vec<LogRecord> =
+        (0..5).map(|n| log(old + n, old + n, 9, json!("old"))).chain([log(0, old, 9, json!("old untimed"))]).collect();
+    let recent_logs = vec![log(recent, recent, 9, json!("recent")), log(0, recent, 9, json!("recent untimed"))];
+    let old_points: Vec<MetricPoint> = (0..4).map(|n| number_point(old + n, NumberValue::Int(n as i64))).collect();
     let recent_points = vec![number_point(recent, NumberValue::Int(99))];
     store
         .commit(&[
             traces(project_id, vec![group(resource("svc"), old_spans)]),
             traces(project_id, vec![group(resource("svc"), recent_spans)]),
-            logs(
-                project_id,
-                vec![
-                    group(resource("svc"), old_logs),
-                    group(resource("svc"), recent_logs),
-                ],
-            ),
-            metrics(
-                project_id,
-                vec![group(
-                    resource("svc"),
-                    vec![metric("m", "1", MetricKind::Gauge, old_points)],
-                )],
-            ),
-            metrics(
-                project_id,
-                vec![group(
-                    resource("svc"),
-                    vec![metric("m", "1", MetricKind::Gauge, recent_points)],
-                )],
-            ),
+            logs(project_id, vec![group(resource("svc"), old_logs), group(resource("svc"), recent_logs)]),
+            metrics(project_id, vec![group(resource("svc"), vec![metric("m", "1", MetricKind::Gauge, old_points)])]),
+            metrics(project_id, vec![group(resource("svc"), vec![metric("m", "1", MetricKind::Gauge, recent_points)])]),
         ])
         .expect("commit");
     (old_trace, recent_trace)
@@ -2207,9 +1371,7 @@ fn delete_expired_removes_only_older_rows_of_the_project() {
     let max_rows = 3;
     let mut calls = 0;
     loop {
-        let deleted = store
-            .delete_expired(shop, cutoff, max_rows)
-            .expect("delete");
+        let deleted = store.delete_expired(shop, cutoff, max_rows).expect("delete");
         assert!(deleted <= max_rows, "bounded work per call");
         calls += 1;
         assert!(calls < 100, "retention terminates");
@@ -2217,35 +1379,12 @@ fn delete_expired_removes_only_older_rows_of_the_project() {
             break;
         }
     }
-    assert_eq!(
-        store
-            .delete_expired(shop, cutoff, max_rows)
-            .expect("delete"),
-        0,
-        "nothing older is left"
-    );
+    assert_eq!(store.delete_expired(shop, cutoff, max_rows).expect("delete"), 0, "nothing older is left");
 
     assert_eq!(store.get_trace(shop, &old_trace).expect("get"), None);
-    let recent_spans = store
-        .get_trace(shop, &recent_trace)
-        .expect("get")
-        .expect("recent trace intact");
-    assert_eq!(
-        recent_spans
-            .iter()
-            .map(|stored| stored.span.name.as_str())
-            .collect::<Vec<_>>(),
-        ["recent"]
-    );
-    assert_eq!(
-        trace_ids(
-            &store
-                .search_traces(shop, &query(100))
-                .expect("search")
-                .items
-        ),
-        vec![recent_trace]
-    );
+    let recent_spans = store.get_trace(shop, &recent_trace).expect("get").expect("recent trace intact");
+    assert_eq!(recent_spans.iter().map(|stored| stored.span.name.as_str()).collect::<Vec<_>>(), ["recent"]);
+    assert_eq!(trace_ids(&store.search_traces(shop, &query(100)).expect("search").items), vec![recent_trace]);
     let remaining_logs: HashSet<String> = store
         .search_logs(shop, &log_query(100))
         .expect("search")
@@ -2255,57 +1394,20 @@ fn delete_expired_removes_only_older_rows_of_the_project() {
         .collect();
     assert_eq!(
         remaining_logs,
-        HashSet::from([
-            json!("recent").to_string(),
-            json!("recent untimed").to_string()
-        ]),
+        HashSet::from([json!("recent").to_string(), json!("recent untimed").to_string()]),
         "untimed logs age by observed time"
     );
-    let points = store
-        .metric_points(shop, "m", 0, u64::MAX, 100)
-        .expect("points");
+    let points = store.metric_points(shop, "m", 0, u64::MAX, 100).expect("points");
     assert_eq!(
-        points
-            .iter()
-            .map(|stored| stored.point.value.clone())
-            .collect::<Vec<_>>(),
-        vec![PointValue::Number {
-            value: NumberValue::Int(99)
-        }]
+        points.iter().map(|stored| stored.point.value.clone()).collect::<Vec<_>>(),
+        vec![PointValue::Number { value: NumberValue::Int(99) }]
     );
 
     // The other project keeps everything.
-    assert_eq!(
-        store
-            .get_trace(bank, &bank_old_trace)
-            .expect("get")
-            .expect("bank trace")
-            .len(),
-        7
-    );
-    assert_eq!(
-        store
-            .search_traces(bank, &query(100))
-            .expect("search")
-            .items
-            .len(),
-        2
-    );
-    assert_eq!(
-        store
-            .search_logs(bank, &log_query(100))
-            .expect("search")
-            .items
-            .len(),
-        8
-    );
-    assert_eq!(
-        store
-            .metric_points(bank, "m", 0, u64::MAX, 100)
-            .expect("points")
-            .len(),
-        5
-    );
+    assert_eq!(store.get_trace(bank, &bank_old_trace).expect("get").expect("bank trace").len(), 7);
+    assert_eq!(store.search_traces(bank, &query(100)).expect("search").items.len(), 2);
+    assert_eq!(store.search_logs(bank, &log_query(100)).expect("search").items.len(), 8);
+    assert_eq!(store.metric_points(bank, "m", 0, u64::MAX, 100).expect("points").len(), 5);
     // A cutoff older than everything deletes nothing.
     assert_eq!(store.delete_expired(bank, old, 1000).expect("delete"), 0);
 }
@@ -2317,9 +1419,7 @@ fn delete_expired_one_row_at_a_time_until_zero_clears_everything_old() {
     let (old_trace, recent_trace) = commit_aged_data(&store, project_id, BASE, BASE + 1_000 * MS);
     let mut total = 0;
     loop {
-        let deleted = store
-            .delete_expired(project_id, BASE + 500 * MS, 1)
-            .expect("delete");
+        let deleted = store.delete_expired(project_id, BASE + 500 * MS, 1).expect("delete");
         assert!(deleted <= 1);
         total += deleted;
         if deleted == 0 {
@@ -2331,34 +1431,14 @@ fn delete_expired_one_row_at_a_time_until_zero_clears_everything_old() {
     // the implementation's business.
     assert!(total >= 7 + 1 + 6 + 4, "deleted {total} rows");
     assert_eq!(store.get_trace(project_id, &old_trace).expect("get"), None);
-    assert!(
-        store
-            .get_trace(project_id, &recent_trace)
-            .expect("get")
-            .is_some()
-    );
-    assert_eq!(
-        store
-            .search_logs(project_id, &log_query(100))
-            .expect("search")
-            .items
-            .len(),
-        2
-    );
-    assert_eq!(
-        store
-            .metric_points(project_id, "m", 0, u64::MAX, 100)
-            .expect("points")
-            .len(),
-        1
-    );
+    assert!(store.get_trace(project_id, &recent_trace).expect("get").is_some());
+    assert_eq!(store.search_logs(project_id, &log_query(100)).expect("search").items.len(), 2);
+    assert_eq!(store.metric_points(project_id, "m", 0, u64::MAX, 100).expect("points").len(), 1);
 }
 
 fn pragma(path: &Path, name: &str) -> i64 {
     let connection = rusqlite::Connection::open(path).expect("side connection");
-    connection
-        .query_row(&format!("PRAGMA {name}"), [], |row| row.get(0))
-        .expect("pragma")
+    connection.query_row(&format!("PRAGMA {name}"), [], |row| row.get(0)).expect("pragma")
 }
 
 #[test]
@@ -2367,36 +1447,17 @@ fn reclaim_space_returns_freed_pages() {
     let path = directory.path().join("t.db");
     let project_id = new_project(&store, "Shop");
     let filler = "x".repeat(2_000);
-    let records: Vec<LogRecord> = (0..2_000)
-        .map(|n| log(BASE + n, BASE + n, 9, json!(format!("{n} {filler}"))))
-        .collect();
-    store
-        .commit(&[logs(project_id, vec![group(resource("svc"), records)])])
-        .expect("commit");
-    while store
-        .delete_expired(project_id, BASE + 10_000, 500)
-        .expect("delete")
-        > 0
-    {}
-    assert!(
-        store
-            .search_logs(project_id, &log_query(10))
-            .expect("search")
-            .items
-            .is_empty()
-    );
+    let records: Vec<LogRecord> =
+        (0..2_000).map(|n| log(BASE + n, BASE + n, 9, json!(format!("{n} {filler}")))).collect();
+    store.commit(&[logs(project_id, vec![group(resource("svc"), records)])]).expect("commit");
+    while store.delete_expired(project_id, BASE + 10_000, 500).expect("delete") > 0 {}
+    assert!(store.search_logs(project_id, &log_query(10)).expect("search").items.is_empty());
 
     let free_before = pragma(&path, "freelist_count");
-    assert!(
-        free_before > 100,
-        "deleting ~4 MB of logs frees pages ({free_before})"
-    );
+    assert!(free_before > 100, "deleting ~4 MB of logs frees pages ({free_before})");
     store.reclaim_space().expect("reclaim");
     let free_after = pragma(&path, "freelist_count");
-    assert!(
-        free_after < free_before,
-        "incremental vacuum returned pages: {free_before} → {free_after}"
-    );
+    assert!(free_after < free_before, "incremental vacuum returned pages: {free_before} → {free_after}");
     store.reclaim_space().expect("reclaim again is harmless");
     assert!(store.is_ready());
 }
@@ -2414,25 +1475,15 @@ fn data_survives_reopen_and_migrations_are_idempotent() {
         let store = SqliteStore::open(&path).expect("open");
         assert!(store.is_ready());
         let project = store.create_project("Durable").expect("project");
-        let (key, record) = store
-            .create_api_key(project.id, KeyScope::All, "ci")
-            .expect("key");
+        let (key, record) = store.create_api_key(project.id, KeyScope::All, "ci").expect("key");
         store
             .commit(&[traces(
                 project.id,
-                vec![group(
-                    resource("svc"),
-                    vec![span(trace, 1, None, "root", BASE, BASE + MS)],
-                )],
+                vec![group(resource("svc"), vec![span(trace, 1, None, "root", BASE, BASE + MS)])],
             )])
             .expect("commit");
         let written_logs = commit_log_fixture(&store, project.id);
-        store
-            .commit(&[metrics(
-                project.id,
-                vec![group(resource("svc"), metrics_of_every_type())],
-            )])
-            .expect("commit");
+        store.commit(&[metrics(project.id, vec![group(resource("svc"), metrics_of_every_type())])]).expect("commit");
         ((project, record), key, written_logs)
     };
     let schema_version = pragma(&path, "user_version");
@@ -2440,93 +1491,31 @@ fn data_survives_reopen_and_migrations_are_idempotent() {
 
     for reopen in 0..2 {
         let store = SqliteStore::open(&path).expect("reopen runs migrations again without error");
+        assert_eq!(pragma(&path, "user_version"), schema_version, "reopen {reopen} applies nothing twice");
+        assert_eq!(store.list_projects().expect("projects"), vec![project.0.clone()]);
+        assert_eq!(store.find_api_key(&ApiKeySecret::new(key.expose())).expect("key"), Some(project.1.clone()));
+        let spans = store.get_trace(project.0.id, &trace).expect("get").expect("trace survived");
         assert_eq!(
-            pragma(&path, "user_version"),
-            schema_version,
-            "reopen {reopen} applies nothing twice"
-        );
-        assert_eq!(
-            store.list_projects().expect("projects"),
-            vec![project.0.clone()]
-        );
-        assert_eq!(
-            store
-                .find_api_key(&ApiKeySecret::new(key.expose()))
-                .expect("key"),
-            Some(project.1.clone())
-        );
-        let spans = store
-            .get_trace(project.0.id, &trace)
-            .expect("get")
-            .expect("trace survived");
-        assert_eq!(
-            spans
-                .iter()
-                .map(|stored| stored.span.span_id)
-                .collect::<Vec<_>>(),
+            spans.iter().map(|stored| stored.span.span_id).collect::<Vec<_>>(),
             // The root, then the late span written after each earlier reopen.
-            std::iter::once(span_id(1))
-                .chain((0..reopen).map(|earlier| span_id(10 + earlier)))
-                .collect::<Vec<_>>()
+            std::iter::once(span_id(1)).chain((0..reopen).map(|earlier| span_id(10 + earlier))).collect::<Vec<_>>()
         );
-        assert_eq!(
-            store
-                .search_logs(project.0.id, &log_query(100))
-                .expect("logs")
-                .items
-                .len(),
-            written_logs.len()
-        );
-        assert_eq!(
-            store.list_metrics(project.0.id).expect("metrics").len(),
-            metrics_of_every_type().len()
-        );
-        assert_eq!(
-            summary_of(&store, project.0.id, trace).span_count,
-            1 + reopen
-        );
+        assert_eq!(store.search_logs(project.0.id, &log_query(100)).expect("logs").items.len(), written_logs.len());
+        assert_eq!(store.list_metrics(project.0.id).expect("metrics").len(), metrics_of_every_type().len());
+        assert_eq!(summary_of(&store, project.0.id, trace).span_count, 1 + reopen);
 
         // Writing after a reopen (empty id caches, existing resource rows) still works.
-        let late = span(
-            trace,
-            10 + reopen,
-            Some(1),
-            "late",
-            BASE + 2 * MS,
-            BASE + 3 * MS,
-        );
-        store
-            .commit(&[traces(
-                project.0.id,
-                vec![group(resource("svc"), vec![late])],
-            )])
-            .expect("commit after reopen");
-        let spans = store
-            .get_trace(project.0.id, &trace)
-            .expect("get")
-            .expect("trace");
+        let late = span(trace, 10 + reopen, Some(1), "late", BASE + 2 * MS, BASE + 3 * MS);
+        store.commit(&[traces(project.0.id, vec![group(resource("svc"), vec![late])])]).expect("commit after reopen");
+        let spans = store.get_trace(project.0.id, &trace).expect("get").expect("trace");
         assert_eq!(spans.len() as u64, 2 + reopen);
-        assert!(
-            spans
-                .iter()
-                .all(|stored| stored.resource == resource("svc"))
-        );
-        assert!(
-            matches!(
-                store.create_project("Durable"),
-                Err(StoreError::Conflict(_))
-            ),
-            "unique slug survives"
-        );
+        assert!(spans.iter().all(|stored| stored.resource == resource("svc")));
+        assert!(matches!(store.create_project("Durable"), Err(StoreError::Conflict(_))), "unique slug survives");
     }
     let connection = rusqlite::Connection::open(&path).expect("side connection");
-    let resource_rows: i64 = connection
-        .query_row("SELECT count(*) FROM resources", [], |row| row.get(0))
-        .expect("count");
-    assert_eq!(
-        resource_rows, 3,
-        "svc, api and worker once each, across reopens"
-    );
+    let resource_rows: i64 =
+        connection.query_row("SELECT count(*) FROM resources", [], |row| row.get(0)).expect("count");
+    assert_eq!(resource_rows, 3, "svc, api and worker once each, across reopens");
     let services: HashMap<String, u64> = SqliteStore::open(&path)
         .expect("open")
         .list_services(project.0.id)

@@ -44,9 +44,16 @@ impl Writer {
         let now_unix_nano = super::now_unix_nano();
         let transaction = self.connection.transaction()?;
         let mut services = ServiceCounters::new();
-        let caches = Caches { resource_ids: &self.resource_ids, scope_ids: &self.scope_ids, metric_ids: &self.metric_ids };
+        let caches =
+            Caches { resource_ids: &self.resource_ids, scope_ids: &self.scope_ids, metric_ids: &self.metric_ids };
         for batch in batches {
-            let mut context = BatchContext { transaction: &transaction, project_id: batch.project_id, caches: &caches, pending: &mut pending, services: &mut services };
+            let mut context = BatchContext {
+                transaction: &transaction,
+                project_id: batch.project_id,
+                caches: &caches,
+                pending: &mut pending,
+                services: &mut services,
+            };
             let mut duplicate_event_ids = std::collections::HashSet::new();
             let mut rowids = super::sessions_write::ItemRowids::default();
             match &batch.signal {
@@ -121,11 +128,13 @@ impl BatchContext<'_> {
             return Ok(*id);
         }
         let body = serde_json::to_string(resource).unwrap_or_default();
-        let id: i64 = self.transaction.prepare_cached(
-            "INSERT INTO resources (project_id, fingerprint, service_name, body) VALUES (?1, ?2, ?3, ?4)
+        let id: i64 = self
+            .transaction
+            .prepare_cached(
+                "INSERT INTO resources (project_id, fingerprint, service_name, body) VALUES (?1, ?2, ?3, ?4)
              ON CONFLICT (project_id, fingerprint) DO UPDATE SET body = body RETURNING id",
-        )?
-        .query_row(params![self.project_id, key.1, resource.service_name(), body], |row| row.get(0))?;
+            )?
+            .query_row(params![self.project_id, key.1, resource.service_name(), body], |row| row.get(0))?;
         self.pending.resource_ids.push((key, id));
         Ok(id)
     }
@@ -139,11 +148,13 @@ impl BatchContext<'_> {
             return Ok(*id);
         }
         let body = serde_json::to_string(scope).unwrap_or_default();
-        let id: i64 = self.transaction.prepare_cached(
-            "INSERT INTO scopes (project_id, fingerprint, body) VALUES (?1, ?2, ?3)
+        let id: i64 = self
+            .transaction
+            .prepare_cached(
+                "INSERT INTO scopes (project_id, fingerprint, body) VALUES (?1, ?2, ?3)
              ON CONFLICT (project_id, fingerprint) DO UPDATE SET body = body RETURNING id",
-        )?
-        .query_row(params![self.project_id, key.1, body], |row| row.get(0))?;
+            )?
+            .query_row(params![self.project_id, key.1, body], |row| row.get(0))?;
         self.pending.scope_ids.push((key, id));
         Ok(id)
     }
@@ -270,9 +281,10 @@ impl BatchContext<'_> {
             metric.unit.clone(),
         );
         let latest = metric.points.iter().map(|point| point.time_unix_nano).max().unwrap_or(0) as i64;
-        let cached = self.caches.metric_ids.get(&key).copied().or_else(|| {
-            self.pending.metric_ids.iter().find(|(pending_key, _)| *pending_key == key).map(|(_, id)| *id)
-        });
+        let cached =
+            self.caches.metric_ids.get(&key).copied().or_else(|| {
+                self.pending.metric_ids.iter().find(|(pending_key, _)| *pending_key == key).map(|(_, id)| *id)
+            });
         if let Some(id) = cached {
             self.transaction
                 .prepare_cached("UPDATE metrics SET last_seen_unix_nano = max(last_seen_unix_nano, ?2) WHERE id = ?1")?
@@ -347,7 +359,11 @@ fn point_value_json(value: &PointValue) -> String {
     serde_json::to_string(value).unwrap_or_else(|_| "null".to_owned())
 }
 
-fn upsert_trace_summaries(transaction: &Transaction<'_>, project_id: i64, deltas: &[TraceSummaryDelta]) -> StoreResult<()> {
+fn upsert_trace_summaries(
+    transaction: &Transaction<'_>,
+    project_id: i64,
+    deltas: &[TraceSummaryDelta],
+) -> StoreResult<()> {
     let mut statement = transaction.prepare_cached(
         "INSERT INTO trace_summaries (project_id, trace_id, start_time_unix_nano, end_time_unix_nano,
             root_service_name, root_span_name, root_duration_nanos, span_count, error_count, services)
@@ -432,7 +448,14 @@ fn upsert_service_stats(transaction: &Transaction<'_>, services: &ServiceCounter
             last_seen_unix_nano = max(last_seen_unix_nano, excluded.last_seen_unix_nano)",
     )?;
     for ((project_id, service), (spans, logs, points, last_seen)) in services {
-        statement.execute(params![project_id, service, *spans as i64, *logs as i64, *points as i64, *last_seen as i64])?;
+        statement.execute(params![
+            project_id,
+            service,
+            *spans as i64,
+            *logs as i64,
+            *points as i64,
+            *last_seen as i64
+        ])?;
     }
     Ok(())
 }
