@@ -231,8 +231,9 @@ pub fn render_markdown(report: &ErrorsReport) -> String {
         out,
         "- Workload per phase: {} requests × {} records = {} log records, one resource (service) per request. \
          Plain: INFO access logs, {:.0} B/record. Errors: ERROR/FATAL logs with `exception.type`, `.message` (ids vary) and \
-         `.stacktrace` from {} bugs ({} fatal) in Python, Node and Java services, {min_frames}–{max_frames} frames \
-         (mean {mean_frames:.1}), bug k of a service drawn with weight 1/(k+1); {:.0} B/record. Each request sent once.",
+         `.stacktrace` from {} bugs ({} fatal) in Python, Node and Java services: 10–30 printed frames per trace, \
+         {min_frames}–{max_frames} (mean {mean_frames:.1}) over the exception chain once Java's `... N more` is restored; \
+         bug k of a service drawn with weight 1/(k+1); {:.0} B/record. Each request sent once.",
         grouped(shape.requests as u64),
         grouped(shape.records_per_request as u64),
         grouped(records_per_phase),
@@ -275,16 +276,26 @@ pub fn render_markdown(report: &ErrorsReport) -> String {
     let _ = writeln!(
         out,
         "- **Cost per error event over a plain log: {:.1} µs** end to end over HTTP (1/{} − 1/{} s); an error log \
-         takes {:.1}× a plain log's share of the server. Of that, decoding and preparing (parse the stack trace, \
-         in-app rules, fingerprint, context) costs {:.1} µs more on one thread; the rest is grouping and storing at commit \
-         (writer thread: {} vs {} cores).",
+         takes {:.1}× a plain log's share of the server. Decoding and preparing alone (parse the stack trace, in-app \
+         rules, fingerprint, context) costs {:.1} µs more per error event on one thread; grouping and storing happen at \
+         commit on the writer thread.",
         report.extra_microseconds_per_error_event(),
         grouped(report.errors.records_per_second() as u64),
         grouped(report.plain.records_per_second() as u64),
         report.plain.records_per_second() / report.errors.records_per_second().max(1e-9),
         prepare_extra_us,
-        report.errors.cpu.writer_cores.map(|cores| format!("{cores:.2}")).unwrap_or_else(|| "?".to_owned()),
-        report.plain.cpu.writer_cores.map(|cores| format!("{cores:.2}")).unwrap_or_else(|| "?".to_owned()),
+    );
+    let cpu_per_record = |phase: &LogPhase| {
+        let rate = phase.records_per_second().max(1e-9);
+        let writer =
+            phase.cpu.writer_cores.map(|cores| format!("{:.0}", cores * 1e6 / rate)).unwrap_or_else(|| "?".to_owned());
+        format!("{:.0} µs (writer thread {writer} µs)", phase.cpu.process_cores * 1e6 / rate)
+    };
+    let _ = writeln!(
+        out,
+        "- CPU time per record, whole process (clients included): plain log {}, error log {}.",
+        cpu_per_record(&report.plain),
+        cpu_per_record(&report.errors),
     );
     for phase in [&report.plain, &report.errors] {
         let word = if phase.store_holds() { "OK" } else { "MISMATCH" };
@@ -389,11 +400,11 @@ fn render_queries(out: &mut String, report: &ErrorsReport, fill: &FillResult) {
         );
     }
     let _ = writeln!(out);
-    let slow: Vec<&str> = report
+    let slow: Vec<String> = report
         .queries
         .iter()
         .filter(|query| query.latency_ms(0.99) >= BAR_ISSUE_LIST_MS)
-        .map(|query| query.label.as_str())
+        .map(|query| format!("`{}`", query.query))
         .collect();
     let _ = writeln!(
         out,
