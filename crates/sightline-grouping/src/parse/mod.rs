@@ -30,17 +30,21 @@ use crate::platform::Platform;
 /// marked in-app with [`InAppRules::default`]; apply the project's rules afterwards.
 pub fn parse_stacktrace(text: &str, hint: Option<Platform>) -> ParsedStack {
     let lines: Vec<&str> = text.lines().take(MAX_INPUT_LINES).collect();
-    let detected = detect_platform(&lines);
+    // Detection scans every line against every format, so it runs only when there is no usable
+    // hint, or when the hinted parser found no frames (then the text decides, as before).
     let mut platform = match hint {
-        Some(Platform::Other) | None => detected,
+        Some(Platform::Other) | None => detect_platform(&lines),
         Some(hinted) => hinted,
     };
     let mut exceptions = parse_with(platform, &lines);
-    if frame_count(&exceptions) == 0 && detected != platform && detected != Platform::Other {
-        let detected_exceptions = parse_with(detected, &lines);
-        if frame_count(&detected_exceptions) > 0 {
-            platform = detected;
-            exceptions = detected_exceptions;
+    if frame_count(&exceptions) == 0 {
+        let detected = detect_platform(&lines);
+        if detected != platform && detected != Platform::Other {
+            let detected_exceptions = parse_with(detected, &lines);
+            if frame_count(&detected_exceptions) > 0 {
+                platform = detected;
+                exceptions = detected_exceptions;
+            }
         }
     }
     exceptions.retain(|exception| {
