@@ -3,7 +3,7 @@
 //! pages to the file system so the database file does not grow without bound.
 
 use std::sync::Arc;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use crate::store::{Store, StoreResult};
 
@@ -45,7 +45,7 @@ pub async fn run_periodically(store: Arc<dyn Store>, interval: Duration, chunk_r
     loop {
         ticker.tick().await;
         let store = store.clone();
-        let now = SystemTime::now().duration_since(UNIX_EPOCH).map(|elapsed| elapsed.as_nanos() as u64).unwrap_or(0);
+        let now = crate::clock::now_unix_nano();
         match tokio::task::spawn_blocking(move || run_once(store.as_ref(), now, chunk_rows)).await {
             Ok(Ok(0)) => {}
             Ok(Ok(deleted)) => tracing::info!(deleted, "Retention removed expired rows"),

@@ -10,7 +10,6 @@
 //! - `GET  /api/v1/projects/{project}/errors/stats?timeRange=24h&service=`
 
 use std::sync::Arc;
-use std::time::{SystemTime, UNIX_EPOCH};
 
 use axum::body::Bytes;
 use axum::extract::rejection::{PathRejection, QueryRejection};
@@ -36,9 +35,7 @@ pub(super) fn routes() -> Router<Arc<AppState>> {
         .route("/api/v1/projects/{project}/errors/stats", get(error_stats))
 }
 
-fn now_unix_nano() -> u64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map(|elapsed| elapsed.as_nanos() as u64).unwrap_or(0)
-}
+use crate::clock::now_unix_nano;
 
 fn parse_issue_query(params: &QueryParams) -> Result<IssueQuery, ApiError> {
     const KNOWN: [&str; 13] = [

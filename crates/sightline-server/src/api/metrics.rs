@@ -6,7 +6,6 @@
 //!   the math per metric type is in `api/series.rs`.
 
 use std::sync::Arc;
-use std::time::{SystemTime, UNIX_EPOCH};
 
 use axum::extract::rejection::{PathRejection, QueryRejection};
 use axum::extract::{Path, Query, State};
@@ -87,9 +86,7 @@ struct SeriesParams {
     request: SeriesRequest,
 }
 
-fn now_unix_nano() -> u64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map(|elapsed| elapsed.as_nanos() as u64).unwrap_or(0)
-}
+use crate::clock::now_unix_nano;
 
 /// `step` in whole seconds: a number of seconds or a duration (`30s`, `5m`, `1h`). Absent, the
 /// range split in [`DEFAULT_BUCKETS`], rounded up to a whole second.

@@ -11,7 +11,6 @@
 //! A retried batch does not double-count: events are stored once per `event_id`.
 
 use std::sync::Arc;
-use std::time::{SystemTime, UNIX_EPOCH};
 
 use axum::Router;
 use axum::body::Body;
@@ -185,7 +184,7 @@ async fn ingest_events(
                 }
             })?
             .to_bytes();
-        let now = SystemTime::now().duration_since(UNIX_EPOCH).map(|elapsed| elapsed.as_nanos() as u64).unwrap_or(0);
+        let now = crate::clock::now_unix_nano();
         let prepare_context = state.ingestor.prepare_context();
         let inline = encoding == ContentEncoding::Identity && raw.len() < PARSE_INLINE_MAX_BYTES;
         let prepare = move |project: Project| -> Result<(pipeline::Prepared, Vec<(usize, String)>), IngestError> {

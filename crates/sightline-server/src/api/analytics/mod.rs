@@ -9,18 +9,13 @@ pub(crate) mod funnel;
 pub(crate) mod percentile;
 pub(crate) mod vitals;
 
-use std::time::{SystemTime, UNIX_EPOCH};
-
 use super::params::QueryParams;
 use super::{ApiError, parse_time};
 
 /// ns per hour.
 pub(crate) const NANOS_PER_HOUR: u64 = 3_600 * 1_000_000_000;
 
-/// Now, ns since the epoch.
-pub(crate) fn now_unix_nano() -> u64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map(|elapsed| elapsed.as_nanos() as u64).unwrap_or(0)
-}
+pub(crate) use crate::clock::now_unix_nano;
 
 /// `from` and `to` (ns since the epoch) of a request: `to` defaults to now, `from` to
 /// `default_range_nanos` before `to`; 400 when `from` is after `to`.

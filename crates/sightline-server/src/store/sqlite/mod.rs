@@ -45,9 +45,7 @@ fn configure(connection: &Connection) -> rusqlite::Result<()> {
     )
 }
 
-pub(crate) fn now_unix_nano() -> u64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map(|elapsed| elapsed.as_nanos() as u64).unwrap_or(0)
-}
+pub(crate) use crate::clock::now_unix_nano;
 
 pub(crate) fn now_unix_ms() -> i64 {
     SystemTime::now().duration_since(UNIX_EPOCH).map(|elapsed| elapsed.as_millis() as i64).unwrap_or(0)
