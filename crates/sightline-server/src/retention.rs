@@ -38,9 +38,11 @@ pub fn run_once(store: &dyn Store, now_unix_nano: u64, chunk_rows: usize) -> Sto
     Ok(total)
 }
 
-/// Runs [`run_once`] every `interval` until the task is aborted.
+/// Runs [`run_once`] every `interval` (first after one interval) until the task is aborted.
 pub async fn run_periodically(store: Arc<dyn Store>, interval: Duration, chunk_rows: usize) {
-    let mut ticker = tokio::time::interval(interval);
+    // The first pass comes one interval after start, not at once: start-up stays fast, and data
+    // sent right after start is never raced by a pass.
+    let mut ticker = tokio::time::interval_at(tokio::time::Instant::now() + interval, interval);
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         ticker.tick().await;
