@@ -5,6 +5,8 @@
 //! API.
 
 use std::cmp::Ordering;
+use std::collections::hash_map::Entry;
+use std::collections::{HashMap, HashSet};
 
 use rusqlite::{OptionalExtension, Transaction, params};
 
@@ -115,86 +117,281 @@ fn compare_releases(
     })
 }
 
-fn find_issue(transaction: &Transaction<'_>, project_id: i64, hashes: &[String]) -> StoreResult<Option<i64>> {
-    let mut statement =
-        transaction.prepare_cached("SELECT issue_id FROM issue_hashes WHERE project_id = ?1 AND hash = ?2")?;
-    for hash in hashes {
-        if let Some(issue_id) = statement.query_row(params![project_id, hash], |row| row.get(0)).optional()? {
-            return Ok(Some(issue_id));
+/// One issue's changes over a commit, applied with one `UPDATE` (plus one upsert per distinct
+/// tag value and hour) when the commit's events are all grouped. Hot issues receive hundreds of
+/// events per commit; writing the issue row, its four indexes, its tags and hours once per
+/// commit instead of once per event is what keeps grouping off the writer's critical path.
+struct PendingIssue {
+    /// The lifecycle state as it evolves event by event (counts included).
+    state: IssueState,
+    /// Title, culprit, exception type and platform of the latest event grouped.
+    title: String,
+    culprit: Option<String>,
+    exception_type: String,
+    platform: String,
+    last_release: Option<String>,
+    first_seen_unix_nano: i64,
+    last_seen_unix_nano: i64,
+    users: HashSet<String>,
+    sessions: HashSet<String>,
+    new_users: i64,
+    new_sessions: i64,
+    tags: HashMap<(String, String), i64>,
+    hourly: HashMap<i64, i64>,
+}
+
+/// Groups the error events of one commit into issues (Sentry's lifecycle, see the module docs).
+/// Events are processed one by one in commit order, so regression, "ignore until" and
+/// first/last seen behave exactly as if each event were committed alone; only the writes are
+/// aggregated. Call [`ErrorGrouper::add`] for every event, then [`ErrorGrouper::finish`] once,
+/// inside the same transaction.
+pub(super) struct ErrorGrouper {
+    now_unix_nano: u64,
+    /// Grouping hash → issue, for hashes looked up or created in this commit.
+    issue_by_hash: HashMap<(i64, String), i64>,
+    /// Releases already recorded in this commit.
+    releases: HashSet<(i64, String)>,
+    pending: HashMap<i64, PendingIssue>,
+}
+
+impl ErrorGrouper {
+    /// A grouper for a commit at `now_unix_nano` (the regression guard compares it with the
+    /// resolution time).
+    pub(super) fn new(now_unix_nano: u64) -> Self {
+        Self { now_unix_nano, issue_by_hash: HashMap::new(), releases: HashSet::new(), pending: HashMap::new() }
+    }
+
+    /// Groups one event of `project_id`: finds or creates its issue, advances the issue's
+    /// lifecycle and stores the event with `body` as its JSON (serialized here when `None`).
+    /// Returns the stored event's row id (session timelines point at it).
+    pub(super) fn add(
+        &mut self,
+        transaction: &Transaction<'_>,
+        project_id: i64,
+        event: &ErrorEvent,
+        body: Option<&str>,
+    ) -> StoreResult<i64> {
+        let now_unix_nano = self.now_unix_nano;
+        let timestamp = event.timestamp_unix_nano.min(i64::MAX as u64) as i64;
+        if let Some(release) = &event.context.release
+            && self.releases.insert((project_id, release.clone()))
+        {
+            transaction
+                .prepare_cached(
+                    "INSERT OR IGNORE INTO releases (project_id, version, first_seen_unix_nano) VALUES (?1, ?2, ?3)",
+                )?
+                .execute(params![project_id, release, now_unix_nano as i64])?;
         }
-    }
-    Ok(None)
-}
+        let issue_id = self.issue_for(transaction, project_id, event, timestamp)?;
+        let pending = match self.pending.entry(issue_id) {
+            Entry::Occupied(entry) => entry.into_mut(),
+            Entry::Vacant(entry) => {
+                let state = load_state(transaction, issue_id)?;
+                entry.insert(PendingIssue {
+                    title: String::new(),
+                    culprit: None,
+                    exception_type: String::new(),
+                    platform: String::new(),
+                    last_release: state.last_release.clone(),
+                    first_seen_unix_nano: timestamp,
+                    last_seen_unix_nano: timestamp,
+                    state,
+                    users: HashSet::new(),
+                    sessions: HashSet::new(),
+                    new_users: 0,
+                    new_sessions: 0,
+                    tags: HashMap::new(),
+                    hourly: HashMap::new(),
+                })
+            }
+        };
+        advance_lifecycle(transaction, project_id, issue_id, &mut pending.state, event, now_unix_nano)?;
+        pending.title.clone_from(&event.title);
+        if event.culprit.is_some() {
+            pending.culprit.clone_from(&event.culprit);
+        }
+        pending.exception_type.clone_from(&event.exception_type);
+        pending.platform = platform_name(event);
+        if event.context.release.is_some() {
+            pending.last_release.clone_from(&event.context.release);
+        }
+        pending.first_seen_unix_nano = pending.first_seen_unix_nano.min(timestamp);
+        pending.last_seen_unix_nano = pending.last_seen_unix_nano.max(timestamp);
+        if let Some(user) = &event.context.user_id
+            && pending.users.insert(user.clone())
+        {
+            pending.new_users += transaction
+                .prepare_cached("INSERT OR IGNORE INTO issue_users (issue_id, value) VALUES (?1, ?2)")?
+                .execute(params![issue_id, user])? as i64;
+        }
+        if let Some(session) = &event.context.session_id
+            && pending.sessions.insert(session.clone())
+        {
+            pending.new_sessions += transaction
+                .prepare_cached("INSERT OR IGNORE INTO issue_sessions (issue_id, value) VALUES (?1, ?2)")?
+                .execute(params![issue_id, session])? as i64;
+        }
+        for (key, value) in &event.tags {
+            *pending.tags.entry((key.clone(), value.clone())).or_default() += 1;
+        }
+        let hour = timestamp - timestamp.rem_euclid(3_600_000_000_000);
+        *pending.hourly.entry(hour).or_default() += 1;
 
-/// Groups `events` into issues of `project_id` inside `transaction`. `now_unix_nano` is the
-/// commit time (the regression guard compares it with the resolution time). Returns the stored
-/// error events' row ids, in the order of `events` (session timelines point at them).
-pub(super) fn group_errors(
-    transaction: &Transaction<'_>,
-    project_id: i64,
-    events: &[ErrorEvent],
-    now_unix_nano: u64,
-) -> StoreResult<Vec<i64>> {
-    let mut rowids = Vec::with_capacity(events.len());
-    for event in events {
-        rowids.push(group_one(transaction, project_id, event, now_unix_nano)?);
-    }
-    Ok(rowids)
-}
-
-fn group_one(
-    transaction: &Transaction<'_>,
-    project_id: i64,
-    event: &ErrorEvent,
-    now_unix_nano: u64,
-) -> StoreResult<i64> {
-    let timestamp = event.timestamp_unix_nano as i64;
-    if let Some(release) = &event.context.release {
+        let made_here;
+        let body = match body {
+            Some(body) => body,
+            None => {
+                made_here = serde_json::to_string(event).map_err(|error| StoreError::Database(error.to_string()))?;
+                made_here.as_str()
+            }
+        };
         transaction
             .prepare_cached(
-                "INSERT OR IGNORE INTO releases (project_id, version, first_seen_unix_nano) VALUES (?1, ?2, ?3)",
+                "INSERT INTO error_events (project_id, issue_id, event_id, timestamp_unix_nano, level, service_name, body)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
             )?
-            .execute(params![project_id, release, now_unix_nano as i64])?;
-    }
-    let issue_id = match find_issue(transaction, project_id, &event.fingerprint.hashes)? {
-        Some(issue_id) => issue_id,
-        None => transaction
-            .prepare_cached(
-                "INSERT INTO issues (project_id, primary_hash, title, culprit, exception_type, level, platform, status, substatus,
-                    first_seen_unix_nano, last_seen_unix_nano, event_count, user_count, session_count, last_release)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, 'unresolved', 'new', ?8, ?8, 0, 0, 0, ?9) RETURNING id",
-            )?
-            .query_row(
-                params![
-                    project_id,
-                    event.fingerprint.primary_hash,
-                    event.title,
-                    event.culprit,
-                    event.exception_type,
-                    event.level.as_str(),
-                    platform_name(event),
-                    timestamp,
-                    event.context.release,
-                ],
-                |row| row.get(0),
-            )?,
-    };
-    {
-        let mut statement = transaction
-            .prepare_cached("INSERT OR IGNORE INTO issue_hashes (project_id, hash, issue_id) VALUES (?1, ?2, ?3)")?;
-        for hash in &event.fingerprint.hashes {
-            statement.execute(params![project_id, hash, issue_id])?;
-        }
+            .execute(params![
+                project_id,
+                issue_id,
+                event.event_id,
+                timestamp,
+                event.level.as_str(),
+                event.context.service,
+                body
+            ])?;
+        Ok(transaction.last_insert_rowid())
     }
 
-    let state = load_state(transaction, issue_id)?;
-    let event_count = state.event_count + 1;
-    let mut status = state.status;
-    let mut substatus = state.substatus.clone();
-    let mut resolved_in_release = state.resolved_in_release.clone();
-    let mut resolved_at = state.resolved_at_unix_nano;
-    let mut ignore_until_count = state.ignore_until_event_count;
-    let mut ignore_until_time = state.ignore_until_unix_nano;
+    /// The issue an event joins: the first of its hashes already known (Sentry: an event joins
+    /// a group when any of its variant hashes matches, so reclassified frames don't split
+    /// groups), else a new issue under its primary hash. Every hash of the event then points
+    /// at the issue.
+    fn issue_for(
+        &mut self,
+        transaction: &Transaction<'_>,
+        project_id: i64,
+        event: &ErrorEvent,
+        timestamp: i64,
+    ) -> StoreResult<i64> {
+        let mut found = None;
+        let mut unknown_hashes = Vec::new();
+        for hash in &event.fingerprint.hashes {
+            let key = (project_id, hash.clone());
+            if let Some(issue_id) = self.issue_by_hash.get(&key) {
+                found.get_or_insert(*issue_id);
+                continue;
+            }
+            let stored: Option<i64> = transaction
+                .prepare_cached("SELECT issue_id FROM issue_hashes WHERE project_id = ?1 AND hash = ?2")?
+                .query_row(params![project_id, hash], |row| row.get(0))
+                .optional()?;
+            match stored {
+                Some(issue_id) => {
+                    self.issue_by_hash.insert(key, issue_id);
+                    found.get_or_insert(issue_id);
+                }
+                None => unknown_hashes.push(key),
+            }
+        }
+        let issue_id = match found {
+            Some(issue_id) => issue_id,
+            None => transaction
+                .prepare_cached(
+                    "INSERT INTO issues (project_id, primary_hash, title, culprit, exception_type, level, platform, status, substatus,
+                        first_seen_unix_nano, last_seen_unix_nano, event_count, user_count, session_count, last_release)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, 'unresolved', 'new', ?8, ?8, 0, 0, 0, ?9) RETURNING id",
+                )?
+                .query_row(
+                    params![
+                        project_id,
+                        event.fingerprint.primary_hash,
+                        event.title,
+                        event.culprit,
+                        event.exception_type,
+                        event.level.as_str(),
+                        platform_name(event),
+                        timestamp,
+                        event.context.release,
+                    ],
+                    |row| row.get(0),
+                )?,
+        };
+        let mut statement = transaction
+            .prepare_cached("INSERT OR IGNORE INTO issue_hashes (project_id, hash, issue_id) VALUES (?1, ?2, ?3)")?;
+        for key in unknown_hashes {
+            statement.execute(params![project_id, key.1, issue_id])?;
+            self.issue_by_hash.insert(key, issue_id);
+        }
+        Ok(issue_id)
+    }
+
+    /// Writes every touched issue's aggregated changes: one `UPDATE` per issue, one upsert per
+    /// distinct tag value and per hour.
+    pub(super) fn finish(self, transaction: &Transaction<'_>) -> StoreResult<()> {
+        let mut update = transaction.prepare_cached(
+            "UPDATE issues SET
+                title = ?2, culprit = coalesce(?3, culprit), exception_type = ?4, level = ?5, platform = ?6,
+                status = ?7, substatus = ?8, first_seen_unix_nano = min(first_seen_unix_nano, ?9),
+                last_seen_unix_nano = max(last_seen_unix_nano, ?10), event_count = ?11,
+                user_count = user_count + ?12, session_count = session_count + ?13,
+                last_release = ?14, resolved_in_release = ?15, resolved_at_unix_nano = ?16,
+                ignore_until_event_count = ?17, ignore_until_unix_nano = ?18
+             WHERE id = ?1",
+        )?;
+        let mut tag = transaction.prepare_cached(
+            "INSERT INTO issue_tags (issue_id, key, value, count) VALUES (?1, ?2, ?3, ?4)
+             ON CONFLICT (issue_id, key, value) DO UPDATE SET count = count + excluded.count",
+        )?;
+        let mut hourly = transaction.prepare_cached(
+            "INSERT INTO issue_hourly (issue_id, hour_unix_nano, count) VALUES (?1, ?2, ?3)
+             ON CONFLICT (issue_id, hour_unix_nano) DO UPDATE SET count = count + excluded.count",
+        )?;
+        for (issue_id, pending) in self.pending {
+            let state = &pending.state;
+            update.execute(params![
+                issue_id,
+                pending.title,
+                pending.culprit,
+                pending.exception_type,
+                state.level.as_str(),
+                pending.platform,
+                state.status.as_str(),
+                state.substatus,
+                pending.first_seen_unix_nano,
+                pending.last_seen_unix_nano,
+                state.event_count as i64,
+                pending.new_users,
+                pending.new_sessions,
+                pending.last_release,
+                state.resolved_in_release,
+                state.resolved_at_unix_nano.map(|value| value as i64),
+                state.ignore_until_event_count.map(|value| value as i64),
+                state.ignore_until_unix_nano.map(|value| value as i64),
+            ])?;
+            for ((key, value), count) in &pending.tags {
+                tag.execute(params![issue_id, key, value, count])?;
+            }
+            for (hour, count) in &pending.hourly {
+                hourly.execute(params![issue_id, hour, count])?;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Advances an issue's lifecycle by one event: counts it, regresses a resolved issue (unless the
+/// event's release is older than the resolving one, or the resolution is under 5 s old), ends an
+/// expired "ignore until", moves "new" to "ongoing" after seven days, and keeps the highest level.
+/// Status changes are written to the history at once.
+fn advance_lifecycle(
+    transaction: &Transaction<'_>,
+    project_id: i64,
+    issue_id: i64,
+    state: &mut IssueState,
+    event: &ErrorEvent,
+    now_unix_nano: u64,
+) -> StoreResult<()> {
+    state.event_count += 1;
     match state.status {
         IssueStatus::Resolved | IssueStatus::ResolvedInRelease => {
             let within_guard = state
@@ -207,14 +404,14 @@ fn group_one(
                 _ => false,
             };
             if !within_guard && !from_older_release {
-                status = IssueStatus::Unresolved;
-                substatus = Some("regressed".into());
-                resolved_in_release = None;
-                resolved_at = None;
+                state.status = IssueStatus::Unresolved;
+                state.substatus = Some("regressed".into());
+                state.resolved_in_release = None;
+                state.resolved_at_unix_nano = None;
                 add_history(
                     transaction,
                     issue_id,
-                    status,
+                    state.status,
                     Some("regressed"),
                     "regression",
                     "system",
@@ -224,17 +421,17 @@ fn group_one(
             }
         }
         IssueStatus::Ignored => {
-            let count_reached = state.ignore_until_event_count.is_some_and(|limit| event_count >= limit);
+            let count_reached = state.ignore_until_event_count.is_some_and(|limit| state.event_count >= limit);
             let time_passed = state.ignore_until_unix_nano.is_some_and(|until| now_unix_nano >= until);
             if count_reached || time_passed {
-                status = IssueStatus::Unresolved;
-                substatus = Some("escalating".into());
-                ignore_until_count = None;
-                ignore_until_time = None;
+                state.status = IssueStatus::Unresolved;
+                state.substatus = Some("escalating".into());
+                state.ignore_until_event_count = None;
+                state.ignore_until_unix_nano = None;
                 add_history(
                     transaction,
                     issue_id,
-                    status,
+                    state.status,
                     Some("escalating"),
                     "ignore_expired",
                     "system",
@@ -244,89 +441,15 @@ fn group_one(
             }
         }
         IssueStatus::Unresolved => {
-            if substatus.as_deref() == Some("new")
+            if state.substatus.as_deref() == Some("new")
                 && now_unix_nano.saturating_sub(state.first_seen_unix_nano) > NEW_ISSUE_NANOS
             {
-                substatus = Some("ongoing".into());
+                state.substatus = Some("ongoing".into());
             }
         }
     }
-    let level = state.level.max(event.level);
-
-    let mut new_users = 0i64;
-    if let Some(user) = &event.context.user_id {
-        new_users = transaction
-            .prepare_cached("INSERT OR IGNORE INTO issue_users (issue_id, value) VALUES (?1, ?2)")?
-            .execute(params![issue_id, user])? as i64;
-    }
-    let mut new_sessions = 0i64;
-    if let Some(session) = &event.context.session_id {
-        new_sessions = transaction
-            .prepare_cached("INSERT OR IGNORE INTO issue_sessions (issue_id, value) VALUES (?1, ?2)")?
-            .execute(params![issue_id, session])? as i64;
-    }
-    transaction
-        .prepare_cached(
-            "UPDATE issues SET
-                title = ?2, culprit = coalesce(?3, culprit), exception_type = ?4, level = ?5, platform = ?6,
-                status = ?7, substatus = ?8, first_seen_unix_nano = min(first_seen_unix_nano, ?9),
-                last_seen_unix_nano = max(last_seen_unix_nano, ?9), event_count = ?10,
-                user_count = user_count + ?11, session_count = session_count + ?12,
-                last_release = coalesce(?13, last_release), resolved_in_release = ?14, resolved_at_unix_nano = ?15,
-                ignore_until_event_count = ?16, ignore_until_unix_nano = ?17
-             WHERE id = ?1",
-        )?
-        .execute(params![
-            issue_id,
-            event.title,
-            event.culprit,
-            event.exception_type,
-            level.as_str(),
-            platform_name(event),
-            status.as_str(),
-            substatus,
-            timestamp,
-            event_count as i64,
-            new_users,
-            new_sessions,
-            event.context.release,
-            resolved_in_release,
-            resolved_at.map(|value| value as i64),
-            ignore_until_count.map(|value| value as i64),
-            ignore_until_time.map(|value| value as i64),
-        ])?;
-    {
-        let mut statement = transaction.prepare_cached(
-            "INSERT INTO issue_tags (issue_id, key, value, count) VALUES (?1, ?2, ?3, 1)
-             ON CONFLICT (issue_id, key, value) DO UPDATE SET count = count + 1",
-        )?;
-        for (key, value) in &event.tags {
-            statement.execute(params![issue_id, key, value])?;
-        }
-    }
-    let hour = timestamp - timestamp.rem_euclid(3_600_000_000_000);
-    transaction
-        .prepare_cached(
-            "INSERT INTO issue_hourly (issue_id, hour_unix_nano, count) VALUES (?1, ?2, 1)
-             ON CONFLICT (issue_id, hour_unix_nano) DO UPDATE SET count = count + 1",
-        )?
-        .execute(params![issue_id, hour])?;
-    let body = serde_json::to_string(event).map_err(|error| StoreError::Database(error.to_string()))?;
-    transaction
-        .prepare_cached(
-            "INSERT INTO error_events (project_id, issue_id, event_id, timestamp_unix_nano, level, service_name, body)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
-        )?
-        .execute(params![
-            project_id,
-            issue_id,
-            event.event_id,
-            timestamp,
-            event.level.as_str(),
-            event.context.service,
-            body
-        ])?;
-    Ok(transaction.last_insert_rowid())
+    state.level = state.level.max(event.level);
+    Ok(())
 }
 
 fn platform_name(event: &ErrorEvent) -> String {
@@ -403,6 +526,9 @@ pub(super) fn change_status(
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod commit_tests;
 
 #[cfg(test)]
 mod tests {

@@ -1,9 +1,9 @@
-//! Session summaries at commit: completes a batch's session deltas with its fresh product events
-//! and error events, upserts each session once (the upsert is [`SessionDelta::merge`] in SQL, so
+//! Session summaries at commit: completes each batch's session deltas with its fresh product events
+//! and error events, merges them over the commit and upserts each session once (the upsert is [`SessionDelta::merge`] in SQL, so
 //! out-of-order batches give the same summary), indexes the session's items for the timeline and
 //! adds the correlation counters.
 
-use std::collections::HashSet;
+use std::collections::{BTreeMap, HashSet};
 
 use rusqlite::{Transaction, params};
 
@@ -32,65 +32,123 @@ pub(super) struct FreshEvents<'a> {
     pub(super) duplicate_derived_ids: &'a HashSet<String>,
 }
 
-/// Writes the batch's session facts. `errors` are the error events grouped for this batch (retries
-/// left out), `rowids` what the batch inserted.
-pub(super) fn write_sessions(
-    transaction: &Transaction<'_>,
-    batch: &WriteBatch,
-    fresh: FreshEvents<'_>,
-    errors: &[ErrorEvent],
-    rowids: &ItemRowids,
-) -> StoreResult<()> {
-    let events = match &batch.signal {
-        SignalBatch::Events(events) => events.as_slice(),
-        _ => &[],
-    };
-    let has_session = |event: &&sightline_model::ProductEvent| !event.session_id.is_empty();
-    let nothing_to_do = batch.sessions.is_empty()
-        && !events.iter().any(|event| has_session(&event))
-        && !batch.derived_events.iter().any(|event| has_session(&event))
-        && !errors.iter().any(|error| error.context.session_id.is_some());
-    if nothing_to_do {
-        return Ok(());
+/// A session's changes over a commit: the merged delta of every batch that touched it, and its
+/// timeline items already resolved to stored row ids.
+struct PendingSession {
+    delta: SessionDelta,
+    /// (time ns, kind code, row id).
+    items: Vec<(i64, i64, i64)>,
+}
+
+/// Collects the session facts of every batch of a commit and writes them once per session:
+/// a session seen by many requests in one commit costs one upsert, not one per request.
+/// [`SessionDelta::merge`] is the same merge the upsert performs, so merging first and
+/// upserting once gives the summary per-batch upserts would have.
+#[derive(Default)]
+pub(super) struct SessionWriter {
+    /// Keyed by (project, `session.id`), ordered so upserts walk the unique index in order.
+    sessions: BTreeMap<(i64, String), PendingSession>,
+    /// (project, day) → (SERVER spans, with a session).
+    correlation: BTreeMap<(i64, u64), (u64, u64)>,
+}
+
+impl SessionWriter {
+    /// Adds one batch's session facts. `errors` are the error events grouped for this batch
+    /// (retries left out), `rowids` what the batch inserted.
+    pub(super) fn add_batch(
+        &mut self,
+        batch: &WriteBatch,
+        fresh: FreshEvents<'_>,
+        errors: &[ErrorEvent],
+        rowids: &ItemRowids,
+    ) {
+        let events = match &batch.signal {
+            SignalBatch::Events(events) => events.as_slice(),
+            _ => &[],
+        };
+        let has_session = |event: &&sightline_model::ProductEvent| !event.session_id.is_empty();
+        let nothing_to_do = batch.sessions.is_empty()
+            && !events.iter().any(|event| has_session(&event))
+            && !batch.derived_events.iter().any(|event| has_session(&event))
+            && !errors.iter().any(|error| error.context.session_id.is_some());
+        if nothing_to_do {
+            return;
+        }
+        let mut accumulator = SessionAccumulator::from_batch(batch.sessions.clone());
+        for event in events.iter().filter(|event| !fresh.duplicate_event_ids.contains(&event.event_id)) {
+            accumulator.add_event(event);
+        }
+        for event in batch.derived_events.iter().filter(|event| !fresh.duplicate_derived_ids.contains(&event.event_id))
+        {
+            accumulator.add_event(event);
+        }
+        for (position, error) in errors.iter().enumerate() {
+            let Some(session_id) = &error.context.session_id else { continue };
+            let delta = accumulator.session(session_id, error.timestamp_unix_nano);
+            delta.touch(error.timestamp_unix_nano, error.timestamp_unix_nano);
+            delta.errors += 1;
+            delta.items.push(SessionItem {
+                kind: SessionItemKind::Error,
+                position,
+                timestamp_unix_nano: error.timestamp_unix_nano,
+            });
+        }
+        let sessions = accumulator.finish();
+        for mut delta in sessions.deltas {
+            let items: Vec<(i64, i64, i64)> = std::mem::take(&mut delta.items)
+                .iter()
+                .filter_map(|item| {
+                    let stored = match item.kind {
+                        SessionItemKind::Request => &rowids.spans,
+                        SessionItemKind::Log => &rowids.logs,
+                        SessionItemKind::Error => &rowids.errors,
+                    };
+                    // A position without a row would be a pipeline bug; the item is skipped,
+                    // never misfiled.
+                    let rowid = stored.get(item.position)?;
+                    Some((as_sql_time(item.timestamp_unix_nano), item.kind.code(), *rowid))
+                })
+                .collect();
+            match self.sessions.entry((batch.project_id, delta.session_id.clone())) {
+                std::collections::btree_map::Entry::Occupied(mut entry) => {
+                    let pending = entry.get_mut();
+                    pending.delta.merge(delta);
+                    pending.items.extend(items);
+                }
+                std::collections::btree_map::Entry::Vacant(entry) => {
+                    entry.insert(PendingSession { delta, items });
+                }
+            }
+        }
+        for counter in &sessions.correlation {
+            let entry = self.correlation.entry((batch.project_id, counter.day_unix_nano)).or_default();
+            entry.0 += counter.server_spans;
+            entry.1 += counter.with_session;
+        }
     }
-    let mut accumulator = SessionAccumulator::from_batch(batch.sessions.clone());
-    for event in events.iter().filter(|event| !fresh.duplicate_event_ids.contains(&event.event_id)) {
-        accumulator.add_event(event);
+
+    /// Upserts every session once, indexes its items and adds the correlation counters.
+    pub(super) fn finish(self, transaction: &Transaction<'_>) -> StoreResult<()> {
+        for ((project_id, _), pending) in &self.sessions {
+            let session_key = upsert_session(transaction, *project_id, &pending.delta)?;
+            insert_items(transaction, session_key, &pending.items)?;
+        }
+        let mut statement = transaction.prepare_cached(
+            "INSERT INTO session_correlation (project_id, day_unix_nano, server_spans, with_session) VALUES (?1, ?2, ?3, ?4)
+             ON CONFLICT (project_id, day_unix_nano) DO UPDATE SET
+                server_spans = server_spans + excluded.server_spans,
+                with_session = with_session + excluded.with_session",
+        )?;
+        for ((project_id, day_unix_nano), (server_spans, with_session)) in &self.correlation {
+            statement.execute(params![
+                project_id,
+                as_sql_time(*day_unix_nano),
+                *server_spans as i64,
+                *with_session as i64
+            ])?;
+        }
+        Ok(())
     }
-    for event in batch.derived_events.iter().filter(|event| !fresh.duplicate_derived_ids.contains(&event.event_id)) {
-        accumulator.add_event(event);
-    }
-    for (position, error) in errors.iter().enumerate() {
-        let Some(session_id) = &error.context.session_id else { continue };
-        let delta = accumulator.session(session_id, error.timestamp_unix_nano);
-        delta.touch(error.timestamp_unix_nano, error.timestamp_unix_nano);
-        delta.errors += 1;
-        delta.items.push(SessionItem {
-            kind: SessionItemKind::Error,
-            position,
-            timestamp_unix_nano: error.timestamp_unix_nano,
-        });
-    }
-    let sessions = accumulator.finish();
-    for delta in &sessions.deltas {
-        let session_key = upsert_session(transaction, batch.project_id, delta)?;
-        insert_items(transaction, session_key, &delta.items, rowids)?;
-    }
-    let mut statement = transaction.prepare_cached(
-        "INSERT INTO session_correlation (project_id, day_unix_nano, server_spans, with_session) VALUES (?1, ?2, ?3, ?4)
-         ON CONFLICT (project_id, day_unix_nano) DO UPDATE SET
-            server_spans = server_spans + excluded.server_spans,
-            with_session = with_session + excluded.with_session",
-    )?;
-    for counter in &sessions.correlation {
-        statement.execute(params![
-            batch.project_id,
-            as_sql_time(counter.day_unix_nano),
-            counter.server_spans as i64,
-            counter.with_session as i64
-        ])?;
-    }
-    Ok(())
 }
 
 fn as_sql_time(unix_nano: u64) -> i64 {
@@ -164,12 +222,7 @@ fn upsert_session(transaction: &Transaction<'_>, project_id: i64, delta: &Sessio
     Ok(session_key)
 }
 
-fn insert_items(
-    transaction: &Transaction<'_>,
-    session_key: i64,
-    items: &[SessionItem],
-    rowids: &ItemRowids,
-) -> StoreResult<()> {
+fn insert_items(transaction: &Transaction<'_>, session_key: i64, items: &[(i64, i64, i64)]) -> StoreResult<()> {
     if items.is_empty() {
         return Ok(());
     }
@@ -177,15 +230,8 @@ fn insert_items(
         "INSERT OR IGNORE INTO session_items (session_key, timestamp_unix_nano, kind, item_rowid)
          VALUES (?1, ?2, ?3, ?4)",
     )?;
-    for item in items {
-        let stored = match item.kind {
-            SessionItemKind::Request => &rowids.spans,
-            SessionItemKind::Log => &rowids.logs,
-            SessionItemKind::Error => &rowids.errors,
-        };
-        // A position without a row would be a pipeline bug; the item is skipped, never misfiled.
-        let Some(rowid) = stored.get(item.position) else { continue };
-        statement.execute(params![session_key, as_sql_time(item.timestamp_unix_nano), item.kind.code(), rowid])?;
+    for (timestamp_unix_nano, kind, rowid) in items {
+        statement.execute(params![session_key, timestamp_unix_nano, kind, rowid])?;
     }
     Ok(())
 }

@@ -132,6 +132,7 @@ fn event(index: u64, event_type: EventType, at_ms: u64, path: &str) -> ProductEv
         event_type,
         event_name: format!("{} {index}", event_type.as_str()),
         timestamp_unix_nano: BASE + at_ms * MS,
+        timestamp_defaulted: false,
         sequence: Some(index as i64),
         properties,
         metadata,
@@ -160,7 +161,7 @@ fn write_batch(project_id: i64, signal: SignalBatch) -> WriteBatch {
         SignalBatch::Events(events) => (errors_from_product_events(events, options(&rules)), Default::default()),
         SignalBatch::Metrics(_) => (Vec::new(), Default::default()),
     };
-    WriteBatch {
+    let mut batch = WriteBatch {
         project_id,
         signal,
         trace_summaries: Vec::new(),
@@ -168,7 +169,11 @@ fn write_batch(project_id: i64, signal: SignalBatch) -> WriteBatch {
         errors,
         derived_events: Vec::new(),
         sessions,
-    }
+        serialized: Default::default(),
+    };
+    // As the pipeline does; the store tests elsewhere leave it empty (the writer's fallback).
+    batch.serialize_items();
+    batch
 }
 
 fn open() -> (TempDir, SqliteStore) {
@@ -227,6 +232,16 @@ fn summary_and_timeline_do_not_depend_on_arrival_order() {
         ])
         .expect("commit");
     store.commit(&[write_batch(shuffled, SignalBatch::Events(all_events[..2].to_vec()))]).expect("commit");
+    // Everything in one group commit: the writer merges the batches' deltas before its upserts.
+    let one_commit = store.create_project("one commit").expect("project").id;
+    store
+        .commit(&[
+            write_batch(one_commit, SignalBatch::Events(all_events[2..].to_vec())),
+            write_batch(one_commit, SignalBatch::Logs(logs())),
+            write_batch(one_commit, SignalBatch::Traces(spans())),
+            write_batch(one_commit, SignalBatch::Events(all_events[..2].to_vec())),
+        ])
+        .expect("commit");
 
     let expected = SessionSummary {
         session_id: SESSION.into(),
@@ -247,6 +262,7 @@ fn summary_and_timeline_do_not_depend_on_arrival_order() {
     };
     assert_eq!(summary(&store, in_order), expected);
     assert_eq!(summary(&store, shuffled), expected);
+    assert_eq!(summary(&store, one_commit), expected);
 
     let expected_timeline = [
         "0 event page.view",
@@ -260,7 +276,7 @@ fn summary_and_timeline_do_not_depend_on_arrival_order() {
         "3000 error TypeError: cart is undefined",
         "4000 event page.leave",
     ];
-    for project_id in [in_order, shuffled] {
+    for project_id in [in_order, shuffled, one_commit] {
         for page_size in [1, 3, 1000] {
             let described: Vec<String> = timeline(&store, project_id, page_size).iter().map(describe).collect();
             assert_eq!(described, expected_timeline, "project {project_id}, pages of {page_size}");

@@ -1,0 +1,231 @@
+//! Grouping aggregated over a commit: the issues, counters, users, sessions, tags, hours and
+//! lifecycle transitions must be exactly what committing each event alone gives.
+
+use std::collections::BTreeMap;
+
+use sightline_grouping::{Fingerprint, Platform};
+use tempfile::TempDir;
+
+use crate::store::errors::{
+    ErrorContext, ErrorEvent, ErrorSource, IssueDetail, IssueQuery, IssueStatus, Level, StatusChange,
+};
+use crate::store::sqlite::SqliteStore;
+use crate::store::{Outcomes, SignalBatch, Store, WriteBatch};
+
+const MINUTE: u64 = 60_000_000_000;
+
+/// The start of the hour three hours ago, once per test run (occurrences per hour are counted
+/// back from now).
+static BASE: std::sync::LazyLock<u64> = std::sync::LazyLock::new(|| {
+    let three_hours_ago = crate::clock::now_unix_nano() - 180 * MINUTE;
+    three_hours_ago - three_hours_ago % (60 * MINUTE)
+});
+
+fn open() -> (TempDir, SqliteStore) {
+    let directory = tempfile::tempdir().expect("temporary directory");
+    let store = SqliteStore::open(&directory.path().join("grouping.db")).expect("store opens");
+    (directory, store)
+}
+
+/// An error event of bug `bug` grouped by `hashes` (the first is the primary hash).
+fn event(index: u64, bug: &str, hashes: &[&str], minutes: u64, user: Option<&str>, release: &str) -> ErrorEvent {
+    let mut tags = BTreeMap::new();
+    tags.insert("release".to_owned(), release.to_owned());
+    tags.insert("browser".to_owned(), if index % 2 == 0 { "Firefox".into() } else { "Chrome".into() });
+    ErrorEvent {
+        event_id: format!("{index:032x}"),
+        timestamp_unix_nano: *BASE + minutes * MINUTE,
+        source: ErrorSource::Log,
+        level: if index % 5 == 4 { Level::Fatal } else { Level::Error },
+        platform: Platform::Python,
+        exception_type: format!("{bug}Error"),
+        message: format!("{bug} failed #{index}"),
+        exceptions: Vec::new(),
+        raw_stacktrace: None,
+        escaped: None,
+        context: ErrorContext {
+            service: "shop".into(),
+            release: Some(release.into()),
+            user_id: user.map(str::to_owned),
+            session_id: Some(format!("session-{}", index % 4)),
+            ..ErrorContext::default()
+        },
+        tags,
+        fingerprint: Fingerprint {
+            primary_hash: hashes[0].into(),
+            hashes: hashes.iter().map(|hash| (*hash).to_owned()).collect(),
+            variant: "app".into(),
+            contributing: vec![format!("{bug}Error")],
+        },
+        title: format!("{bug}Error: {bug} failed #{index}"),
+        culprit: Some(format!("shop.{bug} in handle")),
+        symbolicated: false,
+        source_context: Vec::new(),
+    }
+}
+
+fn batch(project_id: i64, errors: Vec<ErrorEvent>, serialize: bool) -> WriteBatch {
+    let mut batch = WriteBatch {
+        project_id,
+        signal: SignalBatch::Logs(Vec::new()),
+        trace_summaries: Vec::new(),
+        outcomes: Outcomes::default(),
+        errors,
+        derived_events: Vec::new(),
+        sessions: Default::default(),
+        serialized: Default::default(),
+    };
+    if serialize {
+        batch.serialize_items();
+    }
+    batch
+}
+
+/// Three bugs over two hours; bug "b" later brings a second hash, which must join its issue.
+fn events() -> Vec<ErrorEvent> {
+    let users = [Some("u1"), Some("u2"), None, Some("u1"), Some("u3")];
+    (0..30)
+        .map(|index| {
+            let (bug, hashes): (&str, &[&str]) = match index % 3 {
+                0 => ("a", &["hash-a"]),
+                1 if index < 15 => ("b", &["hash-b"]),
+                1 => ("b", &["hash-b2", "hash-b"]),
+                _ => ("c", &["hash-c"]),
+            };
+            let release = if index < 20 { "1.0.0" } else { "1.1.0" };
+            event(index, bug, hashes, index * 4, users[index as usize % users.len()], release)
+        })
+        .collect()
+}
+
+/// Everything the store says about a project's issues, keyed by primary hash (ids differ
+/// between projects).
+fn describe(store: &SqliteStore, project_id: i64) -> BTreeMap<String, String> {
+    let page = store.list_issues(project_id, &IssueQuery { limit: 100, ..IssueQuery::default() }).expect("issues");
+    page.items
+        .iter()
+        .map(|issue| {
+            let IssueDetail { issue, occurrences_per_hour, top_tags, history, .. } =
+                store.get_issue(project_id, issue.id, 24).expect("detail").expect("issue exists");
+            let described = format!(
+                "{} | {:?} | {:?} | {:?} | {:?} | {} {} | events {} users {} sessions {} | {:?} | hours {:?} | tags {:?} | history {:?}",
+                issue.title,
+                issue.culprit,
+                issue.level,
+                issue.status,
+                issue.substatus,
+                issue.first_seen_unix_nano,
+                issue.last_seen_unix_nano,
+                issue.event_count,
+                issue.user_count,
+                issue.session_count,
+                issue.last_release,
+                occurrences_per_hour.iter().filter(|(_, count)| *count > 0).collect::<Vec<_>>(),
+                top_tags,
+                history.iter().map(|entry| (entry.status, entry.substatus.clone(), entry.reason.clone())).collect::<Vec<_>>(),
+            );
+            (issue.primary_hash.clone(), described)
+        })
+        .collect()
+}
+
+#[test]
+fn one_commit_groups_like_one_commit_per_event() {
+    let (_directory, store) = open();
+    let alone = store.create_project("alone").expect("project").id;
+    let together = store.create_project("together").expect("project").id;
+    for event in events() {
+        store.commit(&[batch(alone, vec![event], false)]).expect("commit");
+    }
+    // Three requests in one group commit; one of them with its JSON made by the pipeline.
+    let all = events();
+    store
+        .commit(&[
+            batch(together, all[..7].to_vec(), true),
+            batch(together, all[7..22].to_vec(), false),
+            batch(together, all[22..].to_vec(), true),
+        ])
+        .expect("commit");
+
+    let expected = describe(&store, alone);
+    assert_eq!(expected.len(), 3, "three bugs, three issues (hash-b2 joined hash-b's issue): {expected:#?}");
+    let issue_b = &expected["hash-b"];
+    assert!(issue_b.contains("events 10 users 3 sessions 4"), "{issue_b}");
+    assert!(issue_b.contains("hours [("), "occurrences were counted: {issue_b}");
+    assert_eq!(describe(&store, together), expected);
+    let events_stored = store
+        .list_issues(together, &IssueQuery { limit: 100, ..IssueQuery::default() })
+        .expect("issues")
+        .items
+        .iter()
+        .map(|issue| issue.event_count)
+        .sum::<u64>();
+    assert_eq!(events_stored, 30);
+}
+
+/// Moves an issue's resolution 10 s into the past, out of the 5 s regression guard.
+fn age_resolution(directory: &TempDir, issue_id: i64) {
+    let connection = rusqlite::Connection::open(directory.path().join("grouping.db")).expect("second connection");
+    connection
+        .execute(
+            "UPDATE issues SET resolved_at_unix_nano = resolved_at_unix_nano - 10000000000 WHERE id = ?1",
+            [issue_id],
+        )
+        .expect("aging the resolution");
+}
+
+#[test]
+fn lifecycle_advances_event_by_event_inside_one_commit() {
+    let (directory, store) = open();
+    let project_id = store.create_project("shop").expect("project").id;
+    let first = event(0, "a", &["hash-a"], 0, Some("u1"), "1.1.0");
+    store.commit(&[batch(project_id, vec![first], true)]).expect("commit");
+    let issue_id =
+        store.list_issues(project_id, &IssueQuery { limit: 1, ..IssueQuery::default() }).expect("list").items[0].id;
+    let resolve = StatusChange {
+        status: IssueStatus::Resolved,
+        release: None,
+        ignore_for_events: None,
+        ignore_until_unix_nano: None,
+        actor: "test".into(),
+    };
+    store.change_issue_status(project_id, &[issue_id], &resolve).expect("resolve");
+    age_resolution(&directory, issue_id);
+
+    // An event of an older release (does not regress), then two of a newer one (the first
+    // regresses, the second finds it unresolved already), all in one commit.
+    let commit = vec![
+        event(1, "a", &["hash-a"], 1, Some("u2"), "1.0.0"),
+        event(2, "a", &["hash-a"], 2, Some("u2"), "1.2.0"),
+        event(3, "a", &["hash-a"], 3, Some("u3"), "1.2.0"),
+    ];
+    store.commit(&[batch(project_id, commit, true)]).expect("commit");
+    let detail = store.get_issue(project_id, issue_id, 24).expect("detail").expect("issue");
+    assert_eq!((detail.issue.status, detail.issue.substatus.as_deref()), (IssueStatus::Unresolved, Some("regressed")));
+    assert_eq!((detail.issue.event_count, detail.issue.user_count), (4, 3));
+    let regressions: Vec<_> =
+        detail.history.iter().filter(|entry| entry.reason == "regression").map(|entry| entry.release.clone()).collect();
+    assert_eq!(regressions, vec![Some("1.2.0".to_owned())], "one regression, by the newer release");
+
+    // Ignored until 2 more events: one in a commit of its own, then the first of a commit of
+    // two ends it.
+    let ignore = StatusChange { status: IssueStatus::Ignored, ignore_for_events: Some(2), ..resolve };
+    store.change_issue_status(project_id, &[issue_id], &ignore).expect("ignore");
+    store.commit(&[batch(project_id, vec![event(4, "a", &["hash-a"], 4, None, "1.2.0")], true)]).expect("commit");
+    let still_ignored = store.get_issue(project_id, issue_id, 24).expect("detail").expect("issue");
+    assert_eq!(still_ignored.issue.status, IssueStatus::Ignored);
+    store
+        .commit(&[batch(
+            project_id,
+            vec![event(5, "a", &["hash-a"], 5, None, "1.2.0"), event(6, "a", &["hash-a"], 6, None, "1.2.0")],
+            false,
+        )])
+        .expect("commit");
+    let escalated = store.get_issue(project_id, issue_id, 24).expect("detail").expect("issue");
+    assert_eq!(
+        (escalated.issue.status, escalated.issue.substatus.as_deref()),
+        (IssueStatus::Unresolved, Some("escalating"))
+    );
+    assert_eq!(escalated.issue.event_count, 7);
+    assert_eq!(escalated.history.iter().filter(|entry| entry.reason == "ignore_expired").count(), 1);
+}
