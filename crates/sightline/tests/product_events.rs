@@ -55,14 +55,17 @@ async fn batches_are_validated_per_event_and_retries_stored_once() {
     let mut journey = event(5, "journey.step");
     journey["gen_ai.journey.id"] = json!("checkout");
     journey["gen_ai.journey.step.id"] = json!("payment");
+    // Sent without a timestamp: stored at the receipt time, which a retry does not repeat.
+    let mut untimed = event(7, "custom");
+    untimed.as_object_mut().unwrap().remove("event.timestamp");
     let batch = json!({"events": [event(0, "page.view"), event(1, "ui.click"), bad_timestamp, huge_metadata, wrong_type, journey,
-        {"product_id": "shop", "session.id": "s", "event.type": "custom"}]});
+        {"product_id": "shop", "session.id": "s", "event.type": "custom"}, untimed]});
     let body = serde_json::to_vec(&batch).unwrap();
 
     let response = post_events(&server, body.clone(), &json_headers(&server)).await;
     assert_eq!(response.status(), 202);
     let answer: Value = response.json().await.unwrap();
-    assert_eq!(answer["accepted"], 3);
+    assert_eq!(answer["accepted"], 4);
     assert_eq!(answer["rejected"], 4);
     let errors: Vec<(u64, String)> = answer["errors"]
         .as_array()
@@ -80,13 +83,24 @@ async fn batches_are_validated_per_event_and_retries_stored_once() {
     let retry = post_events(&server, body, &json_headers(&server)).await;
     assert_eq!(retry.status(), 202);
     let events = stored_events(&server, "").await;
-    assert_eq!(events.len(), 3);
+    assert_eq!(events.len(), 4, "{events:#?}");
     let journey = events.iter().find(|event| event["event.type"] == "journey.step").unwrap();
     assert_eq!(journey["properties"]["journey.id"], "checkout", "gen_ai.journey.* is read as journey.*");
     assert_eq!(journey["properties"]["journey.step.id"], "payment");
     assert_eq!(journey["timestamp_unix_nano"], 1_795_514_400_000_000_000u64);
     assert_eq!(stored_events(&server, "type=page.view").await.len(), 1);
-    assert_eq!(stored_events(&server, "session=sess-lx3k2a-8f3kd92a&user=user-42").await.len(), 3);
+    assert_eq!(stored_events(&server, "session=sess-lx3k2a-8f3kd92a&user=user-42").await.len(), 4);
+    let untimed = events.iter().find(|event| event["event_id"] == "evt-7").unwrap();
+    assert!(untimed["timestamp_unix_nano"].as_u64().unwrap() > 1_795_514_400_000_000_000u64, "receipt time: {untimed}");
+
+    // Deduplication is by (event.timestamp, event_id), as Mixpanel's is by time and $insert_id:
+    // the same id at another time is another event.
+    let mut moved = event(0, "page.view");
+    moved["event.timestamp"] = json!("2026-11-24T10:00:05Z");
+    let response =
+        post_events(&server, serde_json::to_vec(&json!({"events": [moved]})).unwrap(), &json_headers(&server)).await;
+    assert_eq!(response.status(), 202);
+    assert_eq!(stored_events(&server, "type=page.view").await.len(), 2);
     server.stop().await;
 }
 

@@ -93,6 +93,7 @@ impl Fixture {
             errors: Vec::new(),
             derived_events: Vec::new(),
             sessions: Default::default(),
+            serialized: Default::default(),
         };
         self.store.commit(&[batch]).expect("commit");
     }

@@ -194,6 +194,7 @@ fn prepared(
     signal: SignalBatch,
     trace_summaries: Vec<TraceSummaryDelta>,
     errors: Vec<crate::store::errors::ErrorEvent>,
+    derived_events: Vec<sightline_model::ProductEvent>,
 ) -> Prepared {
     if report.accepted == 0 && report.sampled_out == 0 && report.rejected == 0 {
         return Prepared { report, batch: None };
@@ -206,15 +207,17 @@ fn prepared(
         // Product events are summarized at commit, where retried events are recognised.
         SignalBatch::Events(_) => Default::default(),
     };
-    let batch = WriteBatch {
+    let mut batch = WriteBatch {
         project_id: project.id,
         signal,
         trace_summaries,
         outcomes,
         errors,
-        derived_events: Vec::new(),
+        derived_events,
         sessions,
+        serialized: Default::default(),
     };
+    batch.serialize_items();
     Prepared { report, batch: Some(batch) }
 }
 
@@ -236,7 +239,7 @@ pub fn prepare_traces(context: &PrepareContext, project: &Project, request: &Exp
     let rules = in_app_rules(project);
     let errors = errors::errors_from_spans(&kept, context.derive_options(project, &rules));
     let report = IngestReport { accepted: batch_len(&kept) as u64, sampled_out, ..report_base };
-    prepared(project, report, SignalBatch::Traces(kept), trace_summaries, errors)
+    prepared(project, report, SignalBatch::Traces(kept), trace_summaries, errors, Vec::new())
 }
 
 /// Validate → derive errors, for a logs export. Like [`prepare_traces`], may load source maps.
@@ -246,11 +249,7 @@ pub fn prepare_logs(context: &PrepareContext, project: &Project, request: &Expor
     let errors = errors::errors_from_logs(&batch, context.derive_options(project, &rules));
     let report = IngestReport { accepted: batch_len(&batch) as u64, ..report_base };
     let derived_events = otel_events::product_events_from_logs(&batch);
-    let mut prepared = prepared(project, report, SignalBatch::Logs(batch), Vec::new(), errors);
-    if let Some(write_batch) = &mut prepared.batch {
-        write_batch.derived_events = derived_events;
-    }
-    prepared
+    prepared(project, report, SignalBatch::Logs(batch), Vec::new(), errors, derived_events)
 }
 
 /// Derive errors (events of type `error`), for product events already parsed and validated by
@@ -264,7 +263,7 @@ pub fn prepare_events(
     let rules = in_app_rules(project);
     let errors = errors::errors_from_product_events(&events, context.derive_options(project, &rules));
     let report = IngestReport { accepted: events.len() as u64, rejected, sampled_out: 0, error_message: String::new() };
-    prepared(project, report, SignalBatch::Events(events), Vec::new(), errors)
+    prepared(project, report, SignalBatch::Events(events), Vec::new(), errors, Vec::new())
 }
 
 /// Validate, for a metrics export (the context is unused; the signature matches the others).
@@ -275,7 +274,7 @@ pub fn prepare_metrics(
 ) -> Prepared {
     let (report_base, batch) = split(otlp::convert_metrics(request));
     let report = IngestReport { accepted: batch_len(&batch) as u64, ..report_base };
-    prepared(project, report, SignalBatch::Metrics(batch), Vec::new(), Vec::new())
+    prepared(project, report, SignalBatch::Metrics(batch), Vec::new(), Vec::new(), Vec::new())
 }
 
 /// True when a trace export has a span event with `exception.stacktrace`. Preparing such a

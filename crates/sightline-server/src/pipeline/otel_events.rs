@@ -71,6 +71,8 @@ fn product_event(service: &str, name: &str, record: &LogRecord) -> ProductEvent 
         event_type,
         event_name: name.to_owned(),
         timestamp_unix_nano: record.effective_time_unix_nano(),
+        // The record's own time (or observed time) is part of the content the id is made of.
+        timestamp_defaulted: false,
         sequence: None,
         properties,
         metadata,

@@ -20,7 +20,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use http_body_util::BodyExt;
 use serde_json::{Value, json};
-use sightline_model::event::{ProductEvent, parse_event};
+use sightline_model::event::{ProductEvent, parse_event_owned};
 
 use super::body::{ContentEncoding, decompress};
 use crate::auth::{ApiKeySecret, key_from_headers};
@@ -136,8 +136,12 @@ struct ParsedBatch {
 fn parse_batch(body: &[u8], now_unix_nano: u64) -> Result<ParsedBatch, IngestError> {
     let value: Value =
         serde_json::from_slice(body).map_err(|error| IngestError::BadRequest(format!("invalid JSON: {error}")))?;
-    let Some(Value::Array(items)) = value.get("events") else {
-        return Err(IngestError::BadRequest("body must be {\"events\": [...]}".into()));
+    let items = match value {
+        Value::Object(mut object) => match object.swap_remove("events") {
+            Some(Value::Array(items)) => items,
+            _ => return Err(IngestError::BadRequest("body must be {\"events\": [...]}".into())),
+        },
+        _ => return Err(IngestError::BadRequest("body must be {\"events\": [...]}".into())),
     };
     if items.len() > MAX_EVENTS_PER_BATCH {
         return Err(IngestError::BadRequest(format!(
@@ -147,8 +151,8 @@ fn parse_batch(body: &[u8], now_unix_nano: u64) -> Result<ParsedBatch, IngestErr
     }
     let mut events = Vec::with_capacity(items.len());
     let mut errors = Vec::new();
-    for (index, item) in items.iter().enumerate() {
-        match parse_event(item, now_unix_nano) {
+    for (index, item) in items.into_iter().enumerate() {
+        match parse_event_owned(item, now_unix_nano) {
             Ok(event) => events.push(event),
             Err(error) => errors.push((index, error)),
         }

@@ -525,6 +525,7 @@ mod tests {
             event_type,
             event_name: String::new(),
             timestamp_unix_nano,
+            timestamp_defaulted: false,
             sequence: None,
             properties,
             metadata: Map::new(),

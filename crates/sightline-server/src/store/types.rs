@@ -123,6 +123,60 @@ pub struct WriteBatch {
     /// Session deltas of the spans, logs and exemplars (product events and errors are added at
     /// commit, once retries are known), and SERVER-span correlation counters.
     pub sessions: crate::store::sessions::SessionBatch,
+    /// JSON text of the items, made on the prepare threads (see [`SerializedItems`]).
+    pub serialized: SerializedItems,
+}
+
+impl WriteBatch {
+    /// Serializes the product events' and error events' JSON columns into
+    /// [`WriteBatch::serialized`]. Call it on the thread that prepared the batch, after the last
+    /// change to its events: the single writer then only copies text into rows.
+    pub fn serialize_items(&mut self) {
+        let events = match &self.signal {
+            SignalBatch::Events(events) => events.as_slice(),
+            _ => &[],
+        };
+        self.serialized = SerializedItems {
+            events: events.iter().map(EventJson::of).collect(),
+            derived_events: self.derived_events.iter().map(EventJson::of).collect(),
+            // Serializing an error event cannot fail (string keys only); were it to, the list stays
+            // empty and the writer serializes again and reports the error.
+            errors: self.errors.iter().map(serde_json::to_string).collect::<Result<_, _>>().unwrap_or_default(),
+        };
+    }
+}
+
+/// The JSON columns of one stored product event.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct EventJson {
+    /// `properties` as a JSON object.
+    pub properties: String,
+    /// `metadata` as a JSON object.
+    pub metadata: String,
+}
+
+impl EventJson {
+    /// Serializes an event's JSON columns.
+    pub fn of(event: &sightline_model::ProductEvent) -> Self {
+        let object = |map: &serde_json::Map<String, serde_json::Value>| {
+            serde_json::to_string(map).unwrap_or_else(|_| "{}".to_owned())
+        };
+        Self { properties: object(&event.properties), metadata: object(&event.metadata) }
+    }
+}
+
+/// JSON text of a batch's items, serialized where the batch is prepared (many threads) rather
+/// than on the single writer, which spent ~10% of its time serializing. Each list is either
+/// empty (the writer then serializes the item itself) or exactly as long as the items it
+/// belongs to, in the same order.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct SerializedItems {
+    /// One per product event of [`SignalBatch::Events`].
+    pub events: Vec<EventJson>,
+    /// One per [`WriteBatch::derived_events`] entry.
+    pub derived_events: Vec<EventJson>,
+    /// The stored body of each [`WriteBatch::errors`] entry.
+    pub errors: Vec<String>,
 }
 
 /// A page of results and the cursor for the next one (absent on the last page).

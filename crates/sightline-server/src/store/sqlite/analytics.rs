@@ -289,6 +289,7 @@ mod tests {
             event_type,
             event_name: name.into(),
             timestamp_unix_nano: at,
+            timestamp_defaulted: false,
             sequence: None,
             properties: as_map(properties),
             metadata: Map::new(),
@@ -302,7 +303,7 @@ mod tests {
         store
             .with_writer(|writer| {
                 let transaction = writer.connection().transaction()?;
-                insert_events(&transaction, project.id, events)?;
+                insert_events(&transaction, project.id, events, &[])?;
                 transaction.commit()?;
                 Ok(())
             })

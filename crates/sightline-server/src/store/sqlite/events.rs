@@ -1,4 +1,5 @@
-//! Product events in SQLite: insertion once per (project, `event_id`) and the filtered list.
+//! Product events in SQLite: insertion once per (project, timestamp, `event_id`) and the filtered
+//! list.
 
 use std::collections::HashSet;
 
@@ -7,14 +8,17 @@ use rusqlite::{Connection, Transaction, params, params_from_iter};
 use sightline_model::{EventType, ProductEvent};
 
 use super::filter::{Filter, nanos};
-use crate::store::{EventQuery, Page, StoreError, StoreResult};
+use crate::store::{EventJson, EventQuery, Page, StoreError, StoreResult};
 
-/// Inserts events, skipping those whose `event_id` the project already has (client retries).
-/// Returns the ids that were duplicates.
+/// Inserts events, skipping those the project already has (client retries): the same
+/// (`event.timestamp`, `event_id`), or the same `event_id` for events sent without a
+/// timestamp (see migration 7). `serialized` holds the events' JSON columns (made by the
+/// pipeline; computed here when it is shorter). Returns the ids that were duplicates.
 pub(super) fn insert_events(
     transaction: &Transaction<'_>,
     project_id: i64,
     events: &[ProductEvent],
+    serialized: &[EventJson],
 ) -> StoreResult<HashSet<String>> {
     let mut statement = transaction.prepare_cached(
         "INSERT OR IGNORE INTO product_events (project_id, event_id, product_id, session_id, user_id, org_id, event_type,
@@ -22,7 +26,27 @@ pub(super) fn insert_events(
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
     )?;
     let mut duplicates = HashSet::new();
-    for event in events {
+    for (index, event) in events.iter().enumerate() {
+        let made_here;
+        let json = match serialized.get(index) {
+            Some(json) => json,
+            None => {
+                made_here = EventJson::of(event);
+                &made_here
+            }
+        };
+        if event.timestamp_defaulted {
+            let first_time = transaction
+                .prepare_cached(
+                    "INSERT OR IGNORE INTO product_event_ids_untimed (project_id, event_id, timestamp_unix_nano)
+                     VALUES (?1, ?2, ?3)",
+                )?
+                .execute(params![project_id, event.event_id, event.timestamp_unix_nano.min(i64::MAX as u64) as i64])?;
+            if first_time == 0 {
+                duplicates.insert(event.event_id.clone());
+                continue;
+            }
+        }
         let inserted = statement.execute(params![
             project_id,
             event.event_id,
@@ -34,8 +58,8 @@ pub(super) fn insert_events(
             event.event_name,
             event.timestamp_unix_nano.min(i64::MAX as u64) as i64,
             event.sequence,
-            serde_json::Value::Object(event.properties.clone()).to_string(),
-            serde_json::Value::Object(event.metadata.clone()).to_string(),
+            json.properties,
+            json.metadata,
         ])?;
         if inserted == 0 {
             duplicates.insert(event.event_id.clone());
@@ -118,6 +142,7 @@ pub(super) fn search_events(
             event_type: EventType::parse(&row.get::<_, String>(6)?).unwrap_or(EventType::Custom),
             event_name: row.get(7)?,
             timestamp_unix_nano: row.get::<_, i64>(8)? as u64,
+            timestamp_defaulted: false,
             sequence: row.get(9)?,
             properties: object(&properties),
             metadata: object(&metadata),

@@ -348,6 +348,51 @@ const MIGRATIONS: &[&str] = &[
     CREATE INDEX product_events_performance ON product_events (project_id, timestamp_unix_nano)
         WHERE event_type = 'performance';
     "#,
+    // 7: product events deduplicated by (project, timestamp, event_id) instead of (project,
+    // event_id). A unique index on random UUIDs dirtied about one index page per event and was
+    // the largest cost of `/v1/events` ingest (BENCHMARKS.md, "Product events"); this key grows
+    // at its right edge like the time index it replaces. Mixpanel deduplicates on time and
+    // `$insert_id` the same way. Events sent without `event.timestamp` get the receipt time, so
+    // a retry would get another one: their ids go in `product_event_ids_untimed` (one small
+    // random-key table for the rare untimed event) and are deduplicated by id alone.
+    // SQLite cannot drop a table constraint, hence the copy.
+    r#"
+    CREATE TABLE product_events_v7 (
+        id INTEGER PRIMARY KEY,
+        project_id INTEGER NOT NULL,
+        event_id TEXT NOT NULL,
+        product_id TEXT NOT NULL,
+        session_id TEXT NOT NULL,
+        user_id TEXT,
+        org_id TEXT,
+        event_type TEXT NOT NULL,
+        event_name TEXT NOT NULL,
+        timestamp_unix_nano INTEGER NOT NULL,
+        sequence INTEGER,
+        properties TEXT NOT NULL,
+        metadata TEXT NOT NULL
+    );
+    INSERT INTO product_events_v7 (id, project_id, event_id, product_id, session_id, user_id, org_id, event_type,
+        event_name, timestamp_unix_nano, sequence, properties, metadata)
+        SELECT id, project_id, event_id, product_id, session_id, user_id, org_id, event_type, event_name,
+            timestamp_unix_nano, sequence, properties, metadata
+        FROM product_events;
+    DROP TABLE product_events;
+    ALTER TABLE product_events_v7 RENAME TO product_events;
+    CREATE UNIQUE INDEX product_events_by_time ON product_events (project_id, timestamp_unix_nano, event_id);
+    CREATE INDEX product_events_by_session ON product_events (project_id, session_id, timestamp_unix_nano);
+    CREATE INDEX product_events_journeys ON product_events (project_id, timestamp_unix_nano)
+        WHERE instr(properties, '"journey.id"') > 0;
+    CREATE INDEX product_events_performance ON product_events (project_id, timestamp_unix_nano)
+        WHERE event_type = 'performance';
+    CREATE TABLE product_event_ids_untimed (
+        project_id INTEGER NOT NULL,
+        event_id TEXT NOT NULL,
+        -- The receipt time stored as the event's timestamp; retention goes by it.
+        timestamp_unix_nano INTEGER NOT NULL,
+        PRIMARY KEY (project_id, event_id)
+    ) WITHOUT ROWID;
+    "#,
 ];
 
 /// Applies every migration newer than the database's `user_version`, each in its own
@@ -362,4 +407,51 @@ pub fn migrate(connection: &mut Connection) -> rusqlite::Result<u32> {
         transaction.commit()?;
     }
     Ok(MIGRATIONS.len() as u32)
+}
+
+#[cfg(test)]
+mod tests {
+    use rusqlite::{Connection, params};
+
+    use super::{MIGRATIONS, migrate};
+
+    /// A database written before migration 7 keeps its product events (ids included), and the
+    /// new key deduplicates by (project, timestamp, event_id).
+    #[test]
+    fn product_events_survive_the_new_dedup_key() {
+        let mut connection = Connection::open_in_memory().expect("database");
+        for sql in &MIGRATIONS[..6] {
+            connection.execute_batch(sql).expect("an old migration");
+        }
+        connection.pragma_update(None, "user_version", 6).expect("version");
+        let insert = "INSERT INTO product_events (id, project_id, event_id, product_id, session_id, event_type,
+                event_name, timestamp_unix_nano, properties, metadata)
+             VALUES (?1, 1, ?2, 'shop', 's', 'page.view', '', ?3, '{\"journey.id\":\"j\"}', '{}')";
+        connection.execute(insert, params![41, "evt-1", 1_000]).expect("old row");
+        connection.execute(insert, params![42, "evt-2", 2_000]).expect("old row");
+
+        assert_eq!(migrate(&mut connection).expect("migrates"), MIGRATIONS.len() as u32);
+        let kept: Vec<(i64, String)> = connection
+            .prepare("SELECT id, event_id FROM product_events ORDER BY id")
+            .expect("query")
+            .query_map([], |row| Ok((row.get(0)?, row.get(1)?)))
+            .expect("rows")
+            .collect::<Result<_, _>>()
+            .expect("rows");
+        assert_eq!(kept, [(41, "evt-1".to_owned()), (42, "evt-2".to_owned())]);
+        let insert_new = "INSERT OR IGNORE INTO product_events (project_id, event_id, product_id, session_id,
+                event_type, event_name, timestamp_unix_nano, properties, metadata)
+             VALUES (1, ?1, 'shop', 's', 'page.view', '', ?2, '{}', '{}')";
+        assert_eq!(connection.execute(insert_new, params!["evt-1", 1_000]).expect("insert"), 0, "a retry");
+        assert_eq!(connection.execute(insert_new, params!["evt-1", 1_001]).expect("insert"), 1, "another time");
+        let journeys: i64 = connection
+            .query_row(
+                "SELECT count(*) FROM product_events INDEXED BY product_events_journeys WHERE project_id = 1
+                 AND timestamp_unix_nano >= 0 AND instr(properties, '\"journey.id\"') > 0",
+                [],
+                |row| row.get(0),
+            )
+            .expect("the partial index is back");
+        assert_eq!(journeys, 2);
+    }
 }

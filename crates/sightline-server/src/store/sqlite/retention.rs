@@ -64,6 +64,14 @@ pub(super) fn delete_expired(
         )?;
     }
     if deleted < max_rows {
+        // Ids of expired untimed events: a retry this late is not deduplicated (nor stored).
+        deleted += transaction.execute(
+            "DELETE FROM product_event_ids_untimed WHERE project_id = ?1 AND event_id IN (SELECT event_id
+                FROM product_event_ids_untimed WHERE project_id = ?1 AND timestamp_unix_nano < ?2 LIMIT ?3)",
+            params![project_id, cutoff, remaining(deleted)],
+        )?;
+    }
+    if deleted < max_rows {
         deleted += transaction.execute(
             "DELETE FROM error_events WHERE id IN
                 (SELECT id FROM error_events WHERE project_id = ?1 AND timestamp_unix_nano < ?2 LIMIT ?3)",

@@ -245,6 +245,7 @@ fn traces(project_id: i64, batch: Batch<Span>) -> WriteBatch {
         errors: Vec::new(),
         derived_events: Vec::new(),
         sessions: Default::default(),
+        serialized: Default::default(),
     }
 }
 
@@ -257,6 +258,7 @@ fn logs(project_id: i64, batch: Batch<LogRecord>) -> WriteBatch {
         errors: Vec::new(),
         derived_events: Vec::new(),
         sessions: Default::default(),
+        serialized: Default::default(),
     }
 }
 
@@ -269,6 +271,7 @@ fn metrics(project_id: i64, batch: Batch<Metric>) -> WriteBatch {
         errors: Vec::new(),
         derived_events: Vec::new(),
         sessions: Default::default(),
+        serialized: Default::default(),
     }
 }
 

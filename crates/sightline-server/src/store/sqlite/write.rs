@@ -44,6 +44,10 @@ impl Writer {
         let now_unix_nano = super::now_unix_nano();
         let transaction = self.connection.transaction()?;
         let mut services = ServiceCounters::new();
+        // Issues and sessions are aggregated over the whole commit and written once each at
+        // the end: many requests in one commit share hot issues and open sessions.
+        let mut grouper = super::issues_write::ErrorGrouper::new(now_unix_nano);
+        let mut sessions = super::sessions_write::SessionWriter::default();
         let caches =
             Caches { resource_ids: &self.resource_ids, scope_ids: &self.scope_ids, metric_ids: &self.metric_ids };
         for batch in batches {
@@ -64,37 +68,46 @@ impl Writer {
                 SignalBatch::Logs(records) => rowids.logs = context.insert_logs(records)?,
                 SignalBatch::Metrics(metrics) => context.insert_metrics(metrics)?,
                 SignalBatch::Events(events) => {
-                    duplicate_event_ids = super::events::insert_events(&transaction, batch.project_id, events)?;
+                    duplicate_event_ids =
+                        super::events::insert_events(&transaction, batch.project_id, events, &batch.serialized.events)?;
                 }
             }
             let mut duplicate_derived_ids = std::collections::HashSet::new();
             if !batch.derived_events.is_empty() {
-                duplicate_derived_ids =
-                    super::events::insert_events(&transaction, batch.project_id, &batch.derived_events)?;
+                duplicate_derived_ids = super::events::insert_events(
+                    &transaction,
+                    batch.project_id,
+                    &batch.derived_events,
+                    &batch.serialized.derived_events,
+                )?;
             }
             add_outcomes(&transaction, batch)?;
+            // A retried event batch must not count its errors twice.
+            let is_fresh = |error: &crate::store::errors::ErrorEvent| {
+                error.source != crate::store::errors::ErrorSource::ProductEvent
+                    || !duplicate_event_ids.contains(&error.event_id)
+            };
             let errors: std::borrow::Cow<'_, [crate::store::errors::ErrorEvent]> = if duplicate_event_ids.is_empty() {
                 std::borrow::Cow::Borrowed(&batch.errors)
             } else {
-                // A retried event batch must not count its errors twice.
-                let fresh: Vec<_> = batch
-                    .errors
-                    .iter()
-                    .filter(|error| {
-                        error.source != crate::store::errors::ErrorSource::ProductEvent
-                            || !duplicate_event_ids.contains(&error.event_id)
-                    })
-                    .cloned()
-                    .collect();
-                std::borrow::Cow::Owned(fresh)
+                std::borrow::Cow::Owned(batch.errors.iter().filter(|error| is_fresh(error)).cloned().collect())
             };
-            rowids.errors = super::issues_write::group_errors(&transaction, batch.project_id, &errors, now_unix_nano)?;
+            rowids.errors = Vec::with_capacity(errors.len());
+            for (index, error) in batch.errors.iter().enumerate() {
+                if !is_fresh(error) {
+                    continue;
+                }
+                let body = batch.serialized.errors.get(index).map(String::as_str);
+                rowids.errors.push(grouper.add(&transaction, batch.project_id, error, body)?);
+            }
             let fresh_events = super::sessions_write::FreshEvents {
                 duplicate_event_ids: &duplicate_event_ids,
                 duplicate_derived_ids: &duplicate_derived_ids,
             };
-            super::sessions_write::write_sessions(&transaction, batch, fresh_events, &errors, &rowids)?;
+            sessions.add_batch(batch, fresh_events, &errors, &rowids);
         }
+        grouper.finish(&transaction)?;
+        sessions.finish(&transaction)?;
         upsert_service_stats(&transaction, &services)?;
         transaction.commit()?;
         self.resource_ids.extend(pending.resource_ids);
