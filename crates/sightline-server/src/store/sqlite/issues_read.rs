@@ -1,5 +1,6 @@
-//! Reading issues: the filtered, sorted list with keyset cursors, the issue page (latest event,
-//! hourly occurrences, top tag values, history), an issue's events, and error statistics.
+//! Reading issues: the filtered, sorted list with keyset cursors and text search (the trigram
+//! index `issues_search`), the issue page (latest event, hourly occurrences, top tag values,
+//! history), an issue's events, and error statistics.
 
 use std::collections::BTreeMap;
 
@@ -47,11 +48,53 @@ fn issue_from_row(row: &Row<'_>) -> rusqlite::Result<Issue> {
     })
 }
 
+/// The shortest text the trigram index of `issues_search` can answer: FTS5's trigram tokenizer
+/// matches no row for a substring of fewer than 3 Unicode characters
+/// (https://sqlite.org/fts5.html#the_trigram_tokenizer).
+const TRIGRAM_MIN_CHARS: usize = 3;
+
+/// `text` as one FTS5 string: in double quotes, inner double quotes doubled. User input is then
+/// never FTS5 query syntax (`OR`, `NEAR(`, `*`, `-`, column filters), and with the trigram
+/// tokenizer the string matches wherever it occurs as a substring
+/// (https://sqlite.org/fts5.html#fts5_strings).
+fn fts5_string_literal(text: &str) -> String {
+    format!("\"{}\"", text.replace('"', "\"\""))
+}
+
 fn invalid_cursor() -> StoreError {
     StoreError::Conflict("invalid cursor".into())
 }
 
 pub(super) fn list_issues(connection: &Connection, project_id: i64, query: &IssueQuery) -> StoreResult<Page<Issue>> {
+    let limit = page_size(query);
+    let (sql, values) = list_issues_sql(project_id, query)?;
+    let mut statement = connection.prepare(&sql)?;
+    let mut items =
+        statement.query_map(params_from_iter(values.iter()), issue_from_row)?.collect::<Result<Vec<_>, _>>()?;
+    let next_cursor = if items.len() > limit {
+        items.truncate(limit);
+        items.last().map(|last| {
+            let sort_value = match query.sort {
+                IssueSort::LastSeen => last.last_seen_unix_nano,
+                IssueSort::Count => last.event_count,
+                IssueSort::Users => last.user_count,
+            };
+            format!("{sort_value}:{}", last.id)
+        })
+    } else {
+        None
+    };
+    Ok(Page { items, next_cursor })
+}
+
+/// Issues per page: the query's limit, within 1..=1000.
+fn page_size(query: &IssueQuery) -> usize {
+    query.limit.clamp(1, 1000)
+}
+
+/// The list's SQL (one row more than the page, to know whether another follows) and its
+/// parameters. Separate from running it so tests can check its query plan.
+fn list_issues_sql(project_id: i64, query: &IssueQuery) -> StoreResult<(String, Vec<SqlValue>)> {
     let mut filter = Filter::default();
     filter.push("i.project_id = {}", [SqlValue::Integer(project_id)]);
     let mut push = |clause: &str, values: Vec<SqlValue>| filter.push(clause, values);
@@ -80,10 +123,23 @@ pub(super) fn list_issues(connection: &Connection, project_id: i64, query: &Issu
         push("i.first_seen_unix_nano <= {}", vec![nanos(to)]);
     }
     if let Some(text) = &query.text {
-        push(
-            "(instr(lower(i.title), lower({})) > 0 OR instr(lower(coalesce(i.culprit, '')), lower({})) > 0)",
-            vec![SqlValue::Text(text.clone()), SqlValue::Text(text.clone())],
-        );
+        if text.chars().count() >= TRIGRAM_MIN_CHARS {
+            // The subquery form keeps rare and common texts cheap: SQLite runs it once into a
+            // list (with a Bloom filter), then walks the sort index as for any list and stops at a
+            // full page. Driving the join from the FTS side instead is faster for one match but
+            // twice as slow for tens of thousands (BENCHMARKS.md, "the text search").
+            push(
+                "i.id IN (SELECT rowid FROM issues_search WHERE issues_search MATCH {})",
+                vec![SqlValue::Text(fts5_string_literal(text))],
+            );
+        } else {
+            // Shorter texts have no trigram to look up, so they keep the scan. It stops at a full
+            // page, which comes quickly for a text this short unless it is rare.
+            push(
+                "(instr(lower(i.title), lower({})) > 0 OR instr(lower(coalesce(i.culprit, '')), lower({})) > 0)",
+                vec![SqlValue::Text(text.clone()), SqlValue::Text(text.clone())],
+            );
+        }
     }
     let sort_column = match query.sort {
         IssueSort::LastSeen => "i.last_seen_unix_nano",
@@ -99,29 +155,12 @@ pub(super) fn list_issues(connection: &Connection, project_id: i64, query: &Issu
             vec![SqlValue::Integer(sort_value), SqlValue::Integer(sort_value), SqlValue::Integer(id)],
         );
     }
-    let limit = query.limit.clamp(1, 1000);
     let sql = format!(
         "SELECT {ISSUE_COLUMNS} FROM issues i {} ORDER BY {sort_column} DESC, i.id DESC LIMIT {}",
         filter.where_sql(),
-        limit + 1
+        page_size(query) + 1
     );
-    let mut statement = connection.prepare(&sql)?;
-    let mut items =
-        statement.query_map(params_from_iter(filter.values.iter()), issue_from_row)?.collect::<Result<Vec<_>, _>>()?;
-    let next_cursor = if items.len() > limit {
-        items.truncate(limit);
-        items.last().map(|last| {
-            let sort_value = match query.sort {
-                IssueSort::LastSeen => last.last_seen_unix_nano,
-                IssueSort::Count => last.event_count,
-                IssueSort::Users => last.user_count,
-            };
-            format!("{sort_value}:{}", last.id)
-        })
-    } else {
-        None
-    };
-    Ok(Page { items, next_cursor })
+    Ok((sql, filter.values))
 }
 
 fn find_issue(connection: &Connection, project_id: i64, issue_id: i64) -> StoreResult<Option<Issue>> {
@@ -291,3 +330,6 @@ pub(super) fn error_stats(
         trend: trend.into_iter().collect(),
     })
 }
+
+#[cfg(test)]
+mod tests;

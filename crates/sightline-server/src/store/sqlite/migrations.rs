@@ -393,6 +393,35 @@ const MIGRATIONS: &[&str] = &[
         PRIMARY KEY (project_id, event_id)
     ) WITHOUT ROWID;
     "#,
+    // 8: issue text search (`q=`). `instr(lower(title), ...)` cannot use an index, so a rare term
+    // made the list walk every unresolved issue (≈ 130 ms at 100,000 issues, BENCHMARKS.md). A
+    // trigram index answers any substring of 3 or more characters, case-insensitively by default
+    // (https://sqlite.org/fts5.html#the_trigram_tokenizer). External content
+    // (https://sqlite.org/fts5.html#external_content_tables): the text stays only in `issues`,
+    // and the triggers keep the index in step with it, so no writer has to know the index exists.
+    // A "delete" must pass the values that were indexed, which AFTER triggers have in `old`.
+    // Grouping rewrites `title` and `culprit` on every event; the WHEN clause skips reindexing
+    // when both come back unchanged, because a reindex deletes and re-adds every trigram.
+    r#"
+    CREATE VIRTUAL TABLE issues_search USING fts5(
+        title, culprit, content='issues', content_rowid='id', tokenize='trigram'
+    );
+    INSERT INTO issues_search(issues_search) VALUES('rebuild');
+    CREATE TRIGGER issues_search_insert AFTER INSERT ON issues BEGIN
+        INSERT INTO issues_search(rowid, title, culprit) VALUES (new.id, new.title, new.culprit);
+    END;
+    CREATE TRIGGER issues_search_delete AFTER DELETE ON issues BEGIN
+        INSERT INTO issues_search(issues_search, rowid, title, culprit)
+            VALUES ('delete', old.id, old.title, old.culprit);
+    END;
+    CREATE TRIGGER issues_search_update AFTER UPDATE OF title, culprit ON issues
+        WHEN old.title IS NOT new.title OR old.culprit IS NOT new.culprit
+    BEGIN
+        INSERT INTO issues_search(issues_search, rowid, title, culprit)
+            VALUES ('delete', old.id, old.title, old.culprit);
+        INSERT INTO issues_search(rowid, title, culprit) VALUES (new.id, new.title, new.culprit);
+    END;
+    "#,
 ];
 
 /// Applies every migration newer than the database's `user_version`, each in its own
@@ -453,5 +482,82 @@ mod tests {
             )
             .expect("the partial index is back");
         assert_eq!(journeys, 2);
+    }
+
+    /// The version before the issue search index (migration 8).
+    const BEFORE_SEARCH: usize = 7;
+
+    fn matching_ids(connection: &Connection, fts5_query: &str) -> Vec<i64> {
+        let mut statement = connection
+            .prepare("SELECT rowid FROM issues_search WHERE issues_search MATCH ?1 ORDER BY rowid")
+            .expect("search statement");
+        statement.query_map([fts5_query], |row| row.get(0)).expect("search").collect::<Result<_, _>>().expect("ids")
+    }
+
+    fn integrity_check(connection: &Connection) -> rusqlite::Result<usize> {
+        connection.execute("INSERT INTO issues_search(issues_search, rank) VALUES ('integrity-check', 1)", [])
+    }
+
+    #[test]
+    fn issues_from_before_the_search_migration_are_searchable_after_it() {
+        let mut connection = Connection::open_in_memory().expect("database");
+        for sql in &MIGRATIONS[..BEFORE_SEARCH] {
+            connection.execute_batch(sql).expect("older migration");
+        }
+        connection.pragma_update(None, "user_version", BEFORE_SEARCH as u32).expect("version");
+        let mut insert = connection
+            .prepare(
+                "INSERT INTO issues (id, project_id, primary_hash, title, culprit, exception_type, level, platform,
+                    status, first_seen_unix_nano, last_seen_unix_nano, event_count, user_count, session_count)
+                 VALUES (?1, 1, ?1, ?2, ?3, 'E', 'error', 'python', 'unresolved', 0, 0, 1, 0, 0)",
+            )
+            .expect("insert statement");
+        insert.execute(params![1, "OrderError: Payment Declined", "billing.charge in capture"]).expect("issue");
+        insert.execute(params![2, "KeyError: 'sku'", None::<String>]).expect("issue");
+        drop(insert);
+
+        assert_eq!(migrate(&mut connection).expect("migrate"), MIGRATIONS.len() as u32);
+        assert_eq!(matching_ids(&connection, "\"payment decl\""), [1], "title, any case");
+        assert_eq!(matching_ids(&connection, "\"CHARGE IN\""), [1], "culprit");
+        assert_eq!(matching_ids(&connection, "\"'sku'\""), [2]);
+        integrity_check(&connection).expect("rebuilt index consistent");
+
+        // The triggers: a culprit appearing (NULL to text, which `IS NOT` sees), an insert, a delete.
+        connection.execute("UPDATE issues SET culprit = 'inventory in lookup' WHERE id = 2", []).expect("update");
+        connection
+            .execute(
+                "INSERT INTO issues (id, project_id, primary_hash, title, exception_type, level, platform, status,
+                    first_seen_unix_nano, last_seen_unix_nano, event_count, user_count, session_count)
+                 VALUES (3, 1, '3', 'Timeout: inventory', 'E', 'error', 'python', 'unresolved', 0, 0, 1, 0, 0)",
+                [],
+            )
+            .expect("insert");
+        assert_eq!(matching_ids(&connection, "\"inventory\""), [2, 3]);
+        connection.execute("DELETE FROM issues WHERE id = 1", []).expect("delete");
+        assert!(matching_ids(&connection, "\"payment\"").is_empty());
+        integrity_check(&connection).expect("index kept consistent");
+
+        // Grouping's per-event update rewrites the title with the same value: the index is not
+        // written (its segments in `issues_search_data` stay as they were), unlike a real change.
+        let index_data = |connection: &Connection| -> (i64, f64) {
+            connection
+                .query_row("SELECT count(*), total(length(block)) FROM issues_search_data", [], |row| {
+                    Ok((row.get(0)?, row.get(1)?))
+                })
+                .expect("index data")
+        };
+        let before = index_data(&connection);
+        connection
+            .execute("UPDATE issues SET title = title, culprit = culprit, event_count = event_count + 1", [])
+            .expect("same-title update");
+        assert_eq!(index_data(&connection), before, "same values: no reindex");
+        connection.execute("UPDATE issues SET title = 'Timeout: warehouse' WHERE id = 3", []).expect("rename");
+        assert_ne!(index_data(&connection), before, "a new title is reindexed");
+        assert_eq!(matching_ids(&connection, "\"warehouse\""), [3]);
+
+        // The check really compares against `issues`: a change behind the triggers' back fails it.
+        connection.execute_batch("DROP TRIGGER issues_search_update").expect("drop trigger");
+        connection.execute("UPDATE issues SET title = 'renamed' WHERE id = 3", []).expect("update");
+        assert!(integrity_check(&connection).is_err(), "a stale index fails the check");
     }
 }
