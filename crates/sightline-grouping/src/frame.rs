@@ -21,25 +21,32 @@ pub const MAX_MESSAGE_BYTES: usize = 8 * 1024;
 pub const MAX_FIELD_BYTES: usize = 1024;
 
 /// One stack frame, as Sentry's `Frame` interface models it. Every field is optional except `in_app`
-/// because runtimes print different subsets.
+/// because runtimes print different subsets; absent fields are left out of the JSON, as Sentry's
+/// event payloads do.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
 pub struct StackFrame {
     /// Function or method name as printed, without argument lists (Go `(*T).Method`, Java `method`,
     /// Rust `reserve::{{closure}}`, JS `Cart.total`); `None` for anonymous/top-level code.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub function: Option<String>,
     /// Where the function lives: Python module (`json.decoder`), JVM class (`com.acme.Foo`), Go package
     /// path (`github.com/acme/app/pkg`), Rust path (`shop::Inventory`), .NET type (`Acme.Orders.OrderService`).
     /// JavaScript frames have none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub module: Option<String>,
     /// File as printed: a path (`/srv/app/x.py`), a URL (`https://cdn/x.js`) or a bare name (`Foo.java`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub filename: Option<String>,
     /// 1-based line number.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub lineno: Option<u32>,
     /// 1-based column number (JavaScript, Rust).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub colno: Option<u32>,
     /// Whether the frame is application code (see [`crate::InAppRules`]).
     pub in_app: bool,
     /// The source line Python prints under the frame, trimmed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub context_line: Option<String>,
 }
 

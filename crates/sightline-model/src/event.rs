@@ -6,9 +6,14 @@
 //! typed fields, everything else goes into `properties` under its dotted name (journey fields
 //! under the `journey.*` spelling whichever of `journey.*` / `gen_ai.journey.*` was sent), and
 //! the free `metadata` object is kept as sent, bounded in size.
+//!
+//! [`parse_batch`] reads a whole `{"events": [...]}` body in one pass (the receiver's path).
 
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
+
+mod batch;
+pub use batch::{BatchError, MAX_EVENTS_PER_BATCH, parse_batch};
 
 /// Largest `metadata` object kept, bytes of JSON.
 pub const MAX_METADATA_BYTES: usize = 16 * 1024;
@@ -244,27 +249,7 @@ impl EventFields {
     fn sort(object: Map<String, Value>) -> Self {
         let mut fields = EventFields::default();
         for (key, value) in object {
-            let slot = match key.as_str() {
-                "event_id" => &mut fields.event_id,
-                "product_id" => &mut fields.product_id,
-                "project_id" => &mut fields.project_id,
-                "session.id" => &mut fields.session_id,
-                "user.id" => &mut fields.user_id,
-                "org.id" => &mut fields.org_id,
-                "event.type" => &mut fields.event_type,
-                "event.name" => &mut fields.event_name,
-                "event.timestamp" => &mut fields.timestamp,
-                "event.sequence" => &mut fields.sequence,
-                "metadata" => &mut fields.metadata,
-                _ => {
-                    match PROPERTIES.iter().position(|(wire, _, _)| *wire == key) {
-                        Some(index) => fields.properties.push((index, value)),
-                        None => fields.extra.push((key, value)),
-                    }
-                    continue;
-                }
-            };
-            *slot = Some(value);
+            fields.place(std::borrow::Cow::Owned(key), value);
         }
         // Schema order, so the stored object reads the same whatever order the client used
         // (and `gen_ai.journey.*` lands on the `journey.*` name after it, as documented).
@@ -294,98 +279,105 @@ pub fn parse_event_owned(value: Value, now_unix_nano: u64) -> Result<ProductEven
     let Value::Object(object) = value else {
         return Err("event: must be a JSON object".into());
     };
-    let fields = EventFields::sort(object);
-    let event_id = required_text(fields.event_id, "event_id")?;
-    let product_id = match optional_text(fields.product_id, "product_id")? {
-        Some(product_id) => product_id,
-        None => optional_text(fields.project_id, "project_id")?.ok_or("product_id: required")?,
-    };
-    let session_id = required_text(fields.session_id, "session.id")?;
-    let type_text = required_text(fields.event_type, "event.type")?;
-    let event_type = EventType::parse(&type_text).ok_or_else(|| {
+    EventFields::sort(object).into_event(now_unix_nano)
+}
+
+impl EventFields {
+    /// Validates the sorted fields into an event (errors are `"field: reason"`).
+    fn into_event(self, now_unix_nano: u64) -> Result<ProductEvent, String> {
+        let fields = self;
+        let event_id = required_text(fields.event_id, "event_id")?;
+        let product_id = match optional_text(fields.product_id, "product_id")? {
+            Some(product_id) => product_id,
+            None => optional_text(fields.project_id, "project_id")?.ok_or("product_id: required")?,
+        };
+        let session_id = required_text(fields.session_id, "session.id")?;
+        let type_text = required_text(fields.event_type, "event.type")?;
+        let event_type = EventType::parse(&type_text).ok_or_else(|| {
         format!("event.type: unknown type {type_text:?}; use one of page.view, page.leave, ui.click, ui.input, ui.scroll, ui.focus, ui.blur, ui.submit, state.change, api.request, api.response, journey.step, error, performance, custom")
     })?;
-    let (timestamp_unix_nano, timestamp_defaulted) = match &fields.timestamp {
-        None | Some(Value::Null) => (now_unix_nano, true),
-        Some(Value::String(text)) if text.is_empty() => (now_unix_nano, true),
-        Some(Value::String(text)) => {
-            (parse_rfc3339_nanos(text).ok_or_else(|| format!("event.timestamp: {text:?} is not RFC 3339"))?, false)
-        }
-        Some(_) => return Err("event.timestamp: must be an RFC 3339 string".into()),
-    };
-    let sequence = match &fields.sequence {
-        None | Some(Value::Null) => None,
-        Some(Value::Number(number)) => Some(number.as_i64().ok_or("event.sequence: must be an integer")?),
-        Some(_) => return Err("event.sequence: must be an integer".into()),
-    };
-    let mut properties = Map::new();
-    for (index, value) in fields.properties {
-        let (wire, stored, kind) = PROPERTIES[index];
-        if value.is_null() {
-            continue;
-        }
-        match kind {
-            Kind::Text | Kind::LongText => {
-                let Value::String(text) = &value else { return Err(format!("{wire}: must be a string")) };
-                let limit = if matches!(kind, Kind::LongText) { MAX_STACK_BYTES } else { MAX_STRING_BYTES };
-                if text.len() > limit {
-                    return Err(format!("{wire}: longer than {limit} bytes"));
-                }
-                if text.is_empty() {
-                    continue;
-                }
+        let (timestamp_unix_nano, timestamp_defaulted) = match &fields.timestamp {
+            None | Some(Value::Null) => (now_unix_nano, true),
+            Some(Value::String(text)) if text.is_empty() => (now_unix_nano, true),
+            Some(Value::String(text)) => {
+                (parse_rfc3339_nanos(text).ok_or_else(|| format!("event.timestamp: {text:?} is not RFC 3339"))?, false)
             }
-            Kind::Integer => {
-                if value.as_i64().is_none() {
-                    return Err(format!("{wire}: must be an integer"));
-                }
-            }
-            Kind::Number => {
-                if !value.is_number() {
-                    return Err(format!("{wire}: must be a number"));
-                }
-            }
-        }
-        properties.insert(stored.to_owned(), value);
-    }
-    let mut extra = 0;
-    for (key, value) in fields.extra {
-        // Unknown fields are kept when scalar and small, so nothing a client sends is lost silently.
-        let small_scalar = match &value {
-            Value::String(text) => text.len() <= MAX_STRING_BYTES,
-            Value::Number(_) | Value::Bool(_) => true,
-            _ => false,
+            Some(_) => return Err("event.timestamp: must be an RFC 3339 string".into()),
         };
-        if small_scalar && extra < MAX_EXTRA_FIELDS && key.len() <= 128 {
-            properties.insert(key, value);
-            extra += 1;
-        }
-    }
-    let metadata = match fields.metadata {
-        None | Some(Value::Null) => Map::new(),
-        Some(Value::Object(metadata)) => {
-            let size = serde_json::to_string(&metadata).map(|text| text.len()).unwrap_or(usize::MAX);
-            if size > MAX_METADATA_BYTES {
-                return Err(format!("metadata: {size} bytes, more than {MAX_METADATA_BYTES}"));
+        let sequence = match &fields.sequence {
+            None | Some(Value::Null) => None,
+            Some(Value::Number(number)) => Some(number.as_i64().ok_or("event.sequence: must be an integer")?),
+            Some(_) => return Err("event.sequence: must be an integer".into()),
+        };
+        let mut properties = Map::new();
+        for (index, value) in fields.properties {
+            let (wire, stored, kind) = PROPERTIES[index];
+            if value.is_null() {
+                continue;
             }
-            metadata
+            match kind {
+                Kind::Text | Kind::LongText => {
+                    let Value::String(text) = &value else { return Err(format!("{wire}: must be a string")) };
+                    let limit = if matches!(kind, Kind::LongText) { MAX_STACK_BYTES } else { MAX_STRING_BYTES };
+                    if text.len() > limit {
+                        return Err(format!("{wire}: longer than {limit} bytes"));
+                    }
+                    if text.is_empty() {
+                        continue;
+                    }
+                }
+                Kind::Integer => {
+                    if value.as_i64().is_none() {
+                        return Err(format!("{wire}: must be an integer"));
+                    }
+                }
+                Kind::Number => {
+                    if !value.is_number() {
+                        return Err(format!("{wire}: must be a number"));
+                    }
+                }
+            }
+            properties.insert(stored.to_owned(), value);
         }
-        Some(_) => return Err("metadata: must be an object".into()),
-    };
-    Ok(ProductEvent {
-        event_id,
-        product_id,
-        session_id,
-        user_id: optional_text(fields.user_id, "user.id")?,
-        org_id: optional_text(fields.org_id, "org.id")?,
-        event_type,
-        event_name: optional_text(fields.event_name, "event.name")?.unwrap_or_default(),
-        timestamp_unix_nano,
-        timestamp_defaulted,
-        sequence,
-        properties,
-        metadata,
-    })
+        let mut extra = 0;
+        for (key, value) in fields.extra {
+            // Unknown fields are kept when scalar and small, so nothing a client sends is lost silently.
+            let small_scalar = match &value {
+                Value::String(text) => text.len() <= MAX_STRING_BYTES,
+                Value::Number(_) | Value::Bool(_) => true,
+                _ => false,
+            };
+            if small_scalar && extra < MAX_EXTRA_FIELDS && key.len() <= 128 {
+                properties.insert(key, value);
+                extra += 1;
+            }
+        }
+        let metadata = match fields.metadata {
+            None | Some(Value::Null) => Map::new(),
+            Some(Value::Object(metadata)) => {
+                let size = serde_json::to_string(&metadata).map(|text| text.len()).unwrap_or(usize::MAX);
+                if size > MAX_METADATA_BYTES {
+                    return Err(format!("metadata: {size} bytes, more than {MAX_METADATA_BYTES}"));
+                }
+                metadata
+            }
+            Some(_) => return Err("metadata: must be an object".into()),
+        };
+        Ok(ProductEvent {
+            event_id,
+            product_id,
+            session_id,
+            user_id: optional_text(fields.user_id, "user.id")?,
+            org_id: optional_text(fields.org_id, "org.id")?,
+            event_type,
+            event_name: optional_text(fields.event_name, "event.name")?.unwrap_or_default(),
+            timestamp_unix_nano,
+            timestamp_defaulted,
+            sequence,
+            properties,
+            metadata,
+        })
+    }
 }
 
 #[cfg(test)]

@@ -27,7 +27,7 @@ fn tiny_events_benchmark_reports_every_phase_and_passing_checks() {
     let report = String::from_utf8_lossy(&output.stdout);
     let diagnostics = String::from_utf8_lossy(&output.stderr);
     assert!(output.status.success(), "bench failed:\n{report}\n{diagnostics}");
-    assert!(report.contains("| Parse only (serde_json + parse_event_owned), 1 thread | 300 |"), "{report}");
+    assert!(report.contains("| Parse only (parse_batch), 1 thread | 300 |"), "{report}");
     assert!(report.contains("| Parse + prepare_events, 1 thread | 300 |"), "{report}");
     assert!(report.contains("| POST /v1/events × 2 conns | 300 |"), "{report}");
     assert!(

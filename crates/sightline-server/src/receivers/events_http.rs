@@ -19,8 +19,8 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use http_body_util::BodyExt;
-use serde_json::{Value, json};
-use sightline_model::event::{ProductEvent, parse_event_owned};
+use serde_json::json;
+use sightline_model::event::ProductEvent;
 
 use super::body::{ContentEncoding, decompress};
 use crate::auth::{ApiKeySecret, key_from_headers};
@@ -30,7 +30,7 @@ use crate::server::AppState;
 use crate::store::Project;
 
 /// Most events in one batch (ProductGraph's `maxBatch`).
-pub const MAX_EVENTS_PER_BATCH: usize = 1000;
+pub const MAX_EVENTS_PER_BATCH: usize = sightline_model::event::MAX_EVENTS_PER_BATCH;
 /// Batches at least this large are parsed on a blocking thread.
 const PARSE_INLINE_MAX_BYTES: usize = 16 * 1024;
 
@@ -134,25 +134,12 @@ struct ParsedBatch {
 }
 
 fn parse_batch(body: &[u8], now_unix_nano: u64) -> Result<ParsedBatch, IngestError> {
-    let value: Value =
-        serde_json::from_slice(body).map_err(|error| IngestError::BadRequest(format!("invalid JSON: {error}")))?;
-    let items = match value {
-        Value::Object(mut object) => match object.swap_remove("events") {
-            Some(Value::Array(items)) => items,
-            _ => return Err(IngestError::BadRequest("body must be {\"events\": [...]}".into())),
-        },
-        _ => return Err(IngestError::BadRequest("body must be {\"events\": [...]}".into())),
-    };
-    if items.len() > MAX_EVENTS_PER_BATCH {
-        return Err(IngestError::BadRequest(format!(
-            "{} events in one batch; send at most {MAX_EVENTS_PER_BATCH}",
-            items.len()
-        )));
-    }
-    let mut events = Vec::with_capacity(items.len());
+    let entries = sightline_model::event::parse_batch(body, now_unix_nano)
+        .map_err(|error| IngestError::BadRequest(error.to_string()))?;
+    let mut events = Vec::with_capacity(entries.len());
     let mut errors = Vec::new();
-    for (index, item) in items.into_iter().enumerate() {
-        match parse_event_owned(item, now_unix_nano) {
+    for (index, entry) in entries.into_iter().enumerate() {
+        match entry {
             Ok(event) => events.push(event),
             Err(error) => errors.push((index, error)),
         }

@@ -141,7 +141,7 @@ impl WriteBatch {
             derived_events: self.derived_events.iter().map(EventJson::of).collect(),
             // Serializing an error event cannot fail (string keys only); were it to, the list stays
             // empty and the writer serializes again and reports the error.
-            errors: self.errors.iter().map(serde_json::to_string).collect::<Result<_, _>>().unwrap_or_default(),
+            errors: self.errors.iter().map(ErrorEvent::to_stored_body).collect::<Result<_, _>>().unwrap_or_default(),
         };
     }
 }
@@ -166,7 +166,8 @@ impl EventJson {
 }
 
 /// JSON text of a batch's items, serialized where the batch is prepared (many threads) rather
-/// than on the single writer, which spent ~10% of its time serializing. Each list is either
+/// than on the single writer, which spent ~10% of its time serializing (and error bodies are
+/// compressed there too). Each list is either
 /// empty (the writer then serializes the item itself) or exactly as long as the items it
 /// belongs to, in the same order.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -175,8 +176,8 @@ pub struct SerializedItems {
     pub events: Vec<EventJson>,
     /// One per [`WriteBatch::derived_events`] entry.
     pub derived_events: Vec<EventJson>,
-    /// The stored body of each [`WriteBatch::errors`] entry.
-    pub errors: Vec<String>,
+    /// The stored body of each [`WriteBatch::errors`] entry ([`ErrorEvent::to_stored_body`]).
+    pub errors: Vec<Vec<u8>>,
 }
 
 /// A page of results and the cursor for the next one (absent on the last page).

@@ -22,8 +22,7 @@ use std::time::Instant;
 use anyhow::Context;
 use clap::Args;
 use rusqlite::{Connection, OpenFlags};
-use serde_json::Value;
-use sightline_model::event::parse_event_owned;
+use sightline_model::event::parse_batch;
 use sightline_server::auth::KeyScope;
 use sightline_server::pipeline::symbolicate::SourceMapCache;
 use sightline_server::pipeline::{PrepareContext, prepare_events};
@@ -219,25 +218,23 @@ async fn measure_everything(
     Ok((ingest, store_check, Some(timeline)))
 }
 
-/// Parses every body as the receiver does (`serde_json` into a value, then `parse_event_owned`
-/// per event) on this thread.
+/// Parses every body as the receiver does (`sightline_model::event::parse_batch`: one pass,
+/// each event validated) on this thread.
 fn parse_only(workload: &Workload) -> anyhow::Result<ParseBaseline> {
     let progress = progress_bar("parse-only", workload.total_items(), "events");
     let now = batches::now_unix_nano();
     let started = Instant::now();
     let mut parsed = 0u64;
     for (body, items) in workload.bodies.iter().zip(&workload.items_per_body) {
-        for event in batch_events(body)? {
-            std::hint::black_box(
-                parse_event_owned(event, now).map_err(|error| anyhow::anyhow!("invalid event: {error}"))?,
-            );
+        for event in parse_batch(body, now)? {
+            std::hint::black_box(event.map_err(|error| anyhow::anyhow!("invalid event: {error}"))?);
             parsed += 1;
         }
         progress.inc(*items);
     }
     let wall = started.elapsed();
     progress.finish();
-    Ok(ParseBaseline { label: "Parse only (serde_json + parse_event_owned)", events: parsed, error_events: None, wall })
+    Ok(ParseBaseline { label: "Parse only (parse_batch)", events: parsed, error_events: None, wall })
 }
 
 /// Parses and prepares every body (`prepare_events`: `error` events become error events with
@@ -254,8 +251,8 @@ fn parse_and_prepare(
     let mut error_events = 0u64;
     for (body, items) in workload.bodies.iter().zip(&workload.items_per_body) {
         let mut events = Vec::with_capacity(*items as usize);
-        for event in batch_events(body)? {
-            events.push(parse_event_owned(event, now).map_err(|error| anyhow::anyhow!("invalid event: {error}"))?);
+        for event in parse_batch(body, now)? {
+            events.push(event.map_err(|error| anyhow::anyhow!("invalid event: {error}"))?);
         }
         parsed += events.len() as u64;
         let prepared = std::hint::black_box(prepare_events(context, project, events, 0));
@@ -265,19 +262,6 @@ fn parse_and_prepare(
     let wall = started.elapsed();
     progress.finish();
     Ok(ParseBaseline { label: "Parse + prepare_events", events: parsed, error_events: Some(error_events), wall })
-}
-
-/// The `events` array of a batch body. Returns the parsed body's array by value so the caller
-/// can iterate it; the value is dropped with the iteration, as in the receiver.
-fn batch_events(body: &[u8]) -> anyhow::Result<Vec<Value>> {
-    let value: Value = serde_json::from_slice(body).context("a generated body is not JSON")?;
-    match value {
-        Value::Object(mut object) => match object.remove("events") {
-            Some(Value::Array(events)) => Ok(events),
-            _ => anyhow::bail!("a generated body has no \"events\" array"),
-        },
-        _ => anyhow::bail!("a generated body is not an object"),
-    }
 }
 
 /// Rows in the store, read through a separate read-only connection.

@@ -302,7 +302,8 @@ mod tests {
         let project = store.create_project("Shop").expect("project");
         store
             .with_writer(|writer| {
-                let transaction = writer.connection().transaction()?;
+                let transaction =
+                    writer.connection().transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
                 insert_events(&transaction, project.id, events, &[])?;
                 transaction.commit()?;
                 Ok(())

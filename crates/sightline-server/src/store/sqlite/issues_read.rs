@@ -171,10 +171,13 @@ fn find_issue(connection: &Connection, project_id: i64, issue_id: i64) -> StoreR
 }
 
 fn event_from_row(row: &Row<'_>) -> rusqlite::Result<Option<StoredErrorEvent>> {
-    let body: String = row.get(1)?;
-    Ok(serde_json::from_str::<ErrorEvent>(&body)
-        .ok()
-        .map(|event| StoredErrorEvent { issue_id: row.get(0).unwrap_or(0), event }))
+    let event = match row.get_ref(1)? {
+        rusqlite::types::ValueRef::Blob(body) | rusqlite::types::ValueRef::Text(body) => {
+            ErrorEvent::from_stored_body(body)
+        }
+        _ => None,
+    };
+    Ok(event.map(|event| StoredErrorEvent { issue_id: row.get(0).unwrap_or(0), event }))
 }
 
 pub(super) fn get_issue(

@@ -162,14 +162,15 @@ impl ErrorGrouper {
     }
 
     /// Groups one event of `project_id`: finds or creates its issue, advances the issue's
-    /// lifecycle and stores the event with `body` as its JSON (serialized here when `None`).
+    /// lifecycle and stores the event with `body` as its stored form
+    /// ([`ErrorEvent::to_stored_body`], made here when `None`).
     /// Returns the stored event's row id (session timelines point at it).
     pub(super) fn add(
         &mut self,
         transaction: &Transaction<'_>,
         project_id: i64,
         event: &ErrorEvent,
-        body: Option<&str>,
+        body: Option<&[u8]>,
     ) -> StoreResult<i64> {
         let now_unix_nano = self.now_unix_nano;
         let timestamp = event.timestamp_unix_nano.min(i64::MAX as u64) as i64;
@@ -241,8 +242,8 @@ impl ErrorGrouper {
         let body = match body {
             Some(body) => body,
             None => {
-                made_here = serde_json::to_string(event).map_err(|error| StoreError::Database(error.to_string()))?;
-                made_here.as_str()
+                made_here = event.to_stored_body().map_err(StoreError::Database)?;
+                made_here.as_slice()
             }
         };
         transaction

@@ -374,7 +374,8 @@ impl Store for SqliteStore {
         change: &super::errors::StatusChange,
     ) -> StoreResult<Vec<super::errors::Issue>> {
         self.with_writer(|writer| {
-            let transaction = writer.connection().transaction()?;
+            let transaction =
+                writer.connection().transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
             issues_write::change_status(&transaction, project_id, issue_ids, change, now_unix_nano())?;
             transaction.commit()?;
             Ok(())

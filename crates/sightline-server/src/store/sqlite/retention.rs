@@ -21,7 +21,7 @@ pub(super) fn delete_expired(
 ) -> StoreResult<usize> {
     let cutoff = cutoff_unix_nano.min(i64::MAX as u64) as i64;
     let remaining = |deleted: usize| max_rows.saturating_sub(deleted) as i64;
-    let transaction = connection.transaction()?;
+    let transaction = connection.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
     let mut deleted = transaction.execute(
         "DELETE FROM spans WHERE id IN (SELECT id FROM spans WHERE project_id = ?1 AND start_time_unix_nano < ?2 LIMIT ?3)",
         params![project_id, cutoff, remaining(0)],

@@ -15,7 +15,7 @@ pub(super) fn put(
     uploads: &[SourceMapUpload],
 ) -> StoreResult<Vec<SourceMapInfo>> {
     let uploaded_at_unix_ms = now_unix_ms();
-    let transaction = connection.transaction()?;
+    let transaction = connection.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
     let mut stored = Vec::with_capacity(uploads.len());
     {
         let mut insert = transaction.prepare_cached(

@@ -42,7 +42,10 @@ impl Writer {
     pub(super) fn commit(&mut self, batches: &[WriteBatch]) -> StoreResult<()> {
         let mut pending = PendingCaches::default();
         let now_unix_nano = super::now_unix_nano();
-        let transaction = self.connection.transaction()?;
+        // IMMEDIATE takes the write lock up front, waiting in the busy handler. A deferred
+        // transaction that read first fails at once with SQLITE_BUSY when another connection
+        // (retention, a RESTART checkpoint) wrote or held the lock meanwhile.
+        let transaction = self.connection.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
         let mut services = ServiceCounters::new();
         // Issues and sessions are aggregated over the whole commit and written once each at
         // the end: many requests in one commit share hot issues and open sessions.
@@ -97,7 +100,7 @@ impl Writer {
                 if !is_fresh(error) {
                     continue;
                 }
-                let body = batch.serialized.errors.get(index).map(String::as_str);
+                let body = batch.serialized.errors.get(index).map(Vec::as_slice);
                 rowids.errors.push(grouper.add(&transaction, batch.project_id, error, body)?);
             }
             let fresh_events = super::sessions_write::FreshEvents {
