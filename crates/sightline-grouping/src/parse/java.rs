@@ -19,13 +19,8 @@ use std::sync::LazyLock;
 use regex::Regex;
 
 use crate::frame::{ParsedException, StackFrame, bounded_field};
+use crate::parse::frame_lines::java_frame;
 use crate::parse::{indent_width, parse_number, split_type_and_message};
-
-/// `at [classloader/][module[@version]/]package.Class.method(Location)[ ~[jar:version]]`.
-static FRAME_LINE: LazyLock<Regex> = LazyLock::new(|| {
-    Regex::new(r"^\s*at (?:[^\s(]*/)?(?P<qualified>[^\s(/]+)\((?P<location>[^)]*)\)(?:\s+~?\[[^\]]*\])?\s*$")
-        .expect("java frame regex compiles")
-});
 
 static MORE_LINE: LazyLock<Regex> = LazyLock::new(|| {
     Regex::new(r"^\s*\.\.\. (?P<count>\d+) (?:more|common frames omitted)\s*$").expect("more regex compiles")
@@ -37,8 +32,7 @@ pub(super) fn is_signature_line(line: &str) -> bool {
     if trimmed.starts_with("Caused by: ") || trimmed.starts_with("Exception in thread \"") {
         return true;
     }
-    FRAME_LINE.captures(line).is_some_and(|captures| {
-        let location = &captures["location"];
+    java_frame(line).is_some_and(|(_, location)| {
         location == "Native Method"
             || location == "Unknown Source"
             || location.contains(".java:")
@@ -140,14 +134,14 @@ fn restore_common_frames(chain: &mut [ParsedException], count: usize) {
 }
 
 fn parse_frame(line: &str) -> Option<StackFrame> {
-    let captures = FRAME_LINE.captures(line)?;
-    let qualified = &captures["qualified"];
+    // `at [classloader/][module[@version]/]package.Class.method(Location)[ ~[jar:version]]`.
+    let (qualified, location) = java_frame(line)?;
     let (module, function) =
         qualified.rsplit_once('.').map_or((None, qualified), |(class, method)| (Some(class), method));
     if function.is_empty() {
         return None;
     }
-    let location = captures["location"].trim();
+    let location = location.trim();
     let (filename, lineno) = match location.rsplit_once(':') {
         Some((file, line_number)) => (Some(file), parse_number(line_number)),
         None if location == "Native Method" || location == "Unknown Source" || location.is_empty() => (None, None),

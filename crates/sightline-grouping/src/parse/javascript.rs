@@ -22,13 +22,8 @@ use std::sync::LazyLock;
 use regex::Regex;
 
 use crate::frame::{ParsedException, StackFrame, bounded_field};
+use crate::parse::frame_lines::{V8Frame, v8_frame as v8_frame_line};
 use crate::parse::{split_location, split_type_and_message};
-
-/// V8: `at [async ][new ]function (location)` or `at location`.
-static V8_FRAME: LazyLock<Regex> = LazyLock::new(|| {
-    Regex::new(r"^\s*at (?:async )?(?:(?P<function>.*?) \((?P<location>.*)\)|(?P<bare>\S.*?))\s*$")
-        .expect("v8 frame regex compiles")
-});
 
 /// SpiderMonkey / JavaScriptCore: `function@location` (function may be empty).
 static GECKO_FRAME: LazyLock<Regex> = LazyLock::new(|| {
@@ -42,8 +37,11 @@ static CAUSE_ELISION: LazyLock<Regex> = LazyLock::new(|| {
 
 /// Whether the line is distinctive of a JavaScript stack (for format detection).
 pub(super) fn is_signature_line(line: &str) -> bool {
-    if let Some(captures) = V8_FRAME.captures(line) {
-        let location = captures.name("location").or_else(|| captures.name("bare")).map_or("", |found| found.as_str());
+    // V8: `at [async ][new ]function (location)` or `at location`.
+    if let Some(frame_line) = v8_frame_line(line) {
+        let location = match frame_line {
+            V8Frame::Call { location, .. } | V8Frame::Bare(location) => location,
+        };
         let (_, line_number, column) = split_location(location);
         // Java (`Foo.java:42`) and .NET (`in file:line 42`) frames also start with `at`; only JS has columns
         // or V8's pseudo-locations.
@@ -168,10 +166,10 @@ fn header_parts(line: &str) -> Option<(String, String)> {
 }
 
 fn parse_frame(line: &str) -> Option<StackFrame> {
-    if let Some(captures) = V8_FRAME.captures(line) {
-        let (function, location) = match (captures.name("function"), captures.name("location")) {
-            (Some(function), Some(location)) => (Some(function.as_str()), location.as_str()),
-            _ => (None, captures.name("bare").map_or("", |bare| bare.as_str())),
+    if let Some(frame_line) = v8_frame_line(line) {
+        let (function, location) = match frame_line {
+            V8Frame::Call { function, location } => (Some(function), location),
+            V8Frame::Bare(location) => (None, location),
         };
         // Prose such as "at least one item" is not a frame: a V8 location has a line number, is one of V8's
         // pseudo-locations, or (bare) is a single token.

@@ -5,6 +5,7 @@
 //! traces arrive wrapped in log output, cut short, or mixed with other text.
 
 mod dotnet;
+mod frame_lines;
 mod go;
 mod java;
 mod javascript;

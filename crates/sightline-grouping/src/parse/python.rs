@@ -21,12 +21,8 @@ use std::sync::LazyLock;
 use regex::Regex;
 
 use crate::frame::{ParsedException, StackFrame, bounded_field};
+use crate::parse::frame_lines::python_frame;
 use crate::parse::{parse_number, split_type_and_message};
-
-static FRAME_LINE: LazyLock<Regex> = LazyLock::new(|| {
-    Regex::new(r#"^\s*File "(?P<file>[^"]*)", line (?P<line>\d+)(?:, in (?P<function>.+))?\s*$"#)
-        .expect("python frame regex compiles")
-});
 
 /// The standard library directory (`lib/python3.11/`, Windows `Lib\`), after which a path names a module.
 static STANDARD_LIBRARY_ROOT: LazyLock<Regex> = LazyLock::new(|| {
@@ -41,7 +37,7 @@ const CHAIN_SEPARATORS: [&str; 2] = [
 
 /// Whether the line is distinctive of a Python traceback (for format detection).
 pub(super) fn is_signature_line(line: &str) -> bool {
-    line.starts_with(TRACEBACK_HEADER) || FRAME_LINE.is_match(line)
+    line.starts_with(TRACEBACK_HEADER) || python_frame(line).is_some()
 }
 
 #[derive(PartialEq)]
@@ -81,13 +77,13 @@ pub(super) fn parse(lines: &[&str]) -> Vec<ParsedException> {
         match state {
             State::Outside => {}
             State::Frames => {
-                if let Some(captures) = FRAME_LINE.captures(line) {
-                    let filename = &captures["file"];
+                if let Some(frame_line) = python_frame(line) {
+                    let filename = frame_line.file;
                     exception.frames.push(StackFrame {
-                        function: captures.name("function").map(|function| bounded_field(function.as_str().trim())),
+                        function: frame_line.function.map(|function| bounded_field(function.trim())),
                         module: module_from_path(filename),
                         filename: Some(bounded_field(filename)),
-                        lineno: parse_number(&captures["line"]),
+                        lineno: parse_number(frame_line.line),
                         ..StackFrame::default()
                     });
                     previous_was_frame = true;
