@@ -128,7 +128,7 @@ pub struct WriteBatch {
 }
 
 impl WriteBatch {
-    /// Serializes the product events' and error events' JSON columns into
+    /// Serializes the spans', log records', product events' and error events' JSON columns into
     /// [`WriteBatch::serialized`]. Call it on the thread that prepared the batch, after the last
     /// change to its events: the single writer then only copies text into rows.
     pub fn serialize_items(&mut self) {
@@ -136,13 +136,71 @@ impl WriteBatch {
             SignalBatch::Events(events) => events.as_slice(),
             _ => &[],
         };
+        let (spans, logs) = match &self.signal {
+            SignalBatch::Traces(batch) => (items_of(batch).map(SpanJson::of).collect(), Vec::new()),
+            SignalBatch::Logs(batch) => (Vec::new(), items_of(batch).map(LogJson::of).collect()),
+            _ => (Vec::new(), Vec::new()),
+        };
         self.serialized = SerializedItems {
+            spans,
+            logs,
             events: events.iter().map(EventJson::of).collect(),
             derived_events: self.derived_events.iter().map(EventJson::of).collect(),
             // Serializing an error event cannot fail (string keys only); were it to, the list stays
             // empty and the writer serializes again and reports the error.
             errors: self.errors.iter().map(ErrorEvent::to_stored_body).collect::<Result<_, _>>().unwrap_or_default(),
         };
+    }
+}
+
+/// A batch's items in storage order: resource → scope → item.
+fn items_of<T>(batch: &sightline_model::Batch<T>) -> impl Iterator<Item = &T> {
+    batch.iter().flat_map(|resource| resource.scopes.iter().flat_map(|scope| scope.items.iter()))
+}
+
+/// JSON text of a list (`[]` when empty).
+pub(crate) fn json_array<T: Serialize>(items: &[T]) -> String {
+    if items.is_empty() {
+        return "[]".to_owned();
+    }
+    serde_json::to_string(items).unwrap_or_else(|_| "[]".to_owned())
+}
+
+/// The JSON columns of one stored span.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct SpanJson {
+    /// Attributes (typed attribute encoding).
+    pub attributes: String,
+    /// Span events as a JSON array.
+    pub events: String,
+    /// Links as a JSON array.
+    pub links: String,
+}
+
+impl SpanJson {
+    /// Serializes a span's JSON columns.
+    pub fn of(span: &Span) -> Self {
+        Self {
+            attributes: span.attributes.to_json_string(),
+            events: json_array(&span.events),
+            links: json_array(&span.links),
+        }
+    }
+}
+
+/// The JSON columns of one stored log record.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct LogJson {
+    /// Attributes (typed attribute encoding).
+    pub attributes: String,
+    /// Body as JSON.
+    pub body: String,
+}
+
+impl LogJson {
+    /// Serializes a log record's JSON columns.
+    pub fn of(record: &LogRecord) -> Self {
+        Self { attributes: record.attributes.to_json_string(), body: record.body.to_string() }
     }
 }
 
@@ -172,6 +230,10 @@ impl EventJson {
 /// belongs to, in the same order.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct SerializedItems {
+    /// One per span of [`SignalBatch::Traces`], in storage order (resource → scope → span).
+    pub spans: Vec<SpanJson>,
+    /// One per log record of [`SignalBatch::Logs`], in storage order.
+    pub logs: Vec<LogJson>,
     /// One per product event of [`SignalBatch::Events`].
     pub events: Vec<EventJson>,
     /// One per [`WriteBatch::derived_events`] entry.

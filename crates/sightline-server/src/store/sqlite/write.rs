@@ -6,7 +6,8 @@ use std::collections::HashMap;
 use rusqlite::{Connection, OptionalExtension, Transaction, params};
 use sightline_model::{Batch, LogRecord, Metric, PointValue, Resource, Scope, Span, TraceId};
 
-use crate::store::{SignalBatch, StoreResult, TraceSummaryDelta, WriteBatch};
+use crate::store::types::json_array;
+use crate::store::{LogJson, SignalBatch, SpanJson, StoreResult, TraceSummaryDelta, WriteBatch};
 
 /// Key of the metric-id cache: (project, name, type, temporality, monotonic, unit).
 type MetricKey = (i64, String, &'static str, i32, bool, String);
@@ -65,10 +66,10 @@ impl Writer {
             let mut rowids = super::sessions_write::ItemRowids::default();
             match &batch.signal {
                 SignalBatch::Traces(spans) => {
-                    rowids.spans = context.insert_spans(spans)?;
+                    rowids.spans = context.insert_spans(spans, &batch.serialized.spans)?;
                     upsert_trace_summaries(&transaction, batch.project_id, &batch.trace_summaries)?;
                 }
-                SignalBatch::Logs(records) => rowids.logs = context.insert_logs(records)?,
+                SignalBatch::Logs(records) => rowids.logs = context.insert_logs(records, &batch.serialized.logs)?,
                 SignalBatch::Metrics(metrics) => context.insert_metrics(metrics)?,
                 SignalBatch::Events(events) => {
                     duplicate_event_ids =
@@ -183,8 +184,9 @@ impl BatchContext<'_> {
         entry.3 = entry.3.max(seen_unix_nano);
     }
 
-    /// Inserts the spans; returns their row ids in iteration order (for session items).
-    fn insert_spans(&mut self, batch: &Batch<Span>) -> StoreResult<Vec<i64>> {
+    /// Inserts the spans (`serialized`: their JSON columns, computed here when shorter); returns
+    /// their row ids in iteration order (for session items).
+    fn insert_spans(&mut self, batch: &Batch<Span>, serialized: &[SpanJson]) -> StoreResult<Vec<i64>> {
         // (first rowid, last rowid) of each trace's spans in this batch.
         let mut ranges: HashMap<TraceId, (i64, i64)> = HashMap::new();
         let mut rowids = Vec::with_capacity(sightline_model::batch_len(batch));
@@ -202,6 +204,14 @@ impl BatchContext<'_> {
                 )?;
                 let mut latest = 0u64;
                 for span in &scope_group.items {
+                    let made_here;
+                    let json = match serialized.get(rowids.len()) {
+                        Some(json) => json,
+                        None => {
+                            made_here = SpanJson::of(span);
+                            &made_here
+                        }
+                    };
                     statement.execute(params![
                         self.project_id,
                         &span.trace_id.0[..],
@@ -215,11 +225,11 @@ impl BatchContext<'_> {
                         span.end_time_unix_nano as i64,
                         span.status_code,
                         span.status_message,
-                        span.attributes.to_json_string(),
+                        json.attributes,
                         span.dropped_attributes_count,
-                        json_array(&span.events),
+                        json.events,
                         span.dropped_events_count,
-                        json_array(&span.links),
+                        json.links,
                         span.dropped_links_count,
                         resource_id,
                         scope_id,
@@ -244,8 +254,9 @@ impl BatchContext<'_> {
         Ok(rowids)
     }
 
-    /// Inserts the log records; returns their row ids in iteration order (for session items).
-    fn insert_logs(&mut self, batch: &Batch<LogRecord>) -> StoreResult<Vec<i64>> {
+    /// Inserts the log records (`serialized`: their JSON columns, computed here when shorter);
+    /// returns their row ids in iteration order (for session items).
+    fn insert_logs(&mut self, batch: &Batch<LogRecord>, serialized: &[LogJson]) -> StoreResult<Vec<i64>> {
         let mut rowids = Vec::with_capacity(sightline_model::batch_len(batch));
         for resource_group in batch {
             let resource_id = self.resource_id(&resource_group.resource)?;
@@ -260,6 +271,14 @@ impl BatchContext<'_> {
                 )?;
                 let mut latest = 0u64;
                 for record in &scope_group.items {
+                    let made_here;
+                    let json = match serialized.get(rowids.len()) {
+                        Some(json) => json,
+                        None => {
+                            made_here = LogJson::of(record);
+                            &made_here
+                        }
+                    };
                     statement.execute(params![
                         self.project_id,
                         record.effective_time_unix_nano() as i64,
@@ -267,8 +286,8 @@ impl BatchContext<'_> {
                         record.observed_time_unix_nano as i64,
                         record.severity_number,
                         record.severity_text,
-                        record.body.to_string(),
-                        record.attributes.to_json_string(),
+                        json.body,
+                        json.attributes,
                         record.dropped_attributes_count,
                         record.flags,
                         record.trace_id.map(|trace_id| trace_id.0.to_vec()),
@@ -360,13 +379,6 @@ impl BatchContext<'_> {
         }
         Ok(())
     }
-}
-
-fn json_array<T: serde::Serialize>(items: &[T]) -> String {
-    if items.is_empty() {
-        return "[]".to_owned();
-    }
-    serde_json::to_string(items).unwrap_or_else(|_| "[]".to_owned())
 }
 
 /// Point values as JSON. serde_json writes non-finite doubles (no-recorded-value points) as
