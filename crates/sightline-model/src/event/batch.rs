@@ -28,6 +28,31 @@ pub enum BatchError {
     TooManyEvents,
 }
 
+/// The `visit_*` methods of the scalar JSON types (booleans, numbers, strings, null), each
+/// answering `$answer` (an expression of the error type `E`).
+macro_rules! scalars_give {
+    ($answer:expr) => {
+        fn visit_bool<E: de::Error>(self, _value: bool) -> Result<Self::Value, E> {
+            $answer
+        }
+        fn visit_i64<E: de::Error>(self, _value: i64) -> Result<Self::Value, E> {
+            $answer
+        }
+        fn visit_u64<E: de::Error>(self, _value: u64) -> Result<Self::Value, E> {
+            $answer
+        }
+        fn visit_f64<E: de::Error>(self, _value: f64) -> Result<Self::Value, E> {
+            $answer
+        }
+        fn visit_str<E: de::Error>(self, _value: &str) -> Result<Self::Value, E> {
+            $answer
+        }
+        fn visit_unit<E: de::Error>(self) -> Result<Self::Value, E> {
+            $answer
+        }
+    };
+}
+
 const NOT_A_BATCH: &str = "\u{0}not a batch";
 const TOO_MANY: &str = "\u{0}too many events";
 
@@ -89,24 +114,7 @@ impl<'de> Visitor<'de> for BodySeed {
     fn visit_seq<A: SeqAccess<'de>>(self, _seq: A) -> Result<Self::Value, A::Error> {
         Err(de::Error::custom(NOT_A_BATCH))
     }
-    fn visit_bool<E: de::Error>(self, _value: bool) -> Result<Self::Value, E> {
-        Err(E::custom(NOT_A_BATCH))
-    }
-    fn visit_i64<E: de::Error>(self, _value: i64) -> Result<Self::Value, E> {
-        Err(E::custom(NOT_A_BATCH))
-    }
-    fn visit_u64<E: de::Error>(self, _value: u64) -> Result<Self::Value, E> {
-        Err(E::custom(NOT_A_BATCH))
-    }
-    fn visit_f64<E: de::Error>(self, _value: f64) -> Result<Self::Value, E> {
-        Err(E::custom(NOT_A_BATCH))
-    }
-    fn visit_str<E: de::Error>(self, _value: &str) -> Result<Self::Value, E> {
-        Err(E::custom(NOT_A_BATCH))
-    }
-    fn visit_unit<E: de::Error>(self) -> Result<Self::Value, E> {
-        Err(E::custom(NOT_A_BATCH))
-    }
+    scalars_give!(Err(E::custom(NOT_A_BATCH)));
 }
 
 /// The `events` array.
@@ -143,24 +151,7 @@ impl<'de> Visitor<'de> for EventsSeed {
     fn visit_map<A: MapAccess<'de>>(self, _map: A) -> Result<Self::Value, A::Error> {
         Err(de::Error::custom(NOT_A_BATCH))
     }
-    fn visit_bool<E: de::Error>(self, _value: bool) -> Result<Self::Value, E> {
-        Err(E::custom(NOT_A_BATCH))
-    }
-    fn visit_i64<E: de::Error>(self, _value: i64) -> Result<Self::Value, E> {
-        Err(E::custom(NOT_A_BATCH))
-    }
-    fn visit_u64<E: de::Error>(self, _value: u64) -> Result<Self::Value, E> {
-        Err(E::custom(NOT_A_BATCH))
-    }
-    fn visit_f64<E: de::Error>(self, _value: f64) -> Result<Self::Value, E> {
-        Err(E::custom(NOT_A_BATCH))
-    }
-    fn visit_str<E: de::Error>(self, _value: &str) -> Result<Self::Value, E> {
-        Err(E::custom(NOT_A_BATCH))
-    }
-    fn visit_unit<E: de::Error>(self) -> Result<Self::Value, E> {
-        Err(E::custom(NOT_A_BATCH))
-    }
+    scalars_give!(Err(E::custom(NOT_A_BATCH)));
 }
 
 /// One entry of `events`: its fields sorted, or why it is not an event object.
@@ -200,24 +191,7 @@ impl<'de> Visitor<'de> for EventSeed {
         while seq.next_element::<IgnoredAny>()?.is_some() {}
         Ok(not_an_object())
     }
-    fn visit_bool<E: de::Error>(self, _value: bool) -> Result<Self::Value, E> {
-        Ok(not_an_object())
-    }
-    fn visit_i64<E: de::Error>(self, _value: i64) -> Result<Self::Value, E> {
-        Ok(not_an_object())
-    }
-    fn visit_u64<E: de::Error>(self, _value: u64) -> Result<Self::Value, E> {
-        Ok(not_an_object())
-    }
-    fn visit_f64<E: de::Error>(self, _value: f64) -> Result<Self::Value, E> {
-        Ok(not_an_object())
-    }
-    fn visit_str<E: de::Error>(self, _value: &str) -> Result<Self::Value, E> {
-        Ok(not_an_object())
-    }
-    fn visit_unit<E: de::Error>(self) -> Result<Self::Value, E> {
-        Ok(not_an_object())
-    }
+    scalars_give!(Ok(not_an_object()));
 }
 
 /// An object key, borrowed from the body unless it had escapes.
