@@ -154,7 +154,10 @@ impl Store for SqliteStore {
         let numeric_id: i64 = slug_or_id.parse().unwrap_or(-1);
         let project = connection
             .query_row(
-                &format!("SELECT {PROJECT_COLUMNS} FROM projects WHERE slug = ?1 OR id = ?2"),
+                // A slug wins over an id: a project may be named "123" while another has id 123.
+                &format!(
+                    "SELECT {PROJECT_COLUMNS} FROM projects WHERE slug = ?1 OR id = ?2 ORDER BY slug = ?1 DESC LIMIT 1"
+                ),
                 params![slug_or_id, numeric_id],
                 project_from_row,
             )

@@ -357,11 +357,15 @@ fn find_project_by_slug_or_id() {
     let second = store.create_project("Beta Team").expect("created");
     assert_eq!(store.find_project("alpha").expect("find"), Some(first.clone()));
     assert_eq!(store.find_project("beta-team").expect("find"), Some(second.clone()));
-    assert_eq!(store.find_project(&first.id.to_string()).expect("find"), Some(first));
+    assert_eq!(store.find_project(&first.id.to_string()).expect("find"), Some(first.clone()));
     assert_eq!(store.find_project(&second.id.to_string()).expect("find"), Some(second.clone()));
     assert_eq!(store.find_project("gamma").expect("find"), None);
     assert_eq!(store.find_project(&(second.id + 100).to_string()).expect("find"), None);
     assert_eq!(store.find_project("Beta Team").expect("find"), None, "display names are not slugs");
+    // A project whose slug is another project's id: the slug wins, the other stays reachable by slug.
+    let numeric = store.create_project(&first.id.to_string()).expect("created");
+    assert_eq!(store.find_project(&first.id.to_string()).expect("find"), Some(numeric));
+    assert_eq!(store.find_project("alpha").expect("find").map(|project| project.id), Some(first.id));
 }
 
 #[test]
