@@ -85,7 +85,12 @@ pub async fn run_periodically(
         }
         let coarsen_store = store.clone();
         let coarsen = move || {
-            coarsen_rollups_once(coarsen_store.as_ref(), crate::clock::now_unix_nano(), rollup_coarsen_after, chunk_rows)
+            coarsen_rollups_once(
+                coarsen_store.as_ref(),
+                crate::clock::now_unix_nano(),
+                rollup_coarsen_after,
+                chunk_rows,
+            )
         };
         match tokio::task::spawn_blocking(coarsen).await {
             Ok(Ok(0)) => {}

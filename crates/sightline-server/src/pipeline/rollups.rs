@@ -110,9 +110,10 @@ pub fn normalize_path(path: &str) -> String {
 fn is_uuid(segment: &str) -> bool {
     let groups: Vec<&str> = segment.split('-').collect();
     groups.len() == 5
-        && groups.iter().zip([8, 4, 4, 4, 12]).all(|(group, length)| {
-            group.len() == length && group.bytes().all(|byte| byte.is_ascii_hexdigit())
-        })
+        && groups
+            .iter()
+            .zip([8, 4, 4, 4, 12])
+            .all(|(group, length)| group.len() == length && group.bytes().all(|byte| byte.is_ascii_hexdigit()))
 }
 
 /// `http.response.status_code` (old `http.status_code`) as an integer or a numeric string.
@@ -226,16 +227,23 @@ mod tests {
             "GET /users/{id}"
         );
         // Old semconv throughout.
-        assert_eq!(name_of(json!({"http.method": "POST", "http.target": "/orders/42?x=1#top"}), "x"), "POST /orders/{id}");
+        assert_eq!(
+            name_of(json!({"http.method": "POST", "http.target": "/orders/42?x=1#top"}), "x"),
+            "POST /orders/{id}"
+        );
         // Mixed: new method, old target; old method, new route.
         assert_eq!(name_of(json!({"http.request.method": "PUT", "http.target": "/a/12"}), "x"), "PUT /a/{id}");
         assert_eq!(name_of(json!({"http.method": "GET", "http.route": "/health"}), "x"), "GET /health");
         // A new attribute wins over the old one when both are present.
-        assert_eq!(name_of(json!({"http.request.method": "GET", "http.method": "POST", "http.route": "/r"}), "x"), "GET /r");
+        assert_eq!(
+            name_of(json!({"http.request.method": "GET", "http.method": "POST", "http.route": "/r"}), "x"),
+            "GET /r"
+        );
         assert_eq!(name_of(json!({"http.route": "/only/route"}), "x"), "/only/route");
         assert_eq!(name_of(json!({"http.request.method": "GET"}), "GET"), "GET");
         assert_eq!(name_of(json!({}), "GET /files/0123456789abcdef0123"), "GET /files/{hex}");
-        let operation = operation_of(&span("x", kind::SERVER, false, json!({"http.method": "GET", "http.target": "/7"})));
+        let operation =
+            operation_of(&span("x", kind::SERVER, false, json!({"http.method": "GET", "http.target": "/7"})));
         assert_eq!((operation.method.as_str(), operation.route.as_str()), ("GET", "/{id}"));
     }
 
@@ -252,21 +260,43 @@ mod tests {
 
     #[test]
     fn status_codes_come_as_integers_or_strings_under_either_name() {
-        assert_eq!(status_code_of(&Attributes(json!({"http.response.status_code": 503}).as_object().cloned().unwrap_or_default())), Some(503));
-        assert_eq!(status_code_of(&Attributes(json!({"http.status_code": "404"}).as_object().cloned().unwrap_or_default())), Some(404));
-        assert_eq!(status_code_of(&Attributes(json!({"http.status_code": -1}).as_object().cloned().unwrap_or_default())), None);
+        assert_eq!(
+            status_code_of(&Attributes(
+                json!({"http.response.status_code": 503}).as_object().cloned().unwrap_or_default()
+            )),
+            Some(503)
+        );
+        assert_eq!(
+            status_code_of(&Attributes(json!({"http.status_code": "404"}).as_object().cloned().unwrap_or_default())),
+            Some(404)
+        );
+        assert_eq!(
+            status_code_of(&Attributes(json!({"http.status_code": -1}).as_object().cloned().unwrap_or_default())),
+            None
+        );
     }
 
     #[test]
     fn deltas_group_by_endpoint_class_and_minute_and_count_errors() {
-        let mut ok = span("GET /a", kind::SERVER, false, json!({"http.request.method": "GET", "http.route": "/a", "http.response.status_code": 200}));
+        let mut ok = span(
+            "GET /a",
+            kind::SERVER,
+            false,
+            json!({"http.request.method": "GET", "http.route": "/a", "http.response.status_code": 200}),
+        );
         let mut failed = ok.clone();
         failed.status_code = status_code::ERROR;
         failed.span_id = SpanId([9; 8]);
         failed.end_time_unix_nano += 8_000_000;
-        let server_error = span("GET /a", kind::SERVER, false, json!({"http.method": "GET", "http.route": "/a", "http.status_code": 502}));
+        let server_error = span(
+            "GET /a",
+            kind::SERVER,
+            false,
+            json!({"http.method": "GET", "http.route": "/a", "http.status_code": 502}),
+        );
         let client = span("GET", kind::CLIENT, false, json!({"http.request.method": "GET"}));
-        let root_without_kind = span("GET", kind::UNSPECIFIED, true, json!({"http.method": "GET", "http.target": "/b/5"}));
+        let root_without_kind =
+            span("GET", kind::UNSPECIFIED, true, json!({"http.method": "GET", "http.target": "/b/5"}));
         let mut next_minute = ok.clone();
         next_minute.start_time_unix_nano += 60_000_000_000;
         next_minute.end_time_unix_nano += 60_000_000_000;
@@ -285,10 +315,24 @@ mod tests {
         let summary: Vec<(&str, &str, u64, u64, u64)> = deltas
             .iter()
             .map(|delta| {
-                (delta.key.operation.as_str(), delta.key.status_class.as_str(), delta.bucket_start_unix_nano / 60_000_000_000, delta.requests, delta.errors)
+                (
+                    delta.key.operation.as_str(),
+                    delta.key.status_class.as_str(),
+                    delta.bucket_start_unix_nano / 60_000_000_000,
+                    delta.requests,
+                    delta.errors,
+                )
             })
             .collect();
-        assert_eq!(summary, [("GET /a", "2xx", 2, 2, 1), ("GET /a", "5xx", 2, 1, 1), ("GET /b/{id}", "unknown", 2, 1, 0), ("GET /a", "2xx", 3, 1, 0)]);
+        assert_eq!(
+            summary,
+            [
+                ("GET /a", "2xx", 2, 2, 1),
+                ("GET /a", "5xx", 2, 1, 1),
+                ("GET /b/{id}", "unknown", 2, 1, 0),
+                ("GET /a", "2xx", 3, 1, 0)
+            ]
+        );
         assert_eq!(deltas[0].key.environment, "prod", "old semconv environment");
         assert_eq!(deltas[0].durations.count(), 2);
         assert_eq!(deltas[0].slowest[0].duration_nanos, 10_000_000, "the ERROR span was slowest");

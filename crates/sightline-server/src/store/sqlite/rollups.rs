@@ -12,8 +12,8 @@ use rusqlite::{Connection, OptionalExtension, Transaction, params};
 use sightline_model::{SpanId, TraceId};
 
 use crate::store::rollups::{
-    DurationSketch, EndpointKey, EndpointRollup, HOUR_SECONDS, MINUTE_SECONDS, RollupQuery, RollupTotals,
-    SlowRequest, StatusClass,
+    DurationSketch, EndpointKey, EndpointRollup, HOUR_SECONDS, MINUTE_SECONDS, RollupQuery, RollupTotals, SlowRequest,
+    StatusClass,
 };
 use crate::store::{StoreError, StoreResult, WriteBatch};
 
@@ -166,10 +166,8 @@ pub(super) fn endpoint_rollups(
             AND (?5 IS NULL OR environment = ?5) AND (?6 IS NULL OR operation = ?6)
          ORDER BY bucket_start_unix_nano"
     ))?;
-    let rows = statement.query_map(
-        params![project_id, query.service, from, to, query.environment, query.operation],
-        row_to_rollup,
-    )?;
+    let rows = statement
+        .query_map(params![project_id, query.service, from, to, query.environment, query.operation], row_to_rollup)?;
     let mut rollups = Vec::new();
     for row in rows {
         rollups.push(row??);
