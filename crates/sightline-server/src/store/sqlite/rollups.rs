@@ -285,3 +285,129 @@ pub(super) fn delete_expired(
     }
     Ok(deleted)
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::store::rollups::{EndpointKey, EndpointRollup, MINUTE_SECONDS, RollupQuery, StatusClass};
+    use crate::store::sqlite::SqliteStore;
+    use crate::store::{Outcomes, SignalBatch, Store, WriteBatch};
+
+    const MINUTE: u64 = 60_000_000_000;
+
+    fn key(operation: &str) -> EndpointKey {
+        EndpointKey {
+            service_name: "shop".into(),
+            environment: "prod".into(),
+            operation: operation.into(),
+            method: "GET".into(),
+            route: "/a".into(),
+            status_class: StatusClass::Success,
+        }
+    }
+
+    /// Deterministic durations with a long tail: 1 ms .. ~1 s.
+    fn durations(seed: u64, count: u64) -> Vec<u64> {
+        (0..count).map(|index| 1_000_000 + ((index * 7919 + seed * 104_729) % 1000).pow(3)).collect()
+    }
+
+    fn delta(minute: u64, durations: &[u64]) -> EndpointRollup {
+        let mut rollup = EndpointRollup::empty(key("GET /a"), minute * MINUTE, MINUTE_SECONDS);
+        for (index, duration) in durations.iter().enumerate() {
+            rollup.requests += 1;
+            rollup.errors += u64::from(index % 10 == 0);
+            *rollup.status_codes.entry(200).or_default() += 1;
+            rollup.durations.add_nanos(*duration);
+        }
+        rollup
+    }
+
+    fn batch(project_id: i64, rollups: Vec<EndpointRollup>) -> WriteBatch {
+        WriteBatch {
+            project_id,
+            signal: SignalBatch::Traces(Vec::new()),
+            trace_summaries: Vec::new(),
+            endpoint_rollups: rollups,
+            outcomes: Outcomes::default(),
+            errors: Vec::new(),
+            derived_events: Vec::new(),
+            sessions: Default::default(),
+            serialized: Default::default(),
+        }
+    }
+
+    fn read_all(store: &SqliteStore, project_id: i64) -> Vec<EndpointRollup> {
+        let query = RollupQuery { from_unix_nano: 0, to_unix_nano: u64::MAX / 2, ..RollupQuery::default() };
+        store.endpoint_rollups(project_id, &query).expect("read")
+    }
+
+    fn merged(rows: &[EndpointRollup]) -> EndpointRollup {
+        let mut total = EndpointRollup::empty(key("GET /a"), 0, MINUTE_SECONDS);
+        for row in rows {
+            total.merge(row).expect("merge");
+        }
+        total
+    }
+
+    #[test]
+    fn many_commits_one_commit_and_coarsened_hours_agree() {
+        let directory = tempfile::tempdir().expect("temp dir");
+        let store = SqliteStore::open(&directory.path().join("db.sqlite")).expect("store");
+        let one = store.create_project("one commit").expect("project").id;
+        let many = store.create_project("many commits").expect("project").id;
+        // Minutes 0..120 (two whole hours), 50 requests each, split into 3 deltas.
+        let mut all = Vec::new();
+        for minute in 0..120 {
+            for part in 0..3 {
+                all.push(delta(minute, &durations(minute * 3 + part, 50)));
+            }
+        }
+        store.commit(&[batch(one, all.clone())]).expect("one commit");
+        for chunk in all.chunks(7) {
+            // Two batches per commit: the writer merges them before touching the row.
+            let (left, right) = chunk.split_at(chunk.len() / 2);
+            store.commit(&[batch(many, left.to_vec()), batch(many, right.to_vec())]).expect("commit");
+        }
+        let rows_one = read_all(&store, one);
+        let rows_many = read_all(&store, many);
+        assert_eq!(rows_one.len(), 120, "one row per minute");
+        assert_eq!(rows_many.len(), 120);
+        let (total_one, total_many) = (merged(&rows_one), merged(&rows_many));
+        assert_eq!(total_one.requests, 120 * 150);
+        assert_eq!(total_many.requests, total_one.requests);
+        assert_eq!(total_many.errors, total_one.errors);
+        assert_eq!(total_many.status_codes, total_one.status_codes);
+        for q in [0.5, 0.9, 0.95, 0.99] {
+            assert_eq!(total_many.durations.quantile_nanos(q), total_one.durations.quantile_nanos(q), "q={q}");
+        }
+
+        // Coarsen everything before minute 120 in chunks of 25 rows: two hour rows remain.
+        let mut merged_minutes = 0;
+        loop {
+            let merged_now = store.coarsen_rollups(many, 120 * MINUTE + 5, 25).expect("coarsen");
+            merged_minutes += merged_now;
+            if merged_now == 0 {
+                break;
+            }
+        }
+        assert_eq!(merged_minutes, 120);
+        let hours = read_all(&store, many);
+        assert_eq!(hours.iter().map(|row| row.bucket_seconds).collect::<Vec<_>>(), [3600, 3600]);
+        let total_hours = merged(&hours);
+        assert_eq!(total_hours.requests, total_one.requests);
+        assert_eq!(total_hours.errors, total_one.errors);
+        assert_eq!(total_hours.status_codes, total_one.status_codes);
+        assert_eq!(total_hours.slowest, total_one.slowest, "the slowest survive coarsening");
+        // Bin counts add, so merged hours answer exactly like merged minutes.
+        for q in [0.5, 0.9, 0.95, 0.99] {
+            assert_eq!(total_hours.durations.quantile_nanos(q), total_one.durations.quantile_nanos(q), "q={q}");
+        }
+        // An hour still under way (cutoff inside hour 2) is not touched.
+        store.commit(&[batch(many, vec![delta(125, &[5_000_000])])]).expect("commit");
+        assert_eq!(store.coarsen_rollups(many, 150 * MINUTE, 100).expect("coarsen"), 0);
+
+        // Retention removes rollups of buckets that started before the cutoff.
+        while store.delete_expired(many, 60 * MINUTE, 1).expect("retention") > 0 {}
+        let left: Vec<u64> = read_all(&store, many).iter().map(|row| row.bucket_start_unix_nano / MINUTE).collect();
+        assert_eq!(left, [60, 125]);
+    }
+}
