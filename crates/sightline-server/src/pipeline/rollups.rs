@@ -3,7 +3,8 @@
 //! commit (`store/sqlite/rollups.rs`).
 //!
 //! Which spans count (OTel semconv HTTP spans, `docs/http/http-spans.md`): SERVER spans, and
-//! root spans with an HTTP method attribute (instrumentations that leave the kind unset).
+//! root spans of kind UNSPECIFIED or INTERNAL with an HTTP method attribute (instrumentations
+//! that leave the kind unset); a root CLIENT span (an outgoing call) never counts.
 //!
 //! The operation name, first rule that applies:
 //! 1. method + ` ` + route, the method from `http.request.method` (old semconv `http.method`)
@@ -44,7 +45,9 @@ pub struct Operation {
 
 /// True for spans that are requests to the service (see the module docs).
 pub fn is_endpoint_span(span: &Span) -> bool {
-    span.kind == kind::SERVER || (span.parent_span_id.is_none() && http_method(&span.attributes).is_some())
+    let kind_unset = matches!(span.kind, kind::UNSPECIFIED | kind::INTERNAL);
+    span.kind == kind::SERVER
+        || (kind_unset && span.parent_span_id.is_none() && http_method(&span.attributes).is_some())
 }
 
 fn non_empty<'a>(attributes: &'a Attributes, key: &str) -> Option<&'a str> {
@@ -294,7 +297,7 @@ mod tests {
             false,
             json!({"http.method": "GET", "http.route": "/a", "http.status_code": 502}),
         );
-        let client = span("GET", kind::CLIENT, false, json!({"http.request.method": "GET"}));
+        let client = span("GET", kind::CLIENT, true, json!({"http.request.method": "GET"}));
         let root_without_kind =
             span("GET", kind::UNSPECIFIED, true, json!({"http.method": "GET", "http.target": "/b/5"}));
         let mut next_minute = ok.clone();
