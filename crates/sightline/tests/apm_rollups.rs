@@ -11,8 +11,8 @@ use std::collections::{BTreeMap, HashMap};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use common::TestServer;
-use opentelemetry::trace::{Span as _, SpanKind, Status, Tracer as _, TracerProvider as _};
 use opentelemetry::KeyValue;
+use opentelemetry::trace::{Span as _, SpanKind, Status, Tracer as _, TracerProvider as _};
 use opentelemetry_otlp::{Protocol, WithExportConfig, WithHttpConfig};
 use opentelemetry_sdk::Resource;
 use opentelemetry_sdk::trace::{BatchConfigBuilder, BatchSpanProcessor, SdkTracerProvider};
@@ -162,7 +162,8 @@ fn parse_prometheus(text: &str) -> Vec<(String, BTreeMap<String, String>, f64)> 
 }
 
 async fn check_performance(server: &TestServer, expected: &BTreeMap<&str, Expected>, time_range: &str) {
-    let body = server.api_ok(&format!("/api/v1/projects/default/services/checkout/performance?timeRange={time_range}")).await;
+    let body =
+        server.api_ok(&format!("/api/v1/projects/default/services/checkout/performance?timeRange={time_range}")).await;
     let total: usize = expected.values().map(|e| e.durations.len()).sum();
     assert_eq!(body["summary"]["requests"], total);
     let errors: u64 = expected.values().map(|e| e.errors).sum();
@@ -194,7 +195,11 @@ async fn check_performance(server: &TestServer, expected: &BTreeMap<&str, Expect
         let avg = sorted.iter().sum::<u64>() as f64 / sorted.len() as f64;
         assert!(close(&endpoint["avg_ms"], avg), "{operation} avg");
         for (name, q) in [("p50_ms", 0.5), ("p90_ms", 0.9), ("p95_ms", 0.95), ("p99_ms", 0.99)] {
-            assert_within_bound(&endpoint[name], exact_quantile(&sorted, q), &format!("{time_range} {operation} {name}"));
+            assert_within_bound(
+                &endpoint[name],
+                exact_quantile(&sorted, q),
+                &format!("{time_range} {operation} {name}"),
+            );
         }
     }
     let series = body["series"].as_array().unwrap();
@@ -250,7 +255,12 @@ async fn known_latency_distributions_come_back_within_the_sketch_bound() {
         }
     }
     // A CLIENT span is not a request to the service.
-    tracer.span_builder("GET").with_kind(SpanKind::Client).with_attributes([KeyValue::new("http.request.method", "GET")]).start(&tracer).end();
+    tracer
+        .span_builder("GET")
+        .with_kind(SpanKind::Client)
+        .with_attributes([KeyValue::new("http.request.method", "GET")])
+        .start(&tracer)
+        .end();
 
     // Service "legacy": old semconv only (http.method, http.target with ids and a query,
     // http.status_code, deployment.environment), and a root span without a kind.
@@ -286,14 +296,16 @@ async fn known_latency_distributions_come_back_within_the_sketch_bound() {
     check_performance(&server, &expected, "1h").await;
 
     // Mixed semconv: the old attributes give the same operation shape, environment and errors.
-    let legacy_body = server.api_ok("/api/v1/projects/default/services/legacy/performance?timeRange=1h&environment=staging").await;
+    let legacy_body =
+        server.api_ok("/api/v1/projects/default/services/legacy/performance?timeRange=1h&environment=staging").await;
     let legacy_endpoints = legacy_body["endpoints"].as_array().unwrap();
     assert_eq!(legacy_endpoints.len(), 1, "{legacy_body}");
     assert_eq!(legacy_endpoints[0]["operation"], "GET /users/{id}");
     assert_eq!(legacy_endpoints[0]["requests"], 4, "the root INTERNAL span with HTTP attributes counts");
     assert_eq!(legacy_endpoints[0]["errors"], 1);
     assert_eq!(legacy_endpoints[0]["status_classes"], serde_json::json!({"2xx": 2, "4xx": 1, "5xx": 1}));
-    let other_environment = server.api_ok("/api/v1/projects/default/services/legacy/performance?timeRange=1h&environment=prod").await;
+    let other_environment =
+        server.api_ok("/api/v1/projects/default/services/legacy/performance?timeRange=1h&environment=prod").await;
     assert_eq!(other_environment["summary"]["requests"], 0);
 
     // Endpoint detail: histogram from the sketch's bins, exact codes, exact slowest traces.
@@ -306,7 +318,11 @@ async fn known_latency_distributions_come_back_within_the_sketch_bound() {
     assert_eq!(histogram.iter().map(|bin| bin["count"].as_u64().unwrap()).sum::<u64>(), orders.durations.len() as u64);
     for bin in histogram {
         let (lower, upper) = (bin["lower_ms"].as_f64().unwrap() * 1e6, bin["upper_ms"].as_f64().unwrap() * 1e6);
-        let inside = orders.durations.iter().filter(|&&d| lower * (1.0 - 1e-9) <= d as f64 && (d as f64) < upper * (1.0 + 1e-9)).count();
+        let inside = orders
+            .durations
+            .iter()
+            .filter(|&&d| lower * (1.0 - 1e-9) <= d as f64 && (d as f64) < upper * (1.0 + 1e-9))
+            .count();
         assert!(inside as u64 >= bin["count"].as_u64().unwrap(), "bin [{lower}, {upper}) holds its durations");
     }
     let codes: BTreeMap<String, u64> = serde_json::from_value(detail["status_codes"].clone()).unwrap();
@@ -322,7 +338,8 @@ async fn known_latency_distributions_come_back_within_the_sketch_bound() {
     assert_eq!(server.api_get(link).await.0, 200, "{link} opens the trace");
 
     // Bad parameters and unknown services.
-    for bad in ["performance?timeRange=7x", "performance?timeRange=91d", "performance?servce=a", "endpoints/x?limit=11"] {
+    for bad in ["performance?timeRange=7x", "performance?timeRange=91d", "performance?servce=a", "endpoints/x?limit=11"]
+    {
         assert_eq!(server.api_get(&format!("/api/v1/projects/default/services/checkout/{bad}")).await.0, 400, "{bad}");
     }
     assert_eq!(server.api_get("/api/v1/projects/default/services/nobody/performance").await.0, 404);
@@ -365,7 +382,11 @@ async fn known_latency_distributions_come_back_within_the_sketch_bound() {
             for (label, q) in [("0.5", 0.5), ("0.9", 0.9), ("0.95", 0.95), ("0.99", 0.99)] {
                 let seconds = sample("http_server_request_duration_seconds", route, class, Some(label));
                 let value = Value::from(seconds * 1e3);
-                assert_within_bound(&value, exact_quantile(&sorted, q), &format!("prometheus {operation} {class} {label}"));
+                assert_within_bound(
+                    &value,
+                    exact_quantile(&sorted, q),
+                    &format!("prometheus {operation} {class} {label}"),
+                );
             }
             count += sample("http_server_requests_total", route, class, None);
             errors += sample("http_server_errors_total", route, class, None);
@@ -375,9 +396,18 @@ async fn known_latency_distributions_come_back_within_the_sketch_bound() {
     }
     let legacy_sample = samples
         .iter()
-        .find(|(name, labels, _)| name == "http_server_requests_total" && labels["service"] == "legacy" && labels["status_class"] == "5xx")
+        .find(|(name, labels, _)| {
+            name == "http_server_requests_total" && labels["service"] == "legacy" && labels["status_class"] == "5xx"
+        })
         .expect("legacy 5xx counter");
-    assert_eq!((legacy_sample.1["route"].as_str(), legacy_sample.1["method"].as_str(), legacy_sample.1["environment"].as_str()), ("/users/{id}", "GET", "staging"));
+    assert_eq!(
+        (
+            legacy_sample.1["route"].as_str(),
+            legacy_sample.1["method"].as_str(),
+            legacy_sample.1["environment"].as_str()
+        ),
+        ("/users/{id}", "GET", "staging")
+    );
 
     // Coarsening every minute row into hours keeps counts exact and percentiles in bound (a
     // 24 h range so the hour rows starting before the last hour are inside).
