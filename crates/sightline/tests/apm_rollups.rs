@@ -5,6 +5,9 @@
 //! exact values computed here, percentiles within the DDSketch bound; then again after the
 //! minute rows are coarsened into hours.
 
+// A failed unwrap is a failed test, as in the other end-to-end tests.
+#![allow(clippy::unwrap_used)]
+
 mod common;
 
 use std::collections::{BTreeMap, HashMap};
@@ -327,7 +330,7 @@ async fn known_latency_distributions_come_back_within_the_sketch_bound() {
     }
     let codes: BTreeMap<String, u64> = serde_json::from_value(detail["status_codes"].clone()).unwrap();
     assert_eq!(codes, orders.codes);
-    slowest_orders.sort_by(|a, b| b.0.cmp(&a.0));
+    slowest_orders.sort_by_key(|order| std::cmp::Reverse(order.0));
     let slowest = detail["slowest_traces"].as_array().unwrap();
     assert_eq!(slowest.len(), 5);
     for (reported, (duration, trace_id)) in slowest.iter().zip(&slowest_orders) {

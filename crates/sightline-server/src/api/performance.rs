@@ -71,6 +71,8 @@ pub(super) struct Accumulated {
     pub(super) status_codes: BTreeMap<u16, u64>,
     pub(super) durations: DurationSketch,
     pub(super) slowest: Vec<SlowRequest>,
+    /// Keep the slowest requests (only the endpoint detail lists them).
+    pub(super) track_slowest: bool,
 }
 
 impl Accumulated {
@@ -88,8 +90,19 @@ impl Accumulated {
         self.durations
             .merge(&rollup.durations)
             .map_err(|error| ApiError::from(crate::store::StoreError::Database(error.to_string())))?;
-        merge_slowest(&mut self.slowest, &rollup.slowest, SLOWEST_KEPT);
+        if self.track_slowest {
+            merge_slowest(&mut self.slowest, &rollup.slowest, SLOWEST_KEPT);
+        }
         Ok(())
+    }
+
+    /// Adds another accumulation (sketch merge; no slowest list).
+    fn add_accumulated(&mut self, other: &Accumulated) -> Result<(), ApiError> {
+        self.requests += other.requests;
+        self.errors += other.errors;
+        self.durations
+            .merge(&other.durations)
+            .map_err(|error| ApiError::from(crate::store::StoreError::Database(error.to_string())))
     }
 
     fn quantile_ms(&self, q: f64) -> Value {
@@ -215,11 +228,14 @@ async fn service_performance(
 fn performance_body(service: &str, range: &RangeParams, rollups: &[EndpointRollup]) -> Result<Value, ApiError> {
     let range_nanos = range.to_unix_nano - range.from_unix_nano;
     let range_minutes = (range_nanos as f64 / NANOS_PER_MINUTE as f64).max(1.0);
-    let mut total = Accumulated::default();
     let mut by_operation: BTreeMap<&str, Accumulated> = BTreeMap::new();
     for rollup in rollups {
-        total.add(rollup)?;
         by_operation.entry(rollup.key.operation.as_str()).or_default().add(rollup)?;
+    }
+    // The service total merges the few per-endpoint sketches, not every row again.
+    let mut total = Accumulated::default();
+    for endpoint in by_operation.values() {
+        total.add_accumulated(endpoint)?;
     }
     let mut endpoints: Vec<(&str, Accumulated)> = by_operation.into_iter().collect();
     endpoints.sort_by(|left, right| right.1.requests.cmp(&left.1.requests).then(left.0.cmp(right.0)));
@@ -271,7 +287,7 @@ async fn endpoint_detail(
             to_unix_nano: range.to_unix_nano,
         };
         let rollups = state.store.endpoint_rollups(project.id, &query)?;
-        let mut total = Accumulated::default();
+        let mut total = Accumulated { track_slowest: true, ..Accumulated::default() };
         for rollup in &rollups {
             total.add(rollup)?;
         }
