@@ -73,7 +73,7 @@ pub async fn start(config: Config, store: Arc<dyn Store>) -> anyhow::Result<Runn
     config.validate()?;
     let (queue, writer) =
         start_writer(store.clone(), config.max_queued_items, config.max_items_per_commit, config.retry_after);
-    let ingestor = Arc::new(Ingestor::new(store.clone(), queue));
+    let ingestor = Arc::new(Ingestor::new(store.clone(), queue).with_endpoint_rollups(config.endpoint_rollups));
     let (shutdown, shutdown_signal) = watch::channel(false);
 
     let http_listener = TcpListener::bind(config.http_addr).await.map_err(|error| {
@@ -125,6 +125,7 @@ pub async fn start(config: Config, store: Arc<dyn Store>) -> anyhow::Result<Runn
         store.clone(),
         config.retention_interval,
         config.retention_chunk_rows,
+        config.rollup_coarsen_after,
     ));
     Ok(RunningServer { http_addr, grpc_addr, store, shutdown, http_task, grpc_task, retention_task, writer })
 }

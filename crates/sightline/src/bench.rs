@@ -1,6 +1,7 @@
 //! `sightline bench ...`: throughput benchmarks against a real in-process server, each next to
 //! a same-run baseline (shared/ARCHITECTURE.md, "Performance approach").
 
+mod apm;
 mod batches;
 mod bugs;
 mod errors;
@@ -31,6 +32,9 @@ pub enum BenchCommand {
     /// Product event ingest throughput: ProductGraph batches over `POST /v1/events`, next to a
     /// parse-only baseline; then the merged timeline latency of a 5,000-entry session.
     Events(events::EventsArgs),
+    /// Endpoint RED rollups: span ingest with rollups off (baseline) and on, in the same run,
+    /// then `services/{service}/performance?timeRange=7d` latency.
+    Apm(apm::ApmArgs),
 }
 
 /// Runs a benchmark.
@@ -39,5 +43,6 @@ pub async fn run(command: BenchCommand) -> anyhow::Result<()> {
         BenchCommand::Ingest(args) => ingest::run(args).await,
         BenchCommand::Errors(args) => errors::run(args).await,
         BenchCommand::Events(args) => events::run(args).await,
+        BenchCommand::Apm(args) => apm::run(args).await,
     }
 }

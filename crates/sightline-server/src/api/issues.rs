@@ -259,7 +259,7 @@ async fn bulk_update(
 }
 
 /// `24h`, `7d`, `90m`, `3600s` → ns.
-fn parse_time_range(text: &str) -> Option<u64> {
+pub(super) fn parse_time_range(text: &str) -> Option<u64> {
     let (number, unit) = text.split_at(text.find(|character: char| !character.is_ascii_digit())?);
     let number: u64 = number.parse().ok()?;
     let seconds = match unit {

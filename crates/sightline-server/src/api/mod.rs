@@ -11,6 +11,8 @@ mod journeys;
 mod logs;
 mod metrics;
 mod params;
+mod performance;
+mod prometheus_view;
 mod series;
 mod services;
 mod sessions;
@@ -194,6 +196,8 @@ pub fn routes() -> Router<Arc<AppState>> {
         .merge(logs::routes())
         .merge(metrics::routes())
         .merge(services::routes())
+        .merge(performance::routes())
+        .merge(prometheus_view::routes())
         .merge(sourcemaps::routes())
         .merge(sessions::routes())
         .fallback(|| async { ApiError::not_found("no such route; see the README for the API") })

@@ -89,6 +89,7 @@ impl Fixture {
             project_id: self.project.id,
             signal,
             trace_summaries,
+            endpoint_rollups: Vec::new(),
             outcomes: Outcomes { accepted: 1, sampled_out: 0, invalid: 0 },
             errors: Vec::new(),
             derived_events: Vec::new(),

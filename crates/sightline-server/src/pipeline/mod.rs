@@ -1,11 +1,12 @@
-//! Processing: authenticate → validate (OTLP → model) → sample → derive summaries, sessions and
-//! errors (symbolicating JavaScript frames with source maps) → commit.
+//! Processing: authenticate → validate (OTLP → model) → sample → derive summaries, endpoint
+//! rollups, sessions and errors (symbolicating JavaScript frames with source maps) → commit.
 //!
 //! Each step is a plain function in its own module; [`Ingestor`] runs them in order for one
 //! request and reports the OTLP outcome (accepted / rejected with reasons).
 
 pub mod errors;
 pub mod otel_events;
+pub mod rollups;
 pub mod sample;
 pub mod session;
 pub mod symbolicate;
@@ -52,12 +53,20 @@ pub struct IngestReport {
 #[derive(Clone)]
 pub struct PrepareContext {
     sourcemaps: Arc<SourceMapCache>,
+    endpoint_rollups: bool,
 }
 
 impl PrepareContext {
     /// A context using `sourcemaps`.
     pub fn new(sourcemaps: Arc<SourceMapCache>) -> Self {
-        Self { sourcemaps }
+        Self { sourcemaps, endpoint_rollups: true }
+    }
+
+    /// The same context deriving endpoint rollups from spans or not (on by default; the
+    /// benchmark switches them off for its baseline).
+    pub fn with_endpoint_rollups(mut self, enabled: bool) -> Self {
+        self.endpoint_rollups = enabled;
+        self
     }
 
     /// The source map cache.
@@ -84,6 +93,12 @@ impl Ingestor {
     pub fn new(store: Arc<dyn Store>, queue: IngestQueue) -> Self {
         let prepare_context = PrepareContext::new(Arc::new(SourceMapCache::new(store.clone())));
         Self { store, queue, keys: Mutex::new(HashMap::new()), prepare_context }
+    }
+
+    /// Derive endpoint rollups from spans or not (`Config::endpoint_rollups`).
+    pub fn with_endpoint_rollups(mut self, enabled: bool) -> Self {
+        self.prepare_context = self.prepare_context.with_endpoint_rollups(enabled);
+        self
     }
 
     /// The shared state [`prepare_traces`] and [`prepare_logs`] need (a clone).
@@ -193,6 +208,7 @@ fn prepared(
     report: IngestReport,
     signal: SignalBatch,
     trace_summaries: Vec<TraceSummaryDelta>,
+    endpoint_rollups: Vec<crate::store::rollups::EndpointRollup>,
     errors: Vec<crate::store::errors::ErrorEvent>,
     derived_events: Vec<sightline_model::ProductEvent>,
 ) -> Prepared {
@@ -211,6 +227,7 @@ fn prepared(
         project_id: project.id,
         signal,
         trace_summaries,
+        endpoint_rollups,
         outcomes,
         errors,
         derived_events,
@@ -236,10 +253,11 @@ pub fn prepare_traces(context: &PrepareContext, project: &Project, request: &Exp
     let (report_base, batch) = split(otlp::convert_traces(request));
     let (kept, sampled_out) = sample::sample_traces(batch, project.trace_sample_rate);
     let trace_summaries = trace_summary::summarize(&kept);
+    let endpoint_rollups = if context.endpoint_rollups { rollups::rollups_from_spans(&kept) } else { Vec::new() };
     let rules = in_app_rules(project);
     let errors = errors::errors_from_spans(&kept, context.derive_options(project, &rules));
     let report = IngestReport { accepted: batch_len(&kept) as u64, sampled_out, ..report_base };
-    prepared(project, report, SignalBatch::Traces(kept), trace_summaries, errors, Vec::new())
+    prepared(project, report, SignalBatch::Traces(kept), trace_summaries, endpoint_rollups, errors, Vec::new())
 }
 
 /// Validate → derive errors, for a logs export. Like [`prepare_traces`], may load source maps.
@@ -249,7 +267,7 @@ pub fn prepare_logs(context: &PrepareContext, project: &Project, request: &Expor
     let errors = errors::errors_from_logs(&batch, context.derive_options(project, &rules));
     let report = IngestReport { accepted: batch_len(&batch) as u64, ..report_base };
     let derived_events = otel_events::product_events_from_logs(&batch);
-    prepared(project, report, SignalBatch::Logs(batch), Vec::new(), errors, derived_events)
+    prepared(project, report, SignalBatch::Logs(batch), Vec::new(), Vec::new(), errors, derived_events)
 }
 
 /// Derive errors (events of type `error`), for product events already parsed and validated by
@@ -263,7 +281,7 @@ pub fn prepare_events(
     let rules = in_app_rules(project);
     let errors = errors::errors_from_product_events(&events, context.derive_options(project, &rules));
     let report = IngestReport { accepted: events.len() as u64, rejected, sampled_out: 0, error_message: String::new() };
-    prepared(project, report, SignalBatch::Events(events), Vec::new(), errors, Vec::new())
+    prepared(project, report, SignalBatch::Events(events), Vec::new(), Vec::new(), errors, Vec::new())
 }
 
 /// Validate, for a metrics export (the context is unused; the signature matches the others).
@@ -274,7 +292,7 @@ pub fn prepare_metrics(
 ) -> Prepared {
     let (report_base, batch) = split(otlp::convert_metrics(request));
     let report = IngestReport { accepted: batch_len(&batch) as u64, ..report_base };
-    prepared(project, report, SignalBatch::Metrics(batch), Vec::new(), Vec::new(), Vec::new())
+    prepared(project, report, SignalBatch::Metrics(batch), Vec::new(), Vec::new(), Vec::new(), Vec::new())
 }
 
 /// True when a trace export has a span event with `exception.stacktrace`. Preparing such a

@@ -114,6 +114,9 @@ pub struct WriteBatch {
     pub signal: SignalBatch,
     /// Trace summary updates (traces only).
     pub trace_summaries: Vec<TraceSummaryDelta>,
+    /// Endpoint RED rollup deltas, one per (endpoint, status class, minute) of the batch's
+    /// SERVER spans (traces only; empty when rollups are switched off).
+    pub endpoint_rollups: Vec<crate::store::rollups::EndpointRollup>,
     /// Outcome counters to add.
     pub outcomes: Outcomes,
     /// Error events derived from the items, grouped into issues at commit.

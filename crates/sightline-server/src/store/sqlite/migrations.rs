@@ -422,6 +422,38 @@ const MIGRATIONS: &[&str] = &[
         INSERT INTO issues_search(rowid, title, culprit) VALUES (new.id, new.title, new.culprit);
     END;
     "#,
+    // 9: endpoint RED rollups (issue 5), merged at commit once per (endpoint, bucket) and commit,
+    // so their write cost follows the number of distinct endpoints per minute, not spans.
+    // WITHOUT ROWID with the key first by (project, service, bucket start): the performance
+    // page reads one service's range in key order with no second lookup per row. The time
+    // index serves retention and the coarsening pass (1-minute rows → 1-hour rows), per width.
+    r#"
+    CREATE TABLE endpoint_rollups (
+        project_id INTEGER NOT NULL,
+        service_name TEXT NOT NULL,
+        bucket_start_unix_nano INTEGER NOT NULL,
+        -- 60 (fresh) or 3600 (coarsened).
+        bucket_seconds INTEGER NOT NULL,
+        environment TEXT NOT NULL,
+        operation TEXT NOT NULL,
+        -- '1xx' .. '5xx' or 'unknown'.
+        status_class TEXT NOT NULL,
+        method TEXT NOT NULL,
+        route TEXT NOT NULL,
+        request_count INTEGER NOT NULL,
+        error_count INTEGER NOT NULL,
+        -- Sum of durations in ns (also inside the sketch; here for SQL totals).
+        duration_sum_nanos REAL NOT NULL,
+        -- Exact status codes as JSON {"200": n, ...}.
+        status_codes TEXT NOT NULL,
+        -- DDSketch of durations (ns) in DataDog's portable binary encoding.
+        duration_sketch BLOB NOT NULL,
+        -- Slowest requests as JSON [[trace_id_hex, span_id_hex, duration_ns, start_ns], ...].
+        slowest TEXT NOT NULL,
+        PRIMARY KEY (project_id, service_name, bucket_start_unix_nano, bucket_seconds, environment, operation, status_class)
+    ) WITHOUT ROWID;
+    CREATE INDEX endpoint_rollups_by_width_time ON endpoint_rollups (project_id, bucket_seconds, bucket_start_unix_nano);
+    "#,
 ];
 
 /// Applies every migration newer than the database's `user_version`, each in its own

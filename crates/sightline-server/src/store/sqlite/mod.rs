@@ -10,6 +10,7 @@ mod issues_write;
 mod migrations;
 mod read;
 mod retention;
+mod rollups;
 mod sessions_read;
 mod sessions_write;
 mod sourcemaps;
@@ -463,6 +464,22 @@ impl Store for SqliteStore {
 
     fn reclaim_space(&self) -> StoreResult<u64> {
         self.with_writer(|writer| retention::reclaim_space(writer.connection()))
+    }
+
+    fn endpoint_rollups(
+        &self,
+        project_id: i64,
+        query: &super::rollups::RollupQuery,
+    ) -> StoreResult<Vec<super::rollups::EndpointRollup>> {
+        rollups::endpoint_rollups(&*self.reader()?, project_id, query)
+    }
+
+    fn rollup_totals(&self, project_id: i64) -> StoreResult<Vec<super::rollups::RollupTotals>> {
+        rollups::rollup_totals(&*self.reader()?, project_id)
+    }
+
+    fn coarsen_rollups(&self, project_id: i64, cutoff_unix_nano: u64, max_rows: usize) -> StoreResult<usize> {
+        self.with_writer(|writer| rollups::coarsen(writer.connection(), project_id, cutoff_unix_nano, max_rows))
     }
 
     fn is_ready(&self) -> bool {

@@ -9,8 +9,8 @@ use crate::store::StoreResult;
 /// trace summaries with their span ranges (only once the project has no expired span left),
 /// logs, metric points, product events, error events, issues last seen before the cutoff (with their hashes,
 /// users, sessions, tags, hourly counts and history), expired hourly counts of live issues,
-/// session timeline items before the cutoff, sessions last seen before it, and correlation
-/// counters of days that ended before it.
+/// session timeline items before the cutoff, sessions last seen before it, correlation
+/// counters of days that ended before it, and endpoint rollups of buckets that started before it.
 /// A call moves on to the next table while budget remains, so a result
 /// below `max_rows` means nothing older than the cutoff is left (the trait's loop condition).
 pub(super) fn delete_expired(
@@ -132,6 +132,9 @@ pub(super) fn delete_expired(
                  WHERE project_id = ?1 AND day_unix_nano <= ?2 - 86400000000000 LIMIT ?3)",
             params![project_id, cutoff, remaining(deleted)],
         )?;
+    }
+    if deleted < max_rows {
+        deleted += super::rollups::delete_expired(&transaction, project_id, cutoff, remaining(deleted))?;
     }
     transaction.commit()?;
     Ok(deleted)

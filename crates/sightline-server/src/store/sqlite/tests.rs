@@ -240,6 +240,7 @@ fn traces(project_id: i64, batch: Batch<Span>) -> WriteBatch {
     WriteBatch {
         project_id,
         trace_summaries: summarize(&batch),
+        endpoint_rollups: Vec::new(),
         outcomes: accepted(&batch),
         signal: SignalBatch::Traces(batch),
         errors: Vec::new(),
@@ -253,6 +254,7 @@ fn logs(project_id: i64, batch: Batch<LogRecord>) -> WriteBatch {
     WriteBatch {
         project_id,
         trace_summaries: Vec::new(),
+        endpoint_rollups: Vec::new(),
         outcomes: accepted(&batch),
         signal: SignalBatch::Logs(batch),
         errors: Vec::new(),
@@ -266,6 +268,7 @@ fn metrics(project_id: i64, batch: Batch<Metric>) -> WriteBatch {
     WriteBatch {
         project_id,
         trace_summaries: Vec::new(),
+        endpoint_rollups: Vec::new(),
         outcomes: accepted(&batch),
         signal: SignalBatch::Metrics(batch),
         errors: Vec::new(),

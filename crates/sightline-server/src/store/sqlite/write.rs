@@ -113,6 +113,7 @@ impl Writer {
         grouper.finish(&transaction)?;
         sessions.finish(&transaction)?;
         upsert_service_stats(&transaction, &services)?;
+        super::rollups::merge_rollups(&transaction, batches)?;
         transaction.commit()?;
         self.resource_ids.extend(pending.resource_ids);
         self.scope_ids.extend(pending.scope_ids);

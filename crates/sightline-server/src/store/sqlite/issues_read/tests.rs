@@ -75,6 +75,7 @@ fn commit(fixture: &Fixture, records: Vec<LogRecord>) {
         project_id: fixture.project_id,
         signal: SignalBatch::Logs(batch),
         trace_summaries: Vec::new(),
+        endpoint_rollups: Vec::new(),
         outcomes: Outcomes::default(),
         errors,
         derived_events: Vec::new(),

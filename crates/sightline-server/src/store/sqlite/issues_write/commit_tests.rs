@@ -69,6 +69,7 @@ fn batch(project_id: i64, errors: Vec<ErrorEvent>, serialize: bool) -> WriteBatc
         project_id,
         signal: SignalBatch::Logs(Vec::new()),
         trace_summaries: Vec::new(),
+        endpoint_rollups: Vec::new(),
         outcomes: Outcomes::default(),
         errors,
         derived_events: Vec::new(),

@@ -165,6 +165,7 @@ fn write_batch(project_id: i64, signal: SignalBatch) -> WriteBatch {
         project_id,
         signal,
         trace_summaries: Vec::new(),
+        endpoint_rollups: Vec::new(),
         outcomes: Outcomes::default(),
         errors,
         derived_events: Vec::new(),

@@ -1,0 +1,396 @@
+//! Service performance from the endpoint RED rollups (issue 5, deliverable 7). Durations in the
+//! responses are **milliseconds** (floats); percentiles come from merged DDSketches and are
+//! within 1% of the exact value (see `store::rollups`); min, max and avg are exact.
+//!
+//! - `GET /api/v1/projects/{project}/services/{service}/performance?timeRange=7d&environment=`
+//!   → `{service, environment, from_unix_nano, to_unix_nano, bucket_seconds, summary: {requests,
+//!   rpm, errors, error_rate, p50_ms, p95_ms, p99_ms}, endpoints: [EndpointStats], series:
+//!   [{start_unix_nano, requests, errors, p95_ms}]}`, endpoints by requests, most first.
+//!   `EndpointStats` = `{operation, method, route, requests, rpm, errors, error_percent, min_ms,
+//!   avg_ms, max_ms, p50_ms, p90_ms, p95_ms, p99_ms, status_classes: {"2xx": n, ...}}`.
+//! - `GET .../services/{service}/endpoints/{operation}?timeRange=&environment=&limit=5` (the
+//!   operation URL-encoded, e.g. `GET%20%2Fusers%2F%7Bid%7D`) → `{service, operation, ...,
+//!   stats: EndpointStats, histogram: [{lower_ms, upper_ms, count}], status_codes: {"200": n},
+//!   series, slowest_traces: [{trace_id, span_id, duration_ms, start_unix_nano, trace}]}`; the
+//!   slowest are exact (every rollup row keeps its 10 slowest requests), `limit` 1..=10.
+//!
+//! `timeRange` is `30m`, `24h`, `7d` … (at most 90d, default 24h) ending now; buckets starting
+//! in the range count whole (an hour row coarsened from minutes counts when its hour starts in
+//! the range). Series buckets: 1 min up to 1 h, 5 min up to 6 h, 15 min up to 24 h, 1 h up
+//! to 7 d, 1 day beyond. 404 for an unknown service; 400 for bad parameters.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use axum::extract::rejection::{PathRejection, QueryRejection};
+use axum::extract::{Path, Query, State};
+use axum::http::HeaderMap;
+use axum::routing::get;
+use axum::{Json, Router};
+use serde_json::{Value, json};
+
+use super::params::{QueryParams, parse_limit, path_params, query_params, reject_unknown_params};
+use super::{ApiError, authorize_read, blocking};
+use crate::server::AppState;
+use crate::store::rollups::{DurationSketch, EndpointRollup, RollupQuery, SLOWEST_KEPT, SlowRequest, merge_slowest};
+
+const NANOS_PER_MINUTE: u64 = 60_000_000_000;
+const DEFAULT_RANGE: &str = "24h";
+
+/// Routes of this module.
+pub(super) fn routes() -> Router<Arc<AppState>> {
+    Router::new()
+        .route("/api/v1/projects/{project}/services/{service}/performance", get(service_performance))
+        .route("/api/v1/projects/{project}/services/{service}/endpoints/{operation}", get(endpoint_detail))
+}
+
+/// Series bucket width for a range (see the module docs).
+pub(super) fn bucket_seconds_for(range_nanos: u64) -> u64 {
+    let hours = range_nanos as f64 / 3.6e12;
+    if hours <= 1.0 {
+        60
+    } else if hours <= 6.0 {
+        300
+    } else if hours <= 24.0 {
+        900
+    } else if hours <= 168.0 {
+        3600
+    } else {
+        86_400
+    }
+}
+
+/// Counts and a merged sketch over some rollup rows.
+#[derive(Debug, Default, Clone)]
+pub(super) struct Accumulated {
+    pub(super) method: String,
+    pub(super) route: String,
+    pub(super) requests: u64,
+    pub(super) errors: u64,
+    pub(super) status_classes: BTreeMap<&'static str, u64>,
+    pub(super) status_codes: BTreeMap<u16, u64>,
+    pub(super) durations: DurationSketch,
+    pub(super) slowest: Vec<SlowRequest>,
+    /// Keep the slowest requests (only the endpoint detail lists them).
+    pub(super) track_slowest: bool,
+}
+
+impl Accumulated {
+    pub(super) fn add(&mut self, rollup: &EndpointRollup) -> Result<(), ApiError> {
+        if self.method.is_empty() && self.route.is_empty() {
+            self.method.clone_from(&rollup.key.method);
+            self.route.clone_from(&rollup.key.route);
+        }
+        self.requests += rollup.requests;
+        self.errors += rollup.errors;
+        *self.status_classes.entry(rollup.key.status_class.as_str()).or_default() += rollup.requests;
+        for (code, count) in &rollup.status_codes {
+            *self.status_codes.entry(*code).or_default() += count;
+        }
+        self.durations
+            .merge(&rollup.durations)
+            .map_err(|error| ApiError::from(crate::store::StoreError::Database(error.to_string())))?;
+        if self.track_slowest {
+            merge_slowest(&mut self.slowest, &rollup.slowest, SLOWEST_KEPT);
+        }
+        Ok(())
+    }
+
+    /// Adds another accumulation (sketch merge; no slowest list).
+    fn add_accumulated(&mut self, other: &Accumulated) -> Result<(), ApiError> {
+        self.requests += other.requests;
+        self.errors += other.errors;
+        self.durations
+            .merge(&other.durations)
+            .map_err(|error| ApiError::from(crate::store::StoreError::Database(error.to_string())))
+    }
+
+    fn quantile_ms(&self, q: f64) -> Value {
+        json!(self.durations.quantile_nanos(q).map(nanos_to_ms))
+    }
+
+    /// The per-endpoint table row (without the operation).
+    fn stats(&self, range_minutes: f64) -> Value {
+        let count = self.durations.count();
+        json!({
+            "method": self.method,
+            "route": self.route,
+            "requests": self.requests,
+            "rpm": self.requests as f64 / range_minutes,
+            "errors": self.errors,
+            "error_percent": percent(self.errors, self.requests),
+            "min_ms": self.durations.min_nanos().map(nanos_to_ms),
+            "avg_ms": (count > 0).then(|| nanos_to_ms(self.durations.sum_nanos() / count as f64)),
+            "max_ms": self.durations.max_nanos().map(nanos_to_ms),
+            "p50_ms": self.quantile_ms(0.5),
+            "p90_ms": self.quantile_ms(0.9),
+            "p95_ms": self.quantile_ms(0.95),
+            "p99_ms": self.quantile_ms(0.99),
+            "status_classes": self.status_classes,
+        })
+    }
+}
+
+fn nanos_to_ms(nanos: f64) -> f64 {
+    nanos / 1e6
+}
+
+fn percent(part: u64, whole: u64) -> f64 {
+    if whole == 0 { 0.0 } else { part as f64 * 100.0 / whole as f64 }
+}
+
+/// The range and filters every endpoint of this module takes.
+struct RangeParams {
+    from_unix_nano: u64,
+    to_unix_nano: u64,
+    environment: Option<String>,
+}
+
+fn range_params(params: &QueryParams, now_unix_nano: u64) -> Result<RangeParams, ApiError> {
+    let text = params.get("timeRange").filter(|text| !text.is_empty()).map_or(DEFAULT_RANGE, String::as_str);
+    let range = super::issues::parse_time_range(text)
+        .ok_or_else(|| ApiError::invalid(format!("timeRange={text:?}: use e.g. 30m, 24h or 7d (at most 90d)")))?;
+    let from_unix_nano = now_unix_nano.saturating_sub(range) / NANOS_PER_MINUTE * NANOS_PER_MINUTE;
+    let environment = params.get("environment").filter(|environment| !environment.is_empty()).cloned();
+    Ok(RangeParams { from_unix_nano, to_unix_nano: now_unix_nano, environment })
+}
+
+/// Per-bucket requests, errors and p95 from `from` to `to`, empty buckets included.
+fn series(
+    rollups: &[EndpointRollup],
+    from_unix_nano: u64,
+    to_unix_nano: u64,
+    bucket_seconds: u64,
+) -> Result<Value, ApiError> {
+    let width = bucket_seconds * 1_000_000_000;
+    let first = from_unix_nano / width * width;
+    let count = ((to_unix_nano.saturating_sub(first)) / width + 1) as usize;
+    let mut buckets: Vec<Accumulated> = vec![Accumulated::default(); count];
+    for rollup in rollups {
+        let index = (rollup.bucket_start_unix_nano.saturating_sub(first) / width) as usize;
+        if let Some(bucket) = buckets.get_mut(index) {
+            bucket.add(rollup)?;
+        }
+    }
+    Ok(Value::Array(
+        buckets
+            .iter()
+            .enumerate()
+            .map(|(index, bucket)| {
+                json!({
+                    "start_unix_nano": first + index as u64 * width,
+                    "requests": bucket.requests,
+                    "errors": bucket.errors,
+                    "p95_ms": bucket.quantile_ms(0.95),
+                })
+            })
+            .collect(),
+    ))
+}
+
+/// 404 unless the project has seen the service.
+fn require_service(state: &AppState, project_id: i64, service: &str) -> Result<(), ApiError> {
+    let known = state.store.list_services(project_id)?.iter().any(|stats| stats.service_name == service);
+    if known {
+        Ok(())
+    } else {
+        Err(ApiError::not_found(format!("service {service:?} has sent nothing to this project")))
+    }
+}
+
+async fn service_performance(
+    State(state): State<Arc<AppState>>,
+    headers: HeaderMap,
+    path: Result<Path<(String, String)>, PathRejection>,
+    query: Result<Query<QueryParams>, QueryRejection>,
+) -> Result<Json<Value>, ApiError> {
+    let (project, service) = path_params(path)?;
+    let params = query_params(query)?;
+    reject_unknown_params(&params, &["timeRange", "environment"], None)?;
+    let range = range_params(&params, crate::clock::now_unix_nano())?;
+    let project = authorize_read(&state, &headers, project).await?;
+    let state = state.clone();
+    blocking(move || {
+        require_service(&state, project.id, &service)?;
+        let query = RollupQuery {
+            service: Some(service.clone()),
+            environment: range.environment.clone(),
+            operation: None,
+            from_unix_nano: range.from_unix_nano,
+            to_unix_nano: range.to_unix_nano,
+        };
+        let rollups = state.store.endpoint_rollups(project.id, &query)?;
+        Ok(Json(performance_body(&service, &range, &rollups)?))
+    })
+    .await
+}
+
+fn performance_body(service: &str, range: &RangeParams, rollups: &[EndpointRollup]) -> Result<Value, ApiError> {
+    let range_nanos = range.to_unix_nano - range.from_unix_nano;
+    let range_minutes = (range_nanos as f64 / NANOS_PER_MINUTE as f64).max(1.0);
+    let mut by_operation: BTreeMap<&str, Accumulated> = BTreeMap::new();
+    for rollup in rollups {
+        by_operation.entry(rollup.key.operation.as_str()).or_default().add(rollup)?;
+    }
+    // The service total merges the few per-endpoint sketches, not every row again.
+    let mut total = Accumulated::default();
+    for endpoint in by_operation.values() {
+        total.add_accumulated(endpoint)?;
+    }
+    let mut endpoints: Vec<(&str, Accumulated)> = by_operation.into_iter().collect();
+    endpoints.sort_by(|left, right| right.1.requests.cmp(&left.1.requests).then(left.0.cmp(right.0)));
+    let bucket_seconds = bucket_seconds_for(range_nanos);
+    Ok(json!({
+        "service": service,
+        "environment": range.environment,
+        "from_unix_nano": range.from_unix_nano,
+        "to_unix_nano": range.to_unix_nano,
+        "bucket_seconds": bucket_seconds,
+        "summary": {
+            "requests": total.requests,
+            "rpm": total.requests as f64 / range_minutes,
+            "errors": total.errors,
+            "error_rate": if total.requests == 0 { 0.0 } else { total.errors as f64 / total.requests as f64 },
+            "p50_ms": total.quantile_ms(0.5),
+            "p95_ms": total.quantile_ms(0.95),
+            "p99_ms": total.quantile_ms(0.99),
+        },
+        "endpoints": endpoints.iter().map(|(operation, stats)| {
+            let mut row = stats.stats(range_minutes);
+            row["operation"] = json!(operation);
+            row
+        }).collect::<Vec<_>>(),
+        "series": series(rollups, range.from_unix_nano, range.to_unix_nano, bucket_seconds)?,
+    }))
+}
+
+async fn endpoint_detail(
+    State(state): State<Arc<AppState>>,
+    headers: HeaderMap,
+    path: Result<Path<(String, String, String)>, PathRejection>,
+    query: Result<Query<QueryParams>, QueryRejection>,
+) -> Result<Json<Value>, ApiError> {
+    let (project, service, operation) = path_params(path)?;
+    let params = query_params(query)?;
+    reject_unknown_params(&params, &["timeRange", "environment", "limit"], None)?;
+    let range = range_params(&params, crate::clock::now_unix_nano())?;
+    let limit = parse_limit(&params, 5, SLOWEST_KEPT)?;
+    let project = authorize_read(&state, &headers, project).await?;
+    let state = state.clone();
+    blocking(move || {
+        require_service(&state, project.id, &service)?;
+        let query = RollupQuery {
+            service: Some(service.clone()),
+            environment: range.environment.clone(),
+            operation: Some(operation.clone()),
+            from_unix_nano: range.from_unix_nano,
+            to_unix_nano: range.to_unix_nano,
+        };
+        let rollups = state.store.endpoint_rollups(project.id, &query)?;
+        let mut total = Accumulated { track_slowest: true, ..Accumulated::default() };
+        for rollup in &rollups {
+            total.add(rollup)?;
+        }
+        let range_nanos = range.to_unix_nano - range.from_unix_nano;
+        let range_minutes = (range_nanos as f64 / NANOS_PER_MINUTE as f64).max(1.0);
+        let bucket_seconds = bucket_seconds_for(range_nanos);
+        let slowest: Vec<Value> = total
+            .slowest
+            .iter()
+            .take(limit)
+            .map(|slow| {
+                json!({
+                    "trace_id": slow.trace_id.to_hex(),
+                    "span_id": slow.span_id.to_hex(),
+                    "duration_ms": nanos_to_ms(slow.duration_nanos as f64),
+                    "start_unix_nano": slow.start_time_unix_nano,
+                    "trace": format!("/api/v1/projects/{}/traces/{}", project.slug, slow.trace_id.to_hex()),
+                })
+            })
+            .collect();
+        let histogram: Vec<Value> = total
+            .durations
+            .histogram()
+            .iter()
+            .map(|bin| {
+                json!({"lower_ms": nanos_to_ms(bin.lower_nanos), "upper_ms": nanos_to_ms(bin.upper_nanos), "count": bin.count})
+            })
+            .collect();
+        let status_codes: BTreeMap<String, u64> =
+            total.status_codes.iter().map(|(code, count)| (code.to_string(), *count)).collect();
+        Ok(Json(json!({
+            "service": service,
+            "operation": operation,
+            "environment": range.environment,
+            "from_unix_nano": range.from_unix_nano,
+            "to_unix_nano": range.to_unix_nano,
+            "bucket_seconds": bucket_seconds,
+            "stats": total.stats(range_minutes),
+            "histogram": histogram,
+            "status_codes": status_codes,
+            "series": series(&rollups, range.from_unix_nano, range.to_unix_nano, bucket_seconds)?,
+            "slowest_traces": slowest,
+        })))
+    })
+    .await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::rollups::{EndpointKey, MINUTE_SECONDS, StatusClass};
+
+    fn rollup(operation: &str, class: StatusClass, minute: u64, durations_ms: &[u64], errors: u64) -> EndpointRollup {
+        let key = EndpointKey {
+            service_name: "shop".into(),
+            environment: String::new(),
+            operation: operation.into(),
+            method: "GET".into(),
+            route: operation.trim_start_matches("GET ").into(),
+            status_class: class,
+        };
+        let mut rollup = EndpointRollup::empty(key, minute * NANOS_PER_MINUTE, MINUTE_SECONDS);
+        for duration in durations_ms {
+            rollup.requests += 1;
+            rollup.durations.add_nanos(duration * 1_000_000);
+        }
+        rollup.errors = errors;
+        rollup
+    }
+
+    #[test]
+    fn bucket_widths_follow_the_range() {
+        assert_eq!(bucket_seconds_for(3_600_000_000_000), 60);
+        assert_eq!(bucket_seconds_for(24 * 3_600_000_000_000), 900);
+        assert_eq!(bucket_seconds_for(7 * 24 * 3_600_000_000_000), 3600);
+        assert_eq!(bucket_seconds_for(30 * 24 * 3_600_000_000_000), 86_400);
+    }
+
+    #[test]
+    fn the_body_sums_endpoints_classes_and_buckets() {
+        let rollups = vec![
+            rollup("GET /a", StatusClass::Success, 10, &[10, 20, 30], 0),
+            rollup("GET /a", StatusClass::ServerError, 11, &[40], 1),
+            rollup("GET /b", StatusClass::Success, 11, &[5], 0),
+        ];
+        let range = RangeParams {
+            from_unix_nano: 10 * NANOS_PER_MINUTE,
+            to_unix_nano: 70 * NANOS_PER_MINUTE,
+            environment: None,
+        };
+        let body = performance_body("shop", &range, &rollups).expect("body");
+        assert_eq!(body["summary"]["requests"], 5);
+        assert_eq!(body["summary"]["rpm"], 5.0 / 60.0);
+        assert_eq!(body["summary"]["error_rate"], 0.2);
+        assert_eq!(body["endpoints"][0]["operation"], "GET /a");
+        assert_eq!(body["endpoints"][0]["status_classes"], json!({"2xx": 3, "5xx": 1}));
+        assert_eq!(body["endpoints"][0]["error_percent"], 25.0);
+        assert_eq!(body["endpoints"][0]["min_ms"], 10.0);
+        assert_eq!(body["endpoints"][0]["max_ms"], 40.0);
+        assert_eq!(body["endpoints"][0]["avg_ms"], 25.0);
+        let series = body["series"].as_array().expect("series");
+        assert_eq!(series.len(), 61, "one-minute buckets over an hour, both ends");
+        assert_eq!((series[0]["requests"].as_u64(), series[1]["requests"].as_u64()), (Some(3), Some(2)));
+        assert_eq!(series[2]["p95_ms"], Value::Null);
+    }
+}

@@ -1,0 +1,212 @@
+//! `sightline bench apm`: the cost of endpoint RED rollups at ingest and the latency of the
+//! service performance page.
+//!
+//! The recipe: generate the `bench ingest` trace workload once, spread its traces' timestamps
+//! evenly over the last `--spread-days` (so rollups cover a week of minutes, as in production)
+//! → ingest it over OTLP/HTTP into a fresh server with rollups switched off (the same-run
+//! baseline) → again into another fresh server with rollups on → on that server, time
+//! `GET .../services/{service}/performance?timeRange=7d` with every minute row still kept, then
+//! after the coarsening pass merged rows older than a day into hours (the steady state).
+
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use anyhow::Context;
+use bytes::Bytes;
+use clap::Args;
+use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
+use prost::Message;
+use sightline_server::auth::KeyScope;
+use sightline_server::server::open_store;
+use sightline_server::start;
+
+use super::batches::{self, WorkloadShape};
+use super::load::{self, LoadOutcome, Workload, progress_bar};
+use super::otlp_http::{HttpSender, OtlpSignal};
+use super::server::{DataDir, bench_project, loopback_config};
+
+/// Options of `sightline bench apm`.
+#[derive(Debug, Clone, Args)]
+pub struct ApmArgs {
+    /// Distinct export requests per phase.
+    #[arg(long, default_value_t = 2_000)]
+    pub requests: usize,
+    /// Spans in each export request.
+    #[arg(long, default_value_t = 512)]
+    pub spans_per_request: usize,
+    /// Spans in each trace (a SERVER root with CLIENT children).
+    #[arg(long, default_value_t = 8)]
+    pub spans_per_trace: usize,
+    /// Concurrent exporter connections.
+    #[arg(long, default_value_t = 8)]
+    pub connections: usize,
+    /// Days the traces' timestamps are spread over, ending now.
+    #[arg(long, default_value_t = 7)]
+    pub spread_days: u64,
+    /// Timed performance queries per measurement.
+    #[arg(long, default_value_t = 20)]
+    pub query_runs: usize,
+}
+
+/// Ingest results of one phase.
+struct Phase {
+    label: &'static str,
+    outcome: LoadOutcome,
+}
+
+impl Phase {
+    fn spans_per_second(&self) -> f64 {
+        self.outcome.acknowledged_items as f64 / self.outcome.wall.as_secs_f64().max(1e-9)
+    }
+}
+
+/// Shifts request `index`'s spans so the workload covers `spread` ending now.
+fn spread_over(workload: Workload, spread: Duration) -> anyhow::Result<Workload> {
+    let now = SystemTime::now().duration_since(UNIX_EPOCH)?.as_nanos() as u64;
+    let requests = workload.bodies.len().max(1) as u64;
+    let spread_nanos = spread.as_nanos() as u64;
+    let mut bodies = Vec::with_capacity(workload.bodies.len());
+    for (index, body) in workload.bodies.iter().enumerate() {
+        let mut request = ExportTraceServiceRequest::decode(&body[..]).context("decoding a generated body")?;
+        // Oldest first, the last request ending about now (spans were generated "now").
+        let shift = spread_nanos - spread_nanos / requests * (index as u64 + 1);
+        for span in request
+            .resource_spans
+            .iter_mut()
+            .flat_map(|resource| &mut resource.scope_spans)
+            .flat_map(|scope| &mut scope.spans)
+        {
+            span.start_time_unix_nano = span.start_time_unix_nano.min(now).saturating_sub(shift);
+            span.end_time_unix_nano = span.end_time_unix_nano.min(now).saturating_sub(shift);
+        }
+        bodies.push(Bytes::from(request.encode_to_vec()));
+    }
+    Ok(Workload { bodies, items_per_body: workload.items_per_body })
+}
+
+/// (p50, max) of `runs` timed GETs.
+async fn time_query(
+    client: &reqwest::Client,
+    url: &str,
+    read_key: &str,
+    runs: usize,
+) -> anyhow::Result<(Duration, Duration, u64)> {
+    let mut timings = Vec::with_capacity(runs);
+    let mut requests_reported = 0;
+    for _ in 0..runs.max(1) {
+        let started = Instant::now();
+        let response = client.get(url).bearer_auth(read_key).send().await?.error_for_status()?;
+        let body: serde_json::Value = response.json().await?;
+        timings.push(started.elapsed());
+        requests_reported = body["summary"]["requests"].as_u64().unwrap_or(0);
+    }
+    timings.sort();
+    Ok((timings[timings.len() / 2], timings[timings.len() - 1], requests_reported))
+}
+
+/// Runs the benchmark and prints a Markdown report.
+pub async fn run(args: ApmArgs) -> anyhow::Result<()> {
+    anyhow::ensure!(
+        args.requests > 0 && args.spans_per_request > 0 && args.spans_per_trace > 0,
+        "sizes must be at least 1"
+    );
+    anyhow::ensure!(args.connections > 0, "--connections must be at least 1");
+    let shape = WorkloadShape {
+        requests: args.requests,
+        spans_per_request: args.spans_per_request,
+        spans_per_trace: args.spans_per_trace,
+    };
+    eprintln!("Generating {} requests x {} spans", shape.requests, shape.spans_per_request);
+    let spread = Duration::from_secs(args.spread_days.max(1) * 86_400);
+    let workload = tokio::task::spawn_blocking(move || spread_over(batches::generate(shape, 1), spread)).await??;
+    let workload = Arc::new(workload);
+
+    let mut phases = Vec::new();
+    let mut query_lines = Vec::new();
+    for (label, rollups) in [("spans only (rollups off)", false), ("spans + endpoint rollups", true)] {
+        let data_dir = DataDir::new(None)?;
+        let mut config = loopback_config(&data_dir.path);
+        config.endpoint_rollups = rollups;
+        let store = open_store(&config)?;
+        let project = bench_project(store.as_ref(), "sightline bench apm")?;
+        let (read_key, _) = store.create_api_key(project.project.id, KeyScope::Read, "bench read")?;
+        let server = start(config, store.clone()).await?;
+        let mut senders = Vec::with_capacity(args.connections);
+        for _ in 0..args.connections {
+            senders.push(HttpSender::connect(server.http_addr, &project.ingest_key, OtlpSignal::Traces).await?);
+        }
+        let progress = progress_bar(label, workload.total_items(), "spans");
+        let outcome = load::run(workload.clone(), senders, progress.clone()).await;
+        progress.finish();
+        anyhow::ensure!(
+            outcome.failed_requests == 0,
+            "{label}: {} requests failed: {:?}",
+            outcome.failed_requests,
+            outcome.failure_examples
+        );
+        if rollups {
+            let client = reqwest::Client::new();
+            let url = format!(
+                "http://{}/api/v1/projects/{}/services/checkout/performance?timeRange=7d",
+                server.http_addr, project.project.slug
+            );
+            let (p50, max, requests) = time_query(&client, &url, read_key.expose(), args.query_runs).await?;
+            query_lines.push(format!("| 7d, every minute row kept | {requests} | {:.1} | {:.1} |", ms(p50), ms(max)));
+            let coarsen_store = store.clone();
+            let now = SystemTime::now().duration_since(UNIX_EPOCH)?.as_nanos() as u64;
+            let started = Instant::now();
+            let merged = tokio::task::spawn_blocking(move || {
+                sightline_server::retention::coarsen_rollups_once(
+                    coarsen_store.as_ref(),
+                    now,
+                    Duration::from_secs(86_400),
+                    5_000,
+                )
+            })
+            .await??;
+            eprintln!("Coarsened {merged} minute rows in {:.1} s", started.elapsed().as_secs_f64());
+            let (p50, max, requests) = time_query(&client, &url, read_key.expose(), args.query_runs).await?;
+            query_lines.push(format!(
+                "| 7d, minutes older than 1 day coarsened to hours | {requests} | {:.1} | {:.1} |",
+                ms(p50),
+                ms(max)
+            ));
+        }
+        server.shutdown().await;
+        phases.push(Phase { label, outcome });
+    }
+
+    let baseline = phases[0].spans_per_second();
+    let with_rollups = phases[1].spans_per_second();
+    println!(
+        "sightline bench apm --requests {} --spans-per-request {} --spans-per-trace {} --connections {} --spread-days {} --query-runs {}\n",
+        args.requests,
+        args.spans_per_request,
+        args.spans_per_trace,
+        args.connections,
+        args.spread_days,
+        args.query_runs
+    );
+    println!("| Ingest (OTLP/HTTP, fresh store each) | spans | wall s | spans/s |");
+    println!("|---|---:|---:|---:|");
+    for phase in &phases {
+        println!(
+            "| {} | {} | {:.1} | {:.0} |",
+            phase.label,
+            phase.outcome.acknowledged_items,
+            phase.outcome.wall.as_secs_f64(),
+            phase.spans_per_second()
+        );
+    }
+    println!("\nRollup ingest cost: {:.1}% of plain span ingest throughput\n", (1.0 - with_rollups / baseline) * 100.0);
+    println!("| `services/checkout/performance` | requests reported | p50 ms | max ms |");
+    println!("|---|---:|---:|---:|");
+    for line in query_lines {
+        println!("{line}");
+    }
+    Ok(())
+}
+
+fn ms(duration: Duration) -> f64 {
+    duration.as_secs_f64() * 1e3
+}
