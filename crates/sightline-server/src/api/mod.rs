@@ -6,6 +6,7 @@
 mod analytics;
 mod event_stats;
 mod events;
+mod health;
 mod issues;
 mod journeys;
 mod logs;
@@ -197,6 +198,7 @@ pub fn routes() -> Router<Arc<AppState>> {
         .merge(metrics::routes())
         .merge(services::routes())
         .merge(performance::routes())
+        .merge(health::routes())
         .merge(prometheus_view::routes())
         .merge(sourcemaps::routes())
         .merge(sessions::routes())

@@ -57,6 +57,8 @@ struct ProjectSettingsPatch {
     in_app_exclude: Option<Vec<String>>,
     /// Origins browsers may post product events from (`https://app.example.com`, or `*`).
     allowed_origins: Option<Vec<String>>,
+    /// Endpoint health thresholds (absent fields take their defaults).
+    health_thresholds: Option<crate::store::health::HealthThresholds>,
 }
 
 /// Reads and validates a settings patch.
@@ -86,6 +88,9 @@ fn parse_settings_patch(body: &[u8]) -> Result<ProjectSettingsPatch, ApiError> {
             "allowed_origins: at most 100, each \"*\" or an origin like https://app.example.com",
         ));
     }
+    if let Some(thresholds) = &patch.health_thresholds {
+        thresholds.validate().map_err(ApiError::invalid)?;
+    }
     for prefixes in [&patch.in_app_include, &patch.in_app_exclude].into_iter().flatten() {
         if prefixes.len() > 100 || prefixes.iter().any(|prefix| prefix.is_empty() || prefix.len() > 200) {
             return Err(ApiError::invalid("in-app prefixes: at most 100, each 1 to 200 characters"));
@@ -110,11 +115,13 @@ async fn update_project(
     let in_app_include = patch.in_app_include.clone().unwrap_or(project.in_app_include.clone());
     let in_app_exclude = patch.in_app_exclude.clone().unwrap_or(project.in_app_exclude.clone());
     let allowed_origins = patch.allowed_origins.clone().unwrap_or(project.allowed_origins.clone());
+    let health_thresholds = patch.health_thresholds.unwrap_or(project.health_thresholds);
     let store = state.store.clone();
     let updated = blocking(move || {
         store.update_project_settings(project.id, retention_days, trace_sample_rate)?;
         store.update_in_app_rules(project.id, &in_app_include, &in_app_exclude)?;
-        Ok(store.update_allowed_origins(project.id, &allowed_origins)?)
+        store.update_allowed_origins(project.id, &allowed_origins)?;
+        Ok(store.update_health_thresholds(project.id, &health_thresholds)?)
     })
     .await?;
     tracing::info!(

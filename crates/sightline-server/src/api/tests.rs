@@ -565,3 +565,62 @@ async fn bad_and_oversized_source_maps_are_refused() {
     let (status, body) = fixture.upload("1.0.0", &admin, &parts).await;
     assert_eq!(status, StatusCode::PAYLOAD_TOO_LARGE, "54 MiB in all: {body}");
 }
+
+#[tokio::test]
+async fn health_judges_recent_traffic_with_the_projects_thresholds() {
+    let fixture = Fixture::new();
+    let (status, body) = fixture.get("/health").await;
+    assert_eq!((status, body["status"].as_str()), (StatusCode::OK, Some("no_traffic")), "{body}");
+
+    // 30 SERVER requests in the last minute, 300 ms each, 3 of them ERROR (10 %).
+    let now = crate::clock::now_unix_nano();
+    let spans: Vec<Span> = (0..30u8)
+        .map(|index| {
+            let mut request = span(TraceId([index + 1; 16]), index + 1, None, now - 20 * SECOND, index < 3);
+            request.end_time_unix_nano = request.start_time_unix_nano + 300_000_000;
+            request
+        })
+        .collect();
+    let batch: Batch<Span> = vec![one_group("web", spans)];
+    let mut write = WriteBatch {
+        project_id: fixture.project.id,
+        endpoint_rollups: crate::pipeline::rollups::rollups_from_spans(&batch),
+        trace_summaries: summarize(&batch),
+        signal: SignalBatch::Traces(batch),
+        outcomes: Outcomes { accepted: 30, sampled_out: 0, invalid: 0 },
+        errors: Vec::new(),
+        derived_events: Vec::new(),
+        sessions: Default::default(),
+        serialized: Default::default(),
+    };
+    write.serialize_items();
+    fixture.store.commit(&[write]).expect("commit");
+
+    let (_, body) = fixture.get("/health").await;
+    assert_eq!(body["status"], "failing", "10 % errors is over the default 5 %: {body}");
+    let web = &body["services"][0];
+    assert_eq!((web["service"].as_str(), web["windows"]["5m"]["requests"].as_u64()), (Some("web"), Some(30)));
+    let p95 = web["windows"]["5m"]["p95_ms"].as_f64().expect("p95");
+    assert!((p95 - 300.0).abs() <= 3.0, "p95 within 1 %: {p95}");
+
+    // Looser error thresholds and a tight latency one: now the 300 ms p95 decides.
+    let uri = "/api/v1/projects/shop";
+    let thresholds = json!({"health_thresholds": {"error_percent_degraded": 20, "error_percent_failing": 50, "p95_ms_degraded": 250}});
+    let (status, updated) = fixture.send(Method::PATCH, uri, Some(&fixture.admin_key), Some(thresholds)).await;
+    assert_eq!(status, StatusCode::OK, "{updated}");
+    assert_eq!(updated["health_thresholds"]["p95_ms_failing"], 3000.0, "absent fields keep their defaults");
+    let (_, body) = fixture.get("/health").await;
+    assert_eq!(body["status"], "degraded", "{body}");
+    assert_eq!(body["thresholds"]["p95_ms_degraded"], 250.0);
+
+    let inverted = json!({"health_thresholds": {"p95_ms_degraded": 500, "p95_ms_failing": 100}});
+    let (status, error) = fixture.send(Method::PATCH, uri, Some(&fixture.admin_key), Some(inverted)).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{error}");
+    let (status, _) =
+        fixture.send(Method::PATCH, uri, Some(&fixture.read_key), Some(json!({"health_thresholds": {}}))).await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    let (status, _) = fixture.get("/health?window=5m").await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "unknown parameters are refused");
+    let (status, _) = fixture.send(Method::GET, "/api/v1/projects/shop/health", None, None).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+}

@@ -7,6 +7,7 @@
 
 pub mod analytics;
 pub mod errors;
+pub mod health;
 pub mod rollups;
 pub mod sessions;
 pub mod sourcemaps;
@@ -68,6 +69,8 @@ pub trait Store: Send + Sync + 'static {
     fn update_in_app_rules(&self, project_id: i64, include: &[String], exclude: &[String]) -> StoreResult<Project>;
     /// Replaces the origins browsers may post product events from (empty = any).
     fn update_allowed_origins(&self, project_id: i64, origins: &[String]) -> StoreResult<Project>;
+    /// Replaces the project's endpoint health thresholds (validated by the caller).
+    fn update_health_thresholds(&self, project_id: i64, thresholds: &health::HealthThresholds) -> StoreResult<Project>;
     /// Product events matching the query, newest first.
     fn search_events(&self, project_id: i64, query: &EventQuery) -> StoreResult<Page<sightline_model::ProductEvent>>;
     /// Events naming a journey (`journey.id`) in the query's range, oldest first, at most

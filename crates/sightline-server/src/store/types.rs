@@ -28,6 +28,8 @@ pub struct Project {
     pub in_app_exclude: Vec<String>,
     /// Origins browsers may send product events from (`https://app.example.com`); empty = any.
     pub allowed_origins: Vec<String>,
+    /// When endpoints count as degraded or failing (`GET .../health`).
+    pub health_thresholds: crate::store::health::HealthThresholds,
 }
 
 /// A stored API key (never the key itself).

@@ -454,6 +454,11 @@ const MIGRATIONS: &[&str] = &[
     ) WITHOUT ROWID;
     CREATE INDEX endpoint_rollups_by_width_time ON endpoint_rollups (project_id, bucket_seconds, bucket_start_unix_nano);
     "#,
+    // 10: per-project endpoint health thresholds (`store::health::HealthThresholds` as JSON;
+    // `{}` = every default).
+    r#"
+    ALTER TABLE projects ADD COLUMN health_thresholds TEXT NOT NULL DEFAULT '{}';
+    "#,
 ];
 
 /// Applies every migration newer than the database's `user_version`, each in its own

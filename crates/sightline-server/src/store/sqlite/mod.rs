@@ -113,10 +113,12 @@ fn project_from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<Project> {
         in_app_include: serde_json::from_str(&row.get::<_, String>(6)?).unwrap_or_default(),
         in_app_exclude: serde_json::from_str(&row.get::<_, String>(7)?).unwrap_or_default(),
         allowed_origins: serde_json::from_str(&row.get::<_, String>(8)?).unwrap_or_default(),
+        // Missing fields take their defaults; a row no release can read falls back to defaults.
+        health_thresholds: serde_json::from_str(&row.get::<_, String>(9)?).unwrap_or_default(),
     })
 }
 
-const PROJECT_COLUMNS: &str = "id, slug, name, retention_days, trace_sample_rate, created_at_unix_ms, in_app_include, in_app_exclude, allowed_origins";
+const PROJECT_COLUMNS: &str = "id, slug, name, retention_days, trace_sample_rate, created_at_unix_ms, in_app_include, in_app_exclude, allowed_origins, health_thresholds";
 
 impl Store for SqliteStore {
     fn create_project(&self, name: &str) -> StoreResult<Project> {
@@ -198,6 +200,27 @@ impl Store for SqliteStore {
                 "UPDATE projects SET in_app_include = ?2, in_app_exclude = ?3 WHERE id = ?1",
                 params![project_id, include, exclude],
             )?;
+            connection
+                .query_row(
+                    &format!("SELECT {PROJECT_COLUMNS} FROM projects WHERE id = ?1"),
+                    [project_id],
+                    project_from_row,
+                )
+                .optional()?
+                .ok_or_else(|| StoreError::NotFound(format!("project {project_id}")))
+        })
+    }
+
+    fn update_health_thresholds(
+        &self,
+        project_id: i64,
+        thresholds: &crate::store::health::HealthThresholds,
+    ) -> StoreResult<Project> {
+        let text = serde_json::to_string(thresholds).map_err(|error| StoreError::Database(error.to_string()))?;
+        self.with_writer(|writer| {
+            let connection = writer.connection();
+            connection
+                .execute("UPDATE projects SET health_thresholds = ?2 WHERE id = ?1", params![project_id, text])?;
             connection
                 .query_row(
                     &format!("SELECT {PROJECT_COLUMNS} FROM projects WHERE id = ?1"),
