@@ -86,15 +86,16 @@ fn judge_windows(windows: &[WindowCounts; 2], thresholds: &HealthThresholds) -> 
     (status, Value::Object(body))
 }
 
+/// A service's windows, and each of its operations' (method, route) and windows.
+type ServiceWindows<'a> = ([WindowCounts; 2], BTreeMap<&'a str, ((&'a str, &'a str), [WindowCounts; 2])>);
+
 /// Health of every service and endpoint from the last hour's rollups.
 fn health_body(
     rollups: &[EndpointRollup],
     thresholds: &HealthThresholds,
     now_unix_nano: u64,
 ) -> Result<Value, ApiError> {
-    type Windows = [WindowCounts; 2];
-    // service → (service windows, operation → ((method, route), windows))
-    let mut services: BTreeMap<&str, (Windows, BTreeMap<&str, ((&str, &str), Windows)>)> = BTreeMap::new();
+    let mut services: BTreeMap<&str, ServiceWindows<'_>> = BTreeMap::new();
     for rollup in rollups {
         let (service_windows, endpoints) = services.entry(rollup.key.service_name.as_str()).or_default();
         let (_, endpoint_windows) = endpoints
@@ -124,7 +125,7 @@ fn health_body(
             ));
         }
         // Worst first; the map's order (by operation) breaks ties.
-        endpoint_bodies.sort_by(|left, right| right.0.cmp(&left.0));
+        endpoint_bodies.sort_by_key(|(status, _)| std::cmp::Reverse(*status));
         service_bodies.push((
             service_status,
             json!({
@@ -136,7 +137,7 @@ fn health_body(
             }),
         ));
     }
-    service_bodies.sort_by(|left, right| right.0.cmp(&left.0));
+    service_bodies.sort_by_key(|(status, _)| std::cmp::Reverse(*status));
     Ok(json!({
         "status": project_status,
         "thresholds": thresholds,

@@ -49,9 +49,8 @@ impl HealthThresholds {
         if !percent_ok(self.error_percent_degraded) || !percent_ok(self.error_percent_failing) {
             return Err("health_thresholds: error percentages must be between 0 and 100".into());
         }
-        if !(self.p95_ms_degraded.is_finite() && self.p95_ms_degraded > 0.0)
-            || !(self.p95_ms_failing.is_finite() && self.p95_ms_failing > 0.0)
-        {
+        let latency_ok = |value: f64| value.is_finite() && value > 0.0;
+        if !latency_ok(self.p95_ms_degraded) || !latency_ok(self.p95_ms_failing) {
             return Err("health_thresholds: p95 thresholds must be positive milliseconds".into());
         }
         if self.error_percent_failing < self.error_percent_degraded || self.p95_ms_failing < self.p95_ms_degraded {
@@ -127,7 +126,7 @@ mod tests {
         assert_eq!(partial, HealthThresholds { p95_ms_degraded: 300.0, ..HealthThresholds::default() });
         assert!(serde_json::from_str::<HealthThresholds>(r#"{"p95": 3}"#).is_err(), "unknown fields are refused");
         let inverted = HealthThresholds { error_percent_failing: 0.5, ..HealthThresholds::default() };
-        assert!(inverted.validate().unwrap_err().contains("at or above"));
+        assert!(inverted.validate().is_err_and(|error| error.contains("at or above")));
         let negative = HealthThresholds { p95_ms_degraded: -1.0, ..HealthThresholds::default() };
         assert!(negative.validate().is_err());
         let over = HealthThresholds { error_percent_failing: 120.0, ..HealthThresholds::default() };
