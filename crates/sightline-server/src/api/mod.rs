@@ -15,6 +15,7 @@ mod params;
 mod performance;
 mod prometheus_view;
 mod series;
+mod service_map;
 mod services;
 mod sessions;
 mod sourcemaps;
@@ -199,6 +200,7 @@ pub fn routes() -> Router<Arc<AppState>> {
         .merge(services::routes())
         .merge(performance::routes())
         .merge(health::routes())
+        .merge(service_map::routes())
         .merge(prometheus_view::routes())
         .merge(sourcemaps::routes())
         .merge(sessions::routes())

@@ -9,6 +9,7 @@ pub mod analytics;
 pub mod errors;
 pub mod health;
 pub mod rollups;
+pub mod service_map;
 pub mod sessions;
 pub mod sourcemaps;
 pub mod sqlite;
@@ -194,6 +195,15 @@ pub trait Store: Send + Sync + 'static {
     /// Returns some free pages to the file system after deletions (bounded work per call);
     /// returns how many free pages remain, so callers loop until 0.
     fn reclaim_space(&self) -> StoreResult<u64>;
+    /// Service map edge rows of minutes starting in `[from, to)` (ns), optionally only those
+    /// where `service` is the caller or the callee, by minute.
+    fn service_edges(
+        &self,
+        project_id: i64,
+        service: Option<&str>,
+        from_unix_nano: u64,
+        to_unix_nano: u64,
+    ) -> StoreResult<Vec<service_map::EdgeRollup>>;
     /// Endpoint RED rollup rows matching the query (buckets starting in `[from, to)`), by
     /// bucket start; 1-minute rows and, for older data, 1-hour rows.
     fn endpoint_rollups(

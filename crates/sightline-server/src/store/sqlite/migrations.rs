@@ -459,6 +459,24 @@ const MIGRATIONS: &[&str] = &[
     r#"
     ALTER TABLE projects ADD COLUMN health_thresholds TEXT NOT NULL DEFAULT '{}';
     "#,
+    // 11: service map edges per minute (`store::service_map`). A rowid table with a unique key
+    // starting at (project, minute): rows are written once per edge and commit, read by time
+    // range, and the map has few edges per minute, so the key is also the range index.
+    r#"
+    CREATE TABLE service_edges (
+        project_id INTEGER NOT NULL,
+        bucket_start_unix_nano INTEGER NOT NULL,
+        caller TEXT NOT NULL,
+        callee TEXT NOT NULL,
+        -- 1 when the callee sent no spans (named from the client span's peer attributes).
+        virtual_callee INTEGER NOT NULL,
+        call_count INTEGER NOT NULL,
+        error_count INTEGER NOT NULL,
+        -- DurationSketch::to_bytes of the client spans' durations.
+        duration_sketch BLOB NOT NULL,
+        UNIQUE (project_id, bucket_start_unix_nano, caller, callee, virtual_callee)
+    );
+    "#,
 ];
 
 /// Applies every migration newer than the database's `user_version`, each in its own

@@ -11,6 +11,7 @@ mod migrations;
 mod read;
 mod retention;
 mod rollups;
+mod service_map;
 mod sessions_read;
 mod sessions_write;
 mod sourcemaps;
@@ -487,6 +488,16 @@ impl Store for SqliteStore {
 
     fn reclaim_space(&self) -> StoreResult<u64> {
         self.with_writer(|writer| retention::reclaim_space(writer.connection()))
+    }
+
+    fn service_edges(
+        &self,
+        project_id: i64,
+        service: Option<&str>,
+        from_unix_nano: u64,
+        to_unix_nano: u64,
+    ) -> StoreResult<Vec<super::service_map::EdgeRollup>> {
+        service_map::service_edges(&*self.reader()?, project_id, service, from_unix_nano, to_unix_nano)
     }
 
     fn endpoint_rollups(

@@ -136,6 +136,9 @@ pub(super) fn delete_expired(
     if deleted < max_rows {
         deleted += super::rollups::delete_expired(&transaction, project_id, cutoff, remaining(deleted))?;
     }
+    if deleted < max_rows {
+        deleted += super::service_map::delete_expired(&transaction, project_id, cutoff, remaining(deleted))?;
+    }
     transaction.commit()?;
     Ok(deleted)
 }

@@ -16,6 +16,8 @@ type MetricKey = (i64, String, &'static str, i32, bool, String);
 /// kept when it commits, so a rollback never leaves ids pointing at rows that do not exist.
 pub(super) struct Writer {
     connection: Connection,
+    /// Halves of cross-service calls waiting for their other half (service map).
+    pairing: crate::store::service_map::CallPairing,
     resource_ids: HashMap<(i64, i64), i64>,
     scope_ids: HashMap<(i64, i64), i64>,
     metric_ids: HashMap<MetricKey, i64>,
@@ -33,7 +35,13 @@ type ServiceCounters = HashMap<(i64, String), (u64, u64, u64, u64)>;
 
 impl Writer {
     pub(super) fn new(connection: Connection) -> Self {
-        Self { connection, resource_ids: HashMap::new(), scope_ids: HashMap::new(), metric_ids: HashMap::new() }
+        Self {
+            connection,
+            pairing: Default::default(),
+            resource_ids: HashMap::new(),
+            scope_ids: HashMap::new(),
+            metric_ids: HashMap::new(),
+        }
     }
 
     pub(super) fn connection(&mut self) -> &mut Connection {
@@ -114,6 +122,17 @@ impl Writer {
         sessions.finish(&transaction)?;
         upsert_service_stats(&transaction, &services)?;
         super::rollups::merge_rollups(&transaction, batches)?;
+        // Pairing state changes even if this commit fails: its batches are refused and sent
+        // again, which re-adds their halves; calls paired here would then be missing from the
+        // map (never counted twice).
+        let mut edges = HashMap::new();
+        for batch in batches {
+            if let SignalBatch::Traces(spans) = &batch.signal {
+                self.pairing.observe(batch.project_id, spans, now_unix_nano, &mut edges);
+            }
+        }
+        self.pairing.expire(now_unix_nano, &mut edges);
+        super::service_map::merge_edges(&transaction, edges)?;
         transaction.commit()?;
         self.resource_ids.extend(pending.resource_ids);
         self.scope_ids.extend(pending.scope_ids);

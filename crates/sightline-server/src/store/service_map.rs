@@ -1,0 +1,331 @@
+//! Service map edges (issue 5, "Service map"): caller → callee with call count, errors and a
+//! duration sketch per minute, and the pairing that finds them at ingest.
+//!
+//! An edge is a CLIENT/PRODUCER span of one service whose child SERVER/CONSUMER span belongs to
+//! another service. The two halves come from different processes, so they arrive in different
+//! requests, in either order (a server span usually ends, and is exported, before its client
+//! span). Like Grafana Tempo's service-graph processor and the OpenTelemetry Collector's
+//! `servicegraph` connector, [`CallPairing`] keeps each half in memory until its other half
+//! arrives, for at most [`PAIRING_WAIT_NANOS`] and [`MAX_PENDING_HALVES`] entries. A client
+//! span still alone after that is an edge to a *virtual* node named by its `peer.service`
+//! (else `server.address`, else `db.system.name`/`db.system`): an uninstrumented callee. A
+//! server span left alone is not an edge (its caller was not instrumented or not sampled).
+//! Pending halves live only in memory: calls whose halves straddle a restart are not counted.
+
+use std::collections::{HashMap, VecDeque};
+
+use sightline_model::span::{kind, status_code};
+use sightline_model::{Batch, Span, SpanId, TraceId};
+
+use crate::store::rollups::DurationSketch;
+
+/// How long a half waits for its other half (ns of ingest time).
+pub const PAIRING_WAIT_NANOS: u64 = 10_000_000_000;
+/// Most halves waiting at once; the oldest are expired first beyond it (memory bound).
+pub const MAX_PENDING_HALVES: usize = 200_000;
+/// Edge rows are per minute.
+pub const EDGE_BUCKET_NANOS: u64 = 60_000_000_000;
+
+/// What an edge row is about.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct EdgeKey {
+    /// Calling service (`service.name` of the CLIENT/PRODUCER span).
+    pub caller: String,
+    /// Called service, or the virtual node's name.
+    pub callee: String,
+    /// True when the callee sent no spans (named from the client span's attributes).
+    pub virtual_callee: bool,
+}
+
+/// Calls on one edge in one minute (a commit's delta, or a stored row).
+#[derive(Debug, Clone)]
+pub struct EdgeRollup {
+    /// The edge.
+    pub key: EdgeKey,
+    /// Minute start of the client spans, ns since epoch.
+    pub bucket_start_unix_nano: u64,
+    /// Calls.
+    pub calls: u64,
+    /// Calls where the client or the server span has status ERROR.
+    pub errors: u64,
+    /// Client span durations (what the caller waited), ns.
+    pub durations: DurationSketch,
+}
+
+#[derive(Debug, Clone)]
+struct ClientHalf {
+    service: String,
+    virtual_callee: Option<String>,
+    start_unix_nano: u64,
+    duration_nanos: u64,
+    error: bool,
+}
+
+#[derive(Debug, Clone)]
+struct ServerHalf {
+    service: String,
+    error: bool,
+}
+
+/// (project, trace, the client span's id) — a server half is keyed by its parent span id.
+type HalfKey = (i64, TraceId, SpanId);
+
+/// The halves waiting for their other half (see the module docs). Owned by the single writer.
+#[derive(Debug, Default)]
+pub struct CallPairing {
+    clients: HashMap<HalfKey, (u64, ClientHalf)>,
+    servers: HashMap<HalfKey, (u64, ServerHalf)>,
+    /// Arrival order for expiry: (seen at, key, is client).
+    arrivals: VecDeque<(u64, HalfKey, bool)>,
+    /// Server halves that expired unpaired (for the record).
+    unpaired_servers: u64,
+}
+
+fn is_error(span: &Span) -> bool {
+    span.status_code == status_code::ERROR
+}
+
+fn virtual_callee(span: &Span) -> Option<String> {
+    ["peer.service", "server.address", "db.system.name", "db.system", "net.peer.name"]
+        .iter()
+        .find_map(|key| span.attributes.get_str(key).map(str::trim).filter(|value| !value.is_empty()))
+        .map(str::to_owned)
+}
+
+impl CallPairing {
+    /// Adds a batch's spans of `project_id`, seen at `now_unix_nano`, pairing what it can.
+    /// Paired calls are added to `edges`.
+    pub fn observe(
+        &mut self,
+        project_id: i64,
+        batch: &Batch<Span>,
+        now_unix_nano: u64,
+        edges: &mut HashMap<(i64, EdgeKey, u64), EdgeRollup>,
+    ) {
+        for resource_group in batch {
+            let service = resource_group.resource.service_name();
+            for scope_group in &resource_group.scopes {
+                for span in &scope_group.items {
+                    match span.kind {
+                        kind::CLIENT | kind::PRODUCER => {
+                            let client = ClientHalf {
+                                service: service.to_owned(),
+                                virtual_callee: virtual_callee(span),
+                                start_unix_nano: span.start_time_unix_nano,
+                                duration_nanos: span.end_time_unix_nano.saturating_sub(span.start_time_unix_nano),
+                                error: is_error(span),
+                            };
+                            let key = (project_id, span.trace_id, span.span_id);
+                            match self.servers.remove(&key) {
+                                Some((_, server)) => {
+                                    add_call(edges, project_id, &client, &server.service, false, server.error)
+                                }
+                                None => {
+                                    self.clients.insert(key, (now_unix_nano, client));
+                                    self.arrivals.push_back((now_unix_nano, key, true));
+                                }
+                            }
+                        }
+                        kind::SERVER | kind::CONSUMER => {
+                            let Some(parent) = span.parent_span_id else { continue };
+                            let key = (project_id, span.trace_id, parent);
+                            let server = ServerHalf { service: service.to_owned(), error: is_error(span) };
+                            match self.clients.remove(&key) {
+                                Some((_, client)) => {
+                                    add_call(edges, project_id, &client, &server.service, false, server.error)
+                                }
+                                None => {
+                                    self.servers.insert(key, (now_unix_nano, server));
+                                    self.arrivals.push_back((now_unix_nano, key, false));
+                                }
+                            }
+                        }
+                        _ => {}
+                    }
+                }
+            }
+        }
+    }
+
+    /// Expires halves older than [`PAIRING_WAIT_NANOS`] (and the oldest beyond
+    /// [`MAX_PENDING_HALVES`]): lone client spans with a peer name become calls to a virtual node.
+    pub fn expire(&mut self, now_unix_nano: u64, edges: &mut HashMap<(i64, EdgeKey, u64), EdgeRollup>) {
+        while let Some((seen_at, key, is_client)) = self.arrivals.front().copied() {
+            let over_capacity = self.clients.len() + self.servers.len() > MAX_PENDING_HALVES;
+            if !over_capacity && now_unix_nano.saturating_sub(seen_at) < PAIRING_WAIT_NANOS {
+                break;
+            }
+            self.arrivals.pop_front();
+            if is_client {
+                // Only if this arrival is still the waiting entry (not paired, not replaced).
+                if self.clients.get(&key).is_some_and(|(at, _)| *at == seen_at)
+                    && let Some((_, client)) = self.clients.remove(&key)
+                    && let Some(peer) = client.virtual_callee.clone()
+                {
+                    add_call(edges, key.0, &client, &peer, true, false);
+                }
+            } else if self.servers.get(&key).is_some_and(|(at, _)| *at == seen_at) {
+                self.servers.remove(&key);
+                self.unpaired_servers += 1;
+            }
+        }
+    }
+
+    /// Halves waiting now.
+    pub fn pending(&self) -> usize {
+        self.clients.len() + self.servers.len()
+    }
+
+    /// Server halves that expired without a client half so far.
+    pub fn unpaired_servers(&self) -> u64 {
+        self.unpaired_servers
+    }
+}
+
+fn add_call(
+    edges: &mut HashMap<(i64, EdgeKey, u64), EdgeRollup>,
+    project_id: i64,
+    client: &ClientHalf,
+    callee: &str,
+    virtual_callee: bool,
+    server_error: bool,
+) {
+    // Calls inside one service are not edges of the map.
+    if callee == client.service {
+        return;
+    }
+    let key = EdgeKey { caller: client.service.clone(), callee: callee.to_owned(), virtual_callee };
+    let bucket = client.start_unix_nano / EDGE_BUCKET_NANOS * EDGE_BUCKET_NANOS;
+    let edge = edges.entry((project_id, key.clone(), bucket)).or_insert_with(|| EdgeRollup {
+        key,
+        bucket_start_unix_nano: bucket,
+        calls: 0,
+        errors: 0,
+        durations: DurationSketch::new(),
+    });
+    edge.calls += 1;
+    if client.error || server_error {
+        edge.errors += 1;
+    }
+    edge.durations.add_nanos(client.duration_nanos);
+}
+
+#[cfg(test)]
+mod tests {
+    use sightline_model::{Resource, ResourceGroup, Scope, ScopeGroup};
+
+    use super::*;
+
+    const NOW: u64 = 1_800_000_000_000_000_000;
+
+    fn span(service_kind: i32, id: u8, parent: Option<u8>, duration_ms: u64, attributes: &[(&str, &str)]) -> Span {
+        let mut span = Span {
+            trace_id: TraceId([7; 16]),
+            span_id: SpanId([id; 8]),
+            parent_span_id: parent.map(|parent| SpanId([parent; 8])),
+            trace_state: String::new(),
+            flags: 1,
+            name: "call".into(),
+            kind: service_kind,
+            start_time_unix_nano: NOW,
+            end_time_unix_nano: NOW + duration_ms * 1_000_000,
+            attributes: Default::default(),
+            dropped_attributes_count: 0,
+            events: Vec::new(),
+            dropped_events_count: 0,
+            links: Vec::new(),
+            dropped_links_count: 0,
+            status_code: status_code::UNSET,
+            status_message: String::new(),
+        };
+        for (key, value) in attributes {
+            span.attributes.0.insert((*key).into(), (*value).into());
+        }
+        span
+    }
+
+    fn batch(service: &str, spans: Vec<Span>) -> Batch<Span> {
+        let mut resource = Resource::default();
+        resource.attributes.0.insert("service.name".into(), service.into());
+        vec![ResourceGroup {
+            resource,
+            scopes: vec![ScopeGroup { scope: Scope { name: "test".into(), ..Scope::default() }, items: spans }],
+        }]
+    }
+
+    fn calls(edges: &HashMap<(i64, EdgeKey, u64), EdgeRollup>) -> Vec<(String, String, bool, u64, u64)> {
+        let mut calls: Vec<_> = edges
+            .values()
+            .map(|edge| {
+                (edge.key.caller.clone(), edge.key.callee.clone(), edge.key.virtual_callee, edge.calls, edge.errors)
+            })
+            .collect();
+        calls.sort();
+        calls
+    }
+
+    #[test]
+    fn halves_pair_in_either_order_and_lone_clients_name_virtual_nodes() {
+        let mut pairing = CallPairing::default();
+        let mut edges = HashMap::new();
+        // web → cart: the server half first (it ends and is exported first).
+        let mut failed = span(kind::SERVER, 2, Some(1), 5, &[]);
+        failed.status_code = status_code::ERROR;
+        pairing.observe(1, &batch("cart", vec![failed]), NOW, &mut edges);
+        assert!(edges.is_empty());
+        pairing.observe(1, &batch("web", vec![span(kind::CLIENT, 1, None, 8, &[])]), NOW, &mut edges);
+        // cart → payments: client first; cart → cart (same service) is no edge.
+        pairing.observe(
+            1,
+            &batch("cart", vec![span(kind::CLIENT, 3, Some(2), 4, &[]), span(kind::CLIENT, 5, Some(2), 1, &[])]),
+            NOW,
+            &mut edges,
+        );
+        pairing.observe(1, &batch("payments", vec![span(kind::SERVER, 4, Some(3), 3, &[])]), NOW, &mut edges);
+        pairing.observe(1, &batch("cart", vec![span(kind::SERVER, 6, Some(5), 1, &[])]), NOW, &mut edges);
+        // An uninstrumented callee: only its peer.service says who it is.
+        pairing.observe(
+            1,
+            &batch("payments", vec![span(kind::CLIENT, 9, Some(4), 2, &[("peer.service", "stripe")])]),
+            NOW,
+            &mut edges,
+        );
+        // A lone server span whose caller never reports.
+        pairing.observe(1, &batch("cart", vec![span(kind::SERVER, 11, Some(10), 1, &[])]), NOW, &mut edges);
+        assert_eq!(
+            calls(&edges),
+            [("cart".into(), "payments".into(), false, 1, 0), ("web".into(), "cart".into(), false, 1, 1)]
+        );
+        assert_eq!(pairing.pending(), 2, "stripe's client half and the lone server half wait");
+
+        pairing.expire(NOW + PAIRING_WAIT_NANOS - 1, &mut edges);
+        assert_eq!(pairing.pending(), 2, "not yet");
+        pairing.expire(NOW + PAIRING_WAIT_NANOS, &mut edges);
+        assert_eq!(pairing.pending(), 0);
+        assert_eq!(pairing.unpaired_servers(), 1);
+        assert!(calls(&edges).contains(&("payments".into(), "stripe".into(), true, 1, 0)));
+        let web_cart = edges.values().find(|edge| edge.key.caller == "web").expect("edge");
+        let p50 = web_cart.durations.quantile_nanos(0.5).expect("a duration");
+        assert!((p50 - 8_000_000.0).abs() <= 80_000.0, "the client's 8 ms within 1 %: {p50}");
+    }
+
+    #[test]
+    fn projects_do_not_pair_with_each_other_and_memory_is_bounded() {
+        let mut pairing = CallPairing::default();
+        let mut edges = HashMap::new();
+        pairing.observe(1, &batch("web", vec![span(kind::CLIENT, 1, None, 8, &[])]), NOW, &mut edges);
+        pairing.observe(2, &batch("cart", vec![span(kind::SERVER, 2, Some(1), 5, &[])]), NOW, &mut edges);
+        assert!(edges.is_empty(), "same ids in another project are another call");
+        let many: Vec<Span> = (0..=MAX_PENDING_HALVES as u64)
+            .map(|index| {
+                let mut client = span(kind::CLIENT, 1, None, 1, &[]);
+                client.span_id = SpanId(index.to_be_bytes());
+                client.trace_id = TraceId([9; 16]);
+                client
+            })
+            .collect();
+        pairing.observe(1, &batch("web", many), NOW, &mut edges);
+        pairing.expire(NOW, &mut edges);
+        assert!(pairing.pending() <= MAX_PENDING_HALVES);
+    }
+}
