@@ -6,6 +6,7 @@
 
 pub mod errors;
 pub mod otel_events;
+pub mod query_normalize;
 pub mod rollups;
 pub mod sample;
 pub mod session;
