@@ -29,7 +29,8 @@ pub struct Config {
     /// Delay clients are told to wait when the queue is full (`Retry-After`). Default 1 s.
     pub retry_after: Duration,
     /// Derive endpoint RED rollups (requests, errors, status codes, duration sketches) from
-    /// SERVER spans at ingest. Default on; off only to measure ingest without them.
+    /// SERVER spans, and database query rollups from database spans, at ingest. Default on;
+    /// off only to measure ingest without them.
     pub endpoint_rollups: bool,
     /// Age after which 1-minute endpoint rollups are merged into 1-hour rows by the retention
     /// job. Default 24 h: every range up to a day keeps minute resolution, and a 7-day

@@ -90,6 +90,7 @@ impl Fixture {
             signal,
             trace_summaries,
             endpoint_rollups: Vec::new(),
+            query_rollups: Vec::new(),
             outcomes: Outcomes { accepted: 1, sampled_out: 0, invalid: 0 },
             errors: Vec::new(),
             derived_events: Vec::new(),

@@ -114,6 +114,7 @@ impl Writer {
         sessions.finish(&transaction)?;
         upsert_service_stats(&transaction, &services)?;
         super::rollups::merge_rollups(&transaction, batches)?;
+        super::query_rollups::merge_query_rollups(&transaction, batches)?;
         transaction.commit()?;
         self.resource_ids.extend(pending.resource_ids);
         self.scope_ids.extend(pending.scope_ids);
