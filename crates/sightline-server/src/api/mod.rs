@@ -4,6 +4,7 @@
 //! path (slug or id). Errors are JSON `{"error": {"code", "message"}}` with the matching status.
 
 mod analytics;
+mod databases;
 mod event_stats;
 mod events;
 mod issues;
@@ -197,6 +198,7 @@ pub fn routes() -> Router<Arc<AppState>> {
         .merge(metrics::routes())
         .merge(services::routes())
         .merge(performance::routes())
+        .merge(databases::routes())
         .merge(prometheus_view::routes())
         .merge(sourcemaps::routes())
         .merge(sessions::routes())

@@ -54,6 +54,7 @@ impl Fixture {
             ingestor: Arc::new(Ingestor::new(store.clone(), queue)),
             store: store.clone(),
             max_body_bytes: 1 << 20,
+            slow_query_threshold: Duration::from_millis(500),
         };
         Self {
             router: super::routes().with_state(Arc::new(state)),
