@@ -128,16 +128,14 @@ fn skip_number(characters: &[char], start: usize) -> usize {
     let mut index = start;
     while index < characters.len() {
         let character = characters[index];
-        if character.is_ascii_alphanumeric() || character == '_' || character == '.' {
-            index += 1;
-        } else if matches!(character, '+' | '-')
+        let is_number_char = character.is_ascii_alphanumeric() || character == '_' || character == '.';
+        let is_exponent_sign = matches!(character, '+' | '-')
             && matches!(characters[index - 1], 'e' | 'E')
-            && characters.get(index + 1).is_some_and(|c| c.is_ascii_digit())
-        {
-            index += 1;
-        } else {
+            && characters.get(index + 1).is_some_and(|c| c.is_ascii_digit());
+        if !(is_number_char || is_exponent_sign) {
             break;
         }
+        index += 1;
     }
     index
 }

@@ -259,7 +259,11 @@ mod tests {
         }
     }
 
-    fn totals(store: &SqliteStore, project_id: i64) -> (usize, Vec<(String, u64, u64, Option<f64>, Vec<u64>)>) {
+    /// Per query: (text, calls, errors, p95 ns, slowest durations).
+    type QueryTotals = (String, u64, u64, Option<f64>, Vec<u64>);
+
+    /// Rows stored, and the merged totals per query.
+    fn totals(store: &SqliteStore, project_id: i64) -> (usize, Vec<QueryTotals>) {
         let query = QueryRollupQuery { from_unix_nano: 0, to_unix_nano: u64::MAX / 2, ..QueryRollupQuery::default() };
         let rows = store.query_rollups(project_id, &query).expect("read");
         let mut by_query: std::collections::BTreeMap<String, QueryRollup> = Default::default();
