@@ -33,6 +33,9 @@ fn database_call_of(span: &Span) -> Option<(&str, &str, &str)> {
 pub fn query_rollups_from_spans(batch: &Batch<Span>) -> Vec<QueryRollup> {
     let mut index_by_key: HashMap<(QueryKey, u64), usize> = HashMap::new();
     let mut deltas: Vec<QueryRollup> = Vec::new();
+    // Applications repeat the same texts (same literals, or already parameterized): normalize
+    // each distinct text once per batch.
+    let mut normalized_by_text: HashMap<&str, String> = HashMap::new();
     for resource_group in batch {
         let service = resource_group.resource.service_name();
         for scope_group in &resource_group.scopes {
@@ -44,7 +47,7 @@ pub fn query_rollups_from_spans(batch: &Batch<Span>) -> Vec<QueryRollup> {
                     service_name: service.to_owned(),
                     db_system: system.to_owned(),
                     db_namespace: namespace.to_owned(),
-                    query: normalize_query(query),
+                    query: normalized_by_text.entry(query).or_insert_with(|| normalize_query(query)).clone(),
                 };
                 let index = *index_by_key.entry((key, minute_of(span))).or_insert_with_key(|(key, minute)| {
                     deltas.push(QueryRollup::empty(key.clone(), *minute, MINUTE_SECONDS));

@@ -1,5 +1,6 @@
 //! Processing: authenticate → validate (OTLP → model) → sample → derive summaries, endpoint
-//! rollups, sessions and errors (symbolicating JavaScript frames with source maps) → commit.
+//! and database query rollups, sessions and errors (symbolicating JavaScript frames with source
+//! maps) → commit.
 //!
 //! Each step is a plain function in its own module; [`Ingestor`] runs them in order for one
 //! request and reports the OTLP outcome (accepted / rejected with reasons).
