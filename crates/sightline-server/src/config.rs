@@ -29,13 +29,18 @@ pub struct Config {
     /// Delay clients are told to wait when the queue is full (`Retry-After`). Default 1 s.
     pub retry_after: Duration,
     /// Derive endpoint RED rollups (requests, errors, status codes, duration sketches) from
-    /// SERVER spans at ingest. Default on; off only to measure ingest without them.
+    /// SERVER spans, and database query rollups from database spans, at ingest. Default on;
+    /// off only to measure ingest without them.
     pub endpoint_rollups: bool,
     /// Age after which 1-minute endpoint rollups are merged into 1-hour rows by the retention
     /// job. Default 24 h: every range up to a day keeps minute resolution, and a 7-day
     /// performance page (hourly series) reads about 1,440 + 144 rows per endpoint instead of
     /// 10,080. At least 2 h (the current hour is never coarsened), at most 90 days.
     pub rollup_coarsen_after: Duration,
+    /// A database query is flagged slow on `GET …/databases/queries` when its p95 or its
+    /// slowest call exceeds this. Default 500 ms (a common APM default for slow SQL); between
+    /// 1 ms and 1 hour.
+    pub slow_query_threshold: Duration,
 }
 
 impl Default for Config {
@@ -52,6 +57,7 @@ impl Default for Config {
             retry_after: Duration::from_secs(1),
             endpoint_rollups: true,
             rollup_coarsen_after: Duration::from_secs(24 * 3600),
+            slow_query_threshold: Duration::from_millis(500),
         }
     }
 }
@@ -80,6 +86,13 @@ impl Config {
                 self.rollup_coarsen_after
             )));
         }
+        let slow_query_range = Duration::from_millis(1)..=Duration::from_secs(3600);
+        if !slow_query_range.contains(&self.slow_query_threshold) {
+            return Err(ConfigError(format!(
+                "slow query threshold {:?} must be between 1 ms and 1 hour",
+                self.slow_query_threshold
+            )));
+        }
         Ok(())
     }
 
@@ -100,5 +113,12 @@ mod tests {
         assert!(too_soon.validate().is_err());
         let too_late = Config { rollup_coarsen_after: Duration::from_secs(91 * 86_400), ..Config::default() };
         assert!(too_late.validate().is_err());
+    }
+
+    #[test]
+    fn slow_query_threshold_is_validated() {
+        assert_eq!(Config::default().slow_query_threshold, Duration::from_millis(500));
+        assert!(Config { slow_query_threshold: Duration::ZERO, ..Config::default() }.validate().is_err());
+        assert!(Config { slow_query_threshold: Duration::from_secs(7200), ..Config::default() }.validate().is_err());
     }
 }

@@ -2,6 +2,7 @@
 
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::time::Duration;
 
 use tokio::net::TcpListener;
 use tokio::sync::watch;
@@ -23,6 +24,8 @@ pub struct AppState {
     pub store: Arc<dyn Store>,
     /// Request size limit after decompression, bytes.
     pub max_body_bytes: usize,
+    /// Database queries slower than this (p95 or max) are flagged slow (`Config::slow_query_threshold`).
+    pub slow_query_threshold: Duration,
 }
 
 /// A started server. Dropping it does not stop it; call [`RunningServer::shutdown`].
@@ -85,8 +88,12 @@ pub async fn start(config: Config, store: Arc<dyn Store>) -> anyhow::Result<Runn
     })?;
     let grpc_addr = grpc_listener.local_addr()?;
 
-    let state =
-        Arc::new(AppState { ingestor: ingestor.clone(), store: store.clone(), max_body_bytes: config.max_body_bytes });
+    let state = Arc::new(AppState {
+        ingestor: ingestor.clone(),
+        store: store.clone(),
+        max_body_bytes: config.max_body_bytes,
+        slow_query_threshold: config.slow_query_threshold,
+    });
     let router = otlp_http::routes()
         .merge(crate::receivers::events_http::routes())
         .merge(crate::api::routes())

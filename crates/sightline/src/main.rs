@@ -62,6 +62,9 @@ struct ServeArgs {
     /// Seconds between retention passes.
     #[arg(long, env = "SIGHTLINE_RETENTION_INTERVAL_SECS", default_value_t = 60)]
     retention_interval_secs: u64,
+    /// Database queries whose p95 or slowest call exceeds this many milliseconds are flagged slow.
+    #[arg(long, env = "SIGHTLINE_SLOW_QUERY_MS", default_value_t = 500)]
+    slow_query_ms: u64,
 }
 
 #[derive(Subcommand)]
@@ -135,6 +138,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         max_body_bytes: args.max_body_bytes,
         max_queued_items: args.max_queued_items,
         retention_interval: Duration::from_secs(args.retention_interval_secs.max(1)),
+        slow_query_threshold: Duration::from_millis(args.slow_query_ms),
         ..Config::default()
     };
     let store = open_store(&config)?;

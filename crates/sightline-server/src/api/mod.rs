@@ -4,6 +4,7 @@
 //! path (slug or id). Errors are JSON `{"error": {"code", "message"}}` with the matching status.
 
 mod analytics;
+mod databases;
 mod event_stats;
 mod events;
 mod health;
@@ -201,6 +202,7 @@ pub fn routes() -> Router<Arc<AppState>> {
         .merge(performance::routes())
         .merge(health::routes())
         .merge(service_map::routes())
+        .merge(databases::routes())
         .merge(prometheus_view::routes())
         .merge(sourcemaps::routes())
         .merge(sessions::routes())

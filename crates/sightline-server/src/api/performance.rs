@@ -131,7 +131,19 @@ impl Accumulated {
     }
 }
 
-fn nanos_to_ms(nanos: f64) -> f64 {
+/// A slowest-request exemplar with its trace link: `{trace_id, span_id, duration_ms,
+/// start_unix_nano, trace}`.
+pub(super) fn slow_trace_json(project_slug: &str, slow: &SlowRequest) -> Value {
+    json!({
+        "trace_id": slow.trace_id.to_hex(),
+        "span_id": slow.span_id.to_hex(),
+        "duration_ms": nanos_to_ms(slow.duration_nanos as f64),
+        "start_unix_nano": slow.start_time_unix_nano,
+        "trace": format!("/api/v1/projects/{project_slug}/traces/{}", slow.trace_id.to_hex()),
+    })
+}
+
+pub(super) fn nanos_to_ms(nanos: f64) -> f64 {
     nanos / 1e6
 }
 
@@ -147,12 +159,18 @@ struct RangeParams {
 }
 
 fn range_params(params: &QueryParams, now_unix_nano: u64) -> Result<RangeParams, ApiError> {
+    let from_unix_nano = range_start(params, now_unix_nano)?;
+    let environment = params.get("environment").filter(|environment| !environment.is_empty()).cloned();
+    Ok(RangeParams { from_unix_nano, to_unix_nano: now_unix_nano, environment })
+}
+
+/// The start of `timeRange` (default 24h) ending now, at a whole minute so that the first
+/// rollup bucket counts whole; 400 for a range that does not parse.
+pub(super) fn range_start(params: &QueryParams, now_unix_nano: u64) -> Result<u64, ApiError> {
     let text = params.get("timeRange").filter(|text| !text.is_empty()).map_or(DEFAULT_RANGE, String::as_str);
     let range = super::issues::parse_time_range(text)
         .ok_or_else(|| ApiError::invalid(format!("timeRange={text:?}: use e.g. 30m, 24h or 7d (at most 90d)")))?;
-    let from_unix_nano = now_unix_nano.saturating_sub(range) / NANOS_PER_MINUTE * NANOS_PER_MINUTE;
-    let environment = params.get("environment").filter(|environment| !environment.is_empty()).cloned();
-    Ok(RangeParams { from_unix_nano, to_unix_nano: now_unix_nano, environment })
+    Ok(now_unix_nano.saturating_sub(range) / NANOS_PER_MINUTE * NANOS_PER_MINUTE)
 }
 
 /// Per-bucket requests, errors and p95 from `from` to `to`, empty buckets included.
@@ -298,15 +316,7 @@ async fn endpoint_detail(
             .slowest
             .iter()
             .take(limit)
-            .map(|slow| {
-                json!({
-                    "trace_id": slow.trace_id.to_hex(),
-                    "span_id": slow.span_id.to_hex(),
-                    "duration_ms": nanos_to_ms(slow.duration_nanos as f64),
-                    "start_unix_nano": slow.start_time_unix_nano,
-                    "trace": format!("/api/v1/projects/{}/traces/{}", project.slug, slow.trace_id.to_hex()),
-                })
-            })
+            .map(|slow| slow_trace_json(&project.slug, slow))
             .collect();
         let histogram: Vec<Value> = total
             .durations

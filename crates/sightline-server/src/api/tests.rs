@@ -54,6 +54,7 @@ impl Fixture {
             ingestor: Arc::new(Ingestor::new(store.clone(), queue)),
             store: store.clone(),
             max_body_bytes: 1 << 20,
+            slow_query_threshold: Duration::from_millis(500),
         };
         Self {
             router: super::routes().with_state(Arc::new(state)),
@@ -90,6 +91,7 @@ impl Fixture {
             signal,
             trace_summaries,
             endpoint_rollups: Vec::new(),
+            query_rollups: Vec::new(),
             outcomes: Outcomes { accepted: 1, sampled_out: 0, invalid: 0 },
             errors: Vec::new(),
             derived_events: Vec::new(),
@@ -585,6 +587,7 @@ async fn health_judges_recent_traffic_with_the_projects_thresholds() {
     let mut write = WriteBatch {
         project_id: fixture.project.id,
         endpoint_rollups: crate::pipeline::rollups::rollups_from_spans(&batch),
+        query_rollups: Vec::new(),
         trace_summaries: summarize(&batch),
         signal: SignalBatch::Traces(batch),
         outcomes: Outcomes { accepted: 30, sampled_out: 0, invalid: 0 },

@@ -1,11 +1,14 @@
 //! Processing: authenticate → validate (OTLP → model) → sample → derive summaries, endpoint
-//! rollups, sessions and errors (symbolicating JavaScript frames with source maps) → commit.
+//! and database query rollups, sessions and errors (symbolicating JavaScript frames with source
+//! maps) → commit.
 //!
 //! Each step is a plain function in its own module; [`Ingestor`] runs them in order for one
 //! request and reports the OTLP outcome (accepted / rejected with reasons).
 
+pub mod db_queries;
 pub mod errors;
 pub mod otel_events;
+pub mod query_normalize;
 pub mod rollups;
 pub mod sample;
 pub mod session;
@@ -228,6 +231,7 @@ fn prepared(
         signal,
         trace_summaries,
         endpoint_rollups,
+        query_rollups: Vec::new(),
         outcomes,
         errors,
         derived_events,
@@ -257,7 +261,13 @@ pub fn prepare_traces(context: &PrepareContext, project: &Project, request: &Exp
     let rules = in_app_rules(project);
     let errors = errors::errors_from_spans(&kept, context.derive_options(project, &rules));
     let report = IngestReport { accepted: batch_len(&kept) as u64, sampled_out, ..report_base };
-    prepared(project, report, SignalBatch::Traces(kept), trace_summaries, endpoint_rollups, errors, Vec::new())
+    let query_rollups = if context.endpoint_rollups { db_queries::query_rollups_from_spans(&kept) } else { Vec::new() };
+    let mut prepared =
+        prepared(project, report, SignalBatch::Traces(kept), trace_summaries, endpoint_rollups, errors, Vec::new());
+    if let Some(batch) = &mut prepared.batch {
+        batch.query_rollups = query_rollups;
+    }
+    prepared
 }
 
 /// Validate → derive errors, for a logs export. Like [`prepare_traces`], may load source maps.

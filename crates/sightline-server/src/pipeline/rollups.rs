@@ -30,7 +30,7 @@ use crate::store::rollups::{
 };
 
 /// ns per rollup minute.
-const NANOS_PER_MINUTE: u64 = MINUTE_SECONDS as u64 * 1_000_000_000;
+pub(crate) const NANOS_PER_MINUTE: u64 = MINUTE_SECONDS as u64 * 1_000_000_000;
 
 /// The operation of an endpoint span and its parts.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -50,7 +50,7 @@ pub fn is_endpoint_span(span: &Span) -> bool {
         || (kind_unset && span.parent_span_id.is_none() && http_method(&span.attributes).is_some())
 }
 
-fn non_empty<'a>(attributes: &'a Attributes, key: &str) -> Option<&'a str> {
+pub(crate) fn non_empty<'a>(attributes: &'a Attributes, key: &str) -> Option<&'a str> {
     attributes.get_str(key).map(str::trim).filter(|text| !text.is_empty())
 }
 
@@ -136,6 +136,21 @@ fn environment_of(resource_attributes: &Attributes) -> &str {
         .unwrap_or("")
 }
 
+/// Start of the rollup minute the span started in, ns.
+pub(crate) fn minute_of(span: &Span) -> u64 {
+    span.start_time_unix_nano / NANOS_PER_MINUTE * NANOS_PER_MINUTE
+}
+
+/// The span as a slow-request exemplar (a trace link).
+pub(crate) fn slow_request_of(span: &Span) -> SlowRequest {
+    SlowRequest {
+        trace_id: span.trace_id,
+        span_id: span.span_id,
+        duration_nanos: span.duration_nanos(),
+        start_time_unix_nano: span.start_time_unix_nano,
+    }
+}
+
 /// One delta per (service, environment, operation, status class, minute of the span start)
 /// present in the batch.
 pub fn rollups_from_spans(batch: &Batch<Span>) -> Vec<EndpointRollup> {
@@ -156,7 +171,7 @@ pub fn rollups_from_spans(batch: &Batch<Span>) -> Vec<EndpointRollup> {
                     route: operation.route,
                     status_class: StatusClass::of(status),
                 };
-                let minute = span.start_time_unix_nano / NANOS_PER_MINUTE * NANOS_PER_MINUTE;
+                let minute = minute_of(span);
                 let index = *index_by_key.entry((key, minute)).or_insert_with_key(|(key, minute)| {
                     deltas.push(EndpointRollup::empty(key.clone(), *minute, MINUTE_SECONDS));
                     deltas.len() - 1
@@ -173,13 +188,7 @@ pub fn rollups_from_spans(batch: &Batch<Span>) -> Vec<EndpointRollup> {
                 delta.durations.add_nanos(duration_nanos);
                 let slowest_kept = delta.slowest.last().map_or(0, |slow| slow.duration_nanos);
                 if delta.slowest.len() < SLOWEST_KEPT || duration_nanos > slowest_kept {
-                    let request = SlowRequest {
-                        trace_id: span.trace_id,
-                        span_id: span.span_id,
-                        duration_nanos,
-                        start_time_unix_nano: span.start_time_unix_nano,
-                    };
-                    merge_slowest(&mut delta.slowest, &[request], SLOWEST_KEPT);
+                    merge_slowest(&mut delta.slowest, &[slow_request_of(span)], SLOWEST_KEPT);
                 }
             }
         }

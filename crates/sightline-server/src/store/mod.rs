@@ -8,6 +8,7 @@
 pub mod analytics;
 pub mod errors;
 pub mod health;
+pub mod query_rollups;
 pub mod rollups;
 pub mod service_map;
 pub mod sessions;
@@ -213,10 +214,17 @@ pub trait Store: Send + Sync + 'static {
     ) -> StoreResult<Vec<rollups::EndpointRollup>>;
     /// Requests, errors and duration sums per endpoint over every stored rollup row.
     fn rollup_totals(&self, project_id: i64) -> StoreResult<Vec<rollups::RollupTotals>>;
-    /// Merges up to `max_rows` 1-minute rollup rows of whole hours before the cutoff into
-    /// 1-hour rows, in one short transaction; returns the minute rows merged (callers loop
-    /// until 0).
+    /// Merges up to `max_rows` 1-minute rollup rows (endpoint rollups, then query rollups) of
+    /// whole hours before the cutoff into 1-hour rows, in short transactions; returns the
+    /// minute rows merged (callers loop until 0).
     fn coarsen_rollups(&self, project_id: i64, cutoff_unix_nano: u64, max_rows: usize) -> StoreResult<usize>;
+    /// Database query rollup rows matching the query (buckets starting in `[from, to)`), by
+    /// bucket start; 1-minute rows and, for older data, 1-hour rows.
+    fn query_rollups(
+        &self,
+        project_id: i64,
+        query: &query_rollups::QueryRollupQuery,
+    ) -> StoreResult<Vec<query_rollups::QueryRollup>>;
     /// True when the store answers (for `/ready`).
     fn is_ready(&self) -> bool;
 }

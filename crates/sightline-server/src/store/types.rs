@@ -119,6 +119,9 @@ pub struct WriteBatch {
     /// Endpoint RED rollup deltas, one per (endpoint, status class, minute) of the batch's
     /// SERVER spans (traces only; empty when rollups are switched off).
     pub endpoint_rollups: Vec<crate::store::rollups::EndpointRollup>,
+    /// Database query rollup deltas, one per (query, minute) of the batch's database spans
+    /// (traces only; empty when rollups are switched off).
+    pub query_rollups: Vec<crate::store::query_rollups::QueryRollup>,
     /// Outcome counters to add.
     pub outcomes: Outcomes,
     /// Error events derived from the items, grouped into issues at commit.

@@ -3,6 +3,8 @@
 
 #![allow(dead_code)]
 
+pub mod sketch;
+
 use std::net::SocketAddr;
 use std::path::PathBuf;
 

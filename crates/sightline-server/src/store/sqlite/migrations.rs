@@ -477,6 +477,36 @@ const MIGRATIONS: &[&str] = &[
         UNIQUE (project_id, bucket_start_unix_nano, caller, callee, virtual_callee)
     );
     "#,
+    // 12: database query rollups (issue 5, item 3), merged at commit like the endpoint rollups.
+    // The key holds a 64-bit hash of the normalized query, not the text (up to 2 KiB): WITHOUT
+    // ROWID tables want small rows in their key, and the text is read only for display. The key
+    // starts with (project, bucket start) because the databases page reads every service of a
+    // time range; the width/time index serves retention and coarsening, as for endpoints.
+    r#"
+    CREATE TABLE query_rollups (
+        project_id INTEGER NOT NULL,
+        bucket_start_unix_nano INTEGER NOT NULL,
+        -- 60 (fresh) or 3600 (coarsened).
+        bucket_seconds INTEGER NOT NULL,
+        service_name TEXT NOT NULL,
+        -- db.system.name (old db.system).
+        db_system TEXT NOT NULL,
+        -- db.namespace (old db.name); '' when not sent.
+        db_namespace TEXT NOT NULL,
+        -- FNV-1a 64 of query_text, as a signed integer.
+        query_fingerprint INTEGER NOT NULL,
+        query_text TEXT NOT NULL,
+        call_count INTEGER NOT NULL,
+        error_count INTEGER NOT NULL,
+        duration_sum_nanos REAL NOT NULL,
+        -- DDSketch of durations (ns) in DataDog's portable binary encoding.
+        duration_sketch BLOB NOT NULL,
+        -- Slowest calls as JSON [[trace_id_hex, span_id_hex, duration_ns, start_ns], ...].
+        slowest TEXT NOT NULL,
+        PRIMARY KEY (project_id, bucket_start_unix_nano, bucket_seconds, service_name, db_system, db_namespace, query_fingerprint)
+    ) WITHOUT ROWID;
+    CREATE INDEX query_rollups_by_width_time ON query_rollups (project_id, bucket_seconds, bucket_start_unix_nano);
+    "#,
 ];
 
 /// Applies every migration newer than the database's `user_version`, each in its own

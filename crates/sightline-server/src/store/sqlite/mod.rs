@@ -8,6 +8,7 @@ mod filter;
 mod issues_read;
 mod issues_write;
 mod migrations;
+mod query_rollups;
 mod read;
 mod retention;
 mod rollups;
@@ -513,7 +514,22 @@ impl Store for SqliteStore {
     }
 
     fn coarsen_rollups(&self, project_id: i64, cutoff_unix_nano: u64, max_rows: usize) -> StoreResult<usize> {
-        self.with_writer(|writer| rollups::coarsen(writer.connection(), project_id, cutoff_unix_nano, max_rows))
+        self.with_writer(|writer| {
+            let endpoint_rows = rollups::coarsen(writer.connection(), project_id, cutoff_unix_nano, max_rows)?;
+            let budget_left = max_rows.saturating_sub(endpoint_rows);
+            if budget_left == 0 {
+                return Ok(endpoint_rows);
+            }
+            Ok(endpoint_rows + query_rollups::coarsen(writer.connection(), project_id, cutoff_unix_nano, budget_left)?)
+        })
+    }
+
+    fn query_rollups(
+        &self,
+        project_id: i64,
+        query: &super::query_rollups::QueryRollupQuery,
+    ) -> StoreResult<Vec<super::query_rollups::QueryRollup>> {
+        query_rollups::query_rollups(&*self.reader()?, project_id, query)
     }
 
     fn is_ready(&self) -> bool {

@@ -10,7 +10,7 @@ use crate::store::StoreResult;
 /// logs, metric points, product events, error events, issues last seen before the cutoff (with their hashes,
 /// users, sessions, tags, hourly counts and history), expired hourly counts of live issues,
 /// session timeline items before the cutoff, sessions last seen before it, correlation
-/// counters of days that ended before it, and endpoint rollups of buckets that started before it.
+/// counters of days that ended before it, and endpoint and database query rollups of buckets that started before it.
 /// A call moves on to the next table while budget remains, so a result
 /// below `max_rows` means nothing older than the cutoff is left (the trait's loop condition).
 pub(super) fn delete_expired(
@@ -138,6 +138,9 @@ pub(super) fn delete_expired(
     }
     if deleted < max_rows {
         deleted += super::service_map::delete_expired(&transaction, project_id, cutoff, remaining(deleted))?;
+    }
+    if deleted < max_rows {
+        deleted += super::query_rollups::delete_expired(&transaction, project_id, cutoff, remaining(deleted))?;
     }
     transaction.commit()?;
     Ok(deleted)

@@ -44,7 +44,31 @@ pub(super) fn merge_rollups(transaction: &Transaction<'_>, batches: &[WriteBatch
     Ok(())
 }
 
-fn database_error(error: impl std::fmt::Display) -> StoreError {
+/// The slowest requests as stored: JSON `[[trace_id_hex, span_id_hex, duration_ns, start_ns], ...]`.
+pub(super) fn slowest_to_json(slowest: &[SlowRequest]) -> String {
+    let rows: Vec<(String, String, u64, u64)> = slowest
+        .iter()
+        .map(|slow| (slow.trace_id.to_hex(), slow.span_id.to_hex(), slow.duration_nanos, slow.start_time_unix_nano))
+        .collect();
+    serde_json::to_string(&rows).unwrap_or_else(|_| "[]".into())
+}
+
+/// Reads [`slowest_to_json`]; entries that do not parse are skipped.
+pub(super) fn slowest_from_json(text: &str) -> Vec<SlowRequest> {
+    let rows: Vec<(String, String, u64, u64)> = serde_json::from_str(text).unwrap_or_default();
+    rows.into_iter()
+        .filter_map(|(trace, span, duration_nanos, start_time_unix_nano)| {
+            Some(SlowRequest {
+                trace_id: TraceId::from_hex(&trace).ok()?,
+                span_id: SpanId::from_hex(&span).ok()?,
+                duration_nanos,
+                start_time_unix_nano,
+            })
+        })
+        .collect()
+}
+
+pub(super) fn database_error(error: impl std::fmt::Display) -> StoreError {
     StoreError::Database(error.to_string())
 }
 
@@ -79,11 +103,6 @@ fn merge_into_stored(connection: &Connection, project_id: i64, mut rollup: Endpo
 fn write_row(connection: &Connection, project_id: i64, rollup: &EndpointRollup) -> StoreResult<()> {
     let status_codes: BTreeMap<String, u64> =
         rollup.status_codes.iter().map(|(code, count)| (code.to_string(), *count)).collect();
-    let slowest: Vec<(String, String, u64, u64)> = rollup
-        .slowest
-        .iter()
-        .map(|slow| (slow.trace_id.to_hex(), slow.span_id.to_hex(), slow.duration_nanos, slow.start_time_unix_nano))
-        .collect();
     connection
         .prepare_cached(
             "INSERT OR REPLACE INTO endpoint_rollups (project_id, service_name, bucket_start_unix_nano, bucket_seconds,
@@ -106,7 +125,7 @@ fn write_row(connection: &Connection, project_id: i64, rollup: &EndpointRollup) 
             rollup.durations.sum_nanos(),
             serde_json::to_string(&status_codes).unwrap_or_else(|_| "{}".into()),
             rollup.durations.to_bytes(),
-            serde_json::to_string(&slowest).unwrap_or_else(|_| "[]".into()),
+            slowest_to_json(&rollup.slowest),
         ])?;
     Ok(())
 }
@@ -122,7 +141,6 @@ fn row_to_rollup(row: &rusqlite::Row<'_>) -> rusqlite::Result<StoreResult<Endpoi
         status_class: StatusClass::parse(&row.get::<_, String>(5)?),
     };
     let status_codes: BTreeMap<String, u64> = serde_json::from_str(&row.get::<_, String>(10)?).unwrap_or_default();
-    let slowest: Vec<(String, String, u64, u64)> = serde_json::from_str(&row.get::<_, String>(12)?).unwrap_or_default();
     let sketch_bytes: Vec<u8> = row.get(11)?;
     let durations = match DurationSketch::from_bytes(&sketch_bytes) {
         Ok(sketch) => sketch,
@@ -136,17 +154,7 @@ fn row_to_rollup(row: &rusqlite::Row<'_>) -> rusqlite::Result<StoreResult<Endpoi
         errors: row.get::<_, i64>(9)?.max(0) as u64,
         status_codes: status_codes.into_iter().filter_map(|(code, count)| Some((code.parse().ok()?, count))).collect(),
         durations,
-        slowest: slowest
-            .into_iter()
-            .filter_map(|(trace, span, duration_nanos, start_time_unix_nano)| {
-                Some(SlowRequest {
-                    trace_id: TraceId::from_hex(&trace).ok()?,
-                    span_id: SpanId::from_hex(&span).ok()?,
-                    duration_nanos,
-                    start_time_unix_nano,
-                })
-            })
-            .collect(),
+        slowest: slowest_from_json(&row.get::<_, String>(12)?),
     }))
 }
 
@@ -327,6 +335,7 @@ mod tests {
             signal: SignalBatch::Traces(Vec::new()),
             trace_summaries: Vec::new(),
             endpoint_rollups: rollups,
+            query_rollups: Vec::new(),
             outcomes: Outcomes::default(),
             errors: Vec::new(),
             derived_events: Vec::new(),

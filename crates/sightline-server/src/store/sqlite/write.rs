@@ -133,6 +133,7 @@ impl Writer {
         }
         self.pairing.expire(now_unix_nano, &mut edges);
         super::service_map::merge_edges(&transaction, edges)?;
+        super::query_rollups::merge_query_rollups(&transaction, batches)?;
         transaction.commit()?;
         self.resource_ids.extend(pending.resource_ids);
         self.scope_ids.extend(pending.scope_ids);

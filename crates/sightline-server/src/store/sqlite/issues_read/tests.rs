@@ -76,6 +76,7 @@ fn commit(fixture: &Fixture, records: Vec<LogRecord>) {
         signal: SignalBatch::Logs(batch),
         trace_summaries: Vec::new(),
         endpoint_rollups: Vec::new(),
+        query_rollups: Vec::new(),
         outcomes: Outcomes::default(),
         errors,
         derived_events: Vec::new(),

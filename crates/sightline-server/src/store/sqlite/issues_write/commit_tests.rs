@@ -70,6 +70,7 @@ fn batch(project_id: i64, errors: Vec<ErrorEvent>, serialize: bool) -> WriteBatc
         signal: SignalBatch::Logs(Vec::new()),
         trace_summaries: Vec::new(),
         endpoint_rollups: Vec::new(),
+        query_rollups: Vec::new(),
         outcomes: Outcomes::default(),
         errors,
         derived_events: Vec::new(),

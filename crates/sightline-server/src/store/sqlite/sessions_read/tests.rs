@@ -166,6 +166,7 @@ fn write_batch(project_id: i64, signal: SignalBatch) -> WriteBatch {
         signal,
         trace_summaries: Vec::new(),
         endpoint_rollups: Vec::new(),
+        query_rollups: Vec::new(),
         outcomes: Outcomes::default(),
         errors,
         derived_events: Vec::new(),
