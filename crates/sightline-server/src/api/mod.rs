@@ -18,6 +18,7 @@ mod series;
 mod services;
 mod sessions;
 mod sourcemaps;
+mod system;
 #[cfg(test)]
 mod tests;
 mod traces;
@@ -199,6 +200,7 @@ pub fn routes() -> Router<Arc<AppState>> {
         .merge(services::routes())
         .merge(performance::routes())
         .merge(health::routes())
+        .merge(system::routes())
         .merge(prometheus_view::routes())
         .merge(sourcemaps::routes())
         .merge(sessions::routes())
