@@ -3,6 +3,9 @@
 //! cumulative and one with delta temporality, with known values; the
 //! `services/{service}/system` API must report each host's current values and series.
 
+// A failed unwrap is a failed test, as in the other end-to-end tests.
+#![allow(clippy::unwrap_used)]
+
 mod common;
 
 use std::collections::HashMap;
