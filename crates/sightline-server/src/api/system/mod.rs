@@ -5,9 +5,11 @@
 //!
 //! `GET /api/v1/projects/{project}/services/{service}/system?timeRange=1h&host=` →
 //! `{service, from_unix_nano, to_unix_nano, step_seconds, truncated, hosts: [{host, current:
-//! {cpu_cores, cpu_utilization, memory_bytes, memory_utilization, uptime_s,
-//! filesystem_utilization, network_bytes_per_s: {transmit, receive}, runtime: {...}, ...},
-//! series: {<same fields>: [{time_unix_nano, value}]}}]}`.
+//! {cpu_cores, cpu_utilization, system_cpu_cores, system_cpu_utilization, memory_bytes,
+//! virtual_memory_bytes, system_memory_bytes, memory_utilization, uptime_s,
+//! filesystem_utilization, network_bytes_per_s: {transmit, receive}, runtime: {jvm_*,
+//! nodejs_*}}, series: {<same fields>: [{time_unix_nano, value}]}}]}`, hosts by name. Units
+//! are in the field names (cores = CPU-seconds per second; utilization is a fraction 0..=1).
 //!
 //! A host is the resource's `host.name`, else its `service.instance.id`, else `"unknown"`.
 //! Only signals whose metrics were sent appear: a missing field means "not reported", never
@@ -206,4 +208,57 @@ async fn service_system(
         Ok(Json(system_body(&service, &system_params, &signal_points, truncated)))
     })
     .await
+}
+
+#[cfg(test)]
+mod tests {
+    use sightline_model::{Attributes, MetricKind, MetricPoint, PointValue, Resource};
+
+    use super::*;
+
+    const NOW: u64 = 1_700_000_030 * NANOS_PER_SECOND;
+
+    fn params(pairs: &[(&str, &str)]) -> QueryParams {
+        pairs.iter().map(|(name, value)| ((*name).to_owned(), (*value).to_owned())).collect()
+    }
+
+    fn stored_with_resource(pairs: &[(&str, Value)]) -> StoredMetricPoint {
+        let attributes = pairs.iter().map(|(key, value)| ((*key).to_owned(), value.clone())).collect();
+        StoredMetricPoint {
+            kind: MetricKind::Gauge,
+            service_name: "api".into(),
+            resource: Resource { attributes: Attributes(attributes), ..Resource::default() },
+            point: MetricPoint {
+                attributes: Attributes::default(),
+                start_time_unix_nano: 0,
+                time_unix_nano: NOW,
+                flags: 0,
+                value: PointValue::Number { value: sightline_model::metric::NumberValue::Double(1.0) },
+                exemplars: Vec::new(),
+            },
+        }
+    }
+
+    #[test]
+    fn params_default_to_the_last_hour_in_minutes_and_reject_bad_input() {
+        let parsed = parse_params(&params(&[]), NOW).expect("valid");
+        assert_eq!(parsed.step_seconds, 60);
+        assert_eq!(parsed.from_unix_nano, (NOW - 3_600 * NANOS_PER_SECOND) / 60_000_000_000 * 60_000_000_000);
+        assert_eq!(parsed.host, None);
+        let week = parse_params(&params(&[("timeRange", "7d"), ("host", "web-1")]), NOW).expect("valid");
+        assert_eq!(week.step_seconds, 3_600);
+        assert_eq!(week.host.as_deref(), Some("web-1"));
+        assert!(parse_params(&params(&[("timeRange", "soon")]), NOW).is_err());
+        assert!(parse_params(&params(&[("timeRange", "365d")]), NOW).is_err());
+        assert!(parse_params(&params(&[("hosts", "web-1")]), NOW).is_err());
+    }
+
+    #[test]
+    fn host_is_host_name_then_instance_id_then_unknown() {
+        let both = stored_with_resource(&[("host.name", json!("web-1")), ("service.instance.id", json!("pod-7"))]);
+        assert_eq!(host_of(&both), "web-1");
+        let instance = stored_with_resource(&[("host.name", json!("")), ("service.instance.id", json!("pod-7"))]);
+        assert_eq!(host_of(&instance), "pod-7");
+        assert_eq!(host_of(&stored_with_resource(&[])), UNKNOWN_HOST);
+    }
 }
