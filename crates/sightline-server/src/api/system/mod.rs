@@ -7,8 +7,8 @@
 //! `{service, from_unix_nano, to_unix_nano, step_seconds, truncated, hosts: [{host, current:
 //! {cpu_cores, cpu_utilization, system_cpu_cores, system_cpu_utilization, memory_bytes,
 //! virtual_memory_bytes, system_memory_bytes, memory_utilization, uptime_s,
-//! filesystem_utilization, network_bytes_per_s: {transmit, receive}, runtime: {jvm_*,
-//! nodejs_*}}, series: {<same fields>: [{time_unix_nano, value}]}}]}`, hosts by name. Units
+//! filesystem_utilization, filesystem_used_bytes, network_bytes_per_s: {transmit, receive},
+//! runtime: {jvm_*, nodejs_*}}, series: {<same fields>: [{time_unix_nano, value}]}}]}`, hosts by name. Units
 //! are in the field names (cores = CPU-seconds per second; utilization is a fraction 0..=1).
 //!
 //! A host is the resource's `host.name`, else its `service.instance.id`, else `"unknown"`.

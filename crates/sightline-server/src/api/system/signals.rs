@@ -75,6 +75,8 @@ pub(crate) struct Signal {
 const CPU_MODE_KEYS: &[&str] = &["cpu.mode", "process.cpu.state", "system.cpu.state", "state"];
 const MEMORY_STATE_KEYS: &[&str] = &["system.memory.state", "state"];
 const FILESYSTEM_STATE_KEYS: &[&str] = &["system.filesystem.state", "state"];
+const FILESYSTEM_GROUP_KEYS: &[&str] =
+    &["system.device", "device", "system.filesystem.mountpoint", "mountpoint", "system.filesystem.state", "state"];
 const DIRECTION_KEYS: &[&str] = &["network.io.direction", "system.network.direction", "direction"];
 
 const fn source(metric: &'static str) -> Source {
@@ -142,14 +144,7 @@ pub(crate) const SIGNALS: &[Signal] = &[
         field: "filesystem_utilization",
         sources: &[Source {
             metric: "system.filesystem.utilization",
-            group_by: &[
-                "system.device",
-                "device",
-                "system.filesystem.mountpoint",
-                "mountpoint",
-                "system.filesystem.state",
-                "state",
-            ],
+            group_by: FILESYSTEM_GROUP_KEYS,
             filter: Some(GroupFilter {
                 keys: FILESYSTEM_STATE_KEYS,
                 include: &["used"],
@@ -157,6 +152,24 @@ pub(crate) const SIGNALS: &[Signal] = &[
                 keep_missing: true,
             }),
             combine: Combine::Max,
+            as_level: false,
+        }],
+    },
+    // system.filesystem.usage: up-down counter, By, per device / mountpoint and state: used
+    // bytes of every filesystem together.
+    Signal {
+        section: None,
+        field: "filesystem_used_bytes",
+        sources: &[Source {
+            metric: "system.filesystem.usage",
+            group_by: FILESYSTEM_GROUP_KEYS,
+            filter: Some(GroupFilter {
+                keys: FILESYSTEM_STATE_KEYS,
+                include: &["used"],
+                exclude: &[],
+                keep_missing: false,
+            }),
+            combine: Combine::Sum,
             as_level: false,
         }],
     },
@@ -437,6 +450,15 @@ mod tests {
         ];
         let values = compute_signal(signal("filesystem_utilization"), &points, &grid(10, 10), T0).expect("signal");
         assert_close(values.current, 0.9);
+
+        let usage_kind = MetricKind::Sum { aggregation_temporality: temporality::CUMULATIVE, is_monotonic: false };
+        let usage = vec![
+            point(usage_kind, &[("system.device", "sda1"), ("system.filesystem.state", "used")], 1, T0, 300.0),
+            point(usage_kind, &[("system.device", "sda1"), ("system.filesystem.state", "free")], 1, T0, 700.0),
+            point(usage_kind, &[("system.device", "sdb1"), ("system.filesystem.state", "used")], 1, T0, 50.0),
+        ];
+        let values = compute_signal(signal("filesystem_used_bytes"), &usage, &grid(10, 10), T0).expect("signal");
+        assert_close(values.current, 350.0);
     }
 
     #[test]
