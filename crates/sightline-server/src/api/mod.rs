@@ -20,6 +20,7 @@ mod service_map;
 mod services;
 mod sessions;
 mod sourcemaps;
+mod system;
 #[cfg(test)]
 mod tests;
 mod traces;
@@ -203,6 +204,7 @@ pub fn routes() -> Router<Arc<AppState>> {
         .merge(health::routes())
         .merge(service_map::routes())
         .merge(databases::routes())
+        .merge(system::routes())
         .merge(prometheus_view::routes())
         .merge(sourcemaps::routes())
         .merge(sessions::routes())

@@ -207,7 +207,7 @@ fn series(
 }
 
 /// 404 unless the project has seen the service.
-fn require_service(state: &AppState, project_id: i64, service: &str) -> Result<(), ApiError> {
+pub(super) fn require_service(state: &AppState, project_id: i64, service: &str) -> Result<(), ApiError> {
     let known = state.store.list_services(project_id)?.iter().any(|stats| stats.service_name == service);
     if known {
         Ok(())

@@ -119,6 +119,17 @@ pub trait Store: Send + Sync + 'static {
         to_unix_nano: u64,
         max_points: usize,
     ) -> StoreResult<Vec<StoredMetricPoint>>;
+    /// Points of one metric name that one service (`service.name`) sent in `[from, to]` (ns),
+    /// ordered by time; for per-service views such as system health.
+    fn service_metric_points(
+        &self,
+        project_id: i64,
+        service_name: &str,
+        name: &str,
+        from_unix_nano: u64,
+        to_unix_nano: u64,
+        max_points: usize,
+    ) -> StoreResult<Vec<StoredMetricPoint>>;
     /// Services seen, with per-signal counts and last-seen time.
     fn list_services(&self, project_id: i64) -> StoreResult<Vec<ServiceStats>>;
     /// Counters of item outcomes (accepted, sampled_out, invalid) per signal.

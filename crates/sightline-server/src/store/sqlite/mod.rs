@@ -366,6 +366,26 @@ impl Store for SqliteStore {
         read::metric_points(&*self.reader()?, project_id, name, from_unix_nano, to_unix_nano, max_points)
     }
 
+    fn service_metric_points(
+        &self,
+        project_id: i64,
+        service_name: &str,
+        name: &str,
+        from_unix_nano: u64,
+        to_unix_nano: u64,
+        max_points: usize,
+    ) -> StoreResult<Vec<super::StoredMetricPoint>> {
+        read::service_metric_points(
+            &*self.reader()?,
+            project_id,
+            service_name,
+            name,
+            from_unix_nano,
+            to_unix_nano,
+            max_points,
+        )
+    }
+
     fn list_services(&self, project_id: i64) -> StoreResult<Vec<super::ServiceStats>> {
         read::list_services(&*self.reader()?, project_id)
     }

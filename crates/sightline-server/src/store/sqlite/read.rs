@@ -347,6 +347,31 @@ pub(super) fn metric_points(
     to_unix_nano: u64,
     max_points: usize,
 ) -> StoreResult<Vec<StoredMetricPoint>> {
+    metric_points_of(connection, project_id, name, None, from_unix_nano, to_unix_nano, max_points)
+}
+
+/// Like [`metric_points`], but only the points one service sent.
+pub(super) fn service_metric_points(
+    connection: &Connection,
+    project_id: i64,
+    service_name: &str,
+    name: &str,
+    from_unix_nano: u64,
+    to_unix_nano: u64,
+    max_points: usize,
+) -> StoreResult<Vec<StoredMetricPoint>> {
+    metric_points_of(connection, project_id, name, Some(service_name), from_unix_nano, to_unix_nano, max_points)
+}
+
+fn metric_points_of(
+    connection: &Connection,
+    project_id: i64,
+    name: &str,
+    service_name: Option<&str>,
+    from_unix_nano: u64,
+    to_unix_nano: u64,
+    max_points: usize,
+) -> StoreResult<Vec<StoredMetricPoint>> {
     let mut statement = connection.prepare_cached(
         "SELECT m.type, m.aggregation_temporality, m.is_monotonic, p.service_name, p.resource_id, r.body,
                 p.attributes, p.start_time_unix_nano, p.time_unix_nano, p.flags, p.value, p.exemplars
@@ -354,6 +379,7 @@ pub(super) fn metric_points(
          JOIN metric_points p ON p.metric_id = m.id
          JOIN resources r ON r.id = p.resource_id
          WHERE m.project_id = ?1 AND m.name = ?2 AND p.time_unix_nano BETWEEN ?3 AND ?4
+           AND (?6 IS NULL OR p.service_name = ?6)
          ORDER BY p.time_unix_nano, p.id LIMIT ?5",
     )?;
     let mut cache = BodyCache::default();
@@ -362,7 +388,8 @@ pub(super) fn metric_points(
         name,
         from_unix_nano.min(i64::MAX as u64) as i64,
         to_unix_nano.min(i64::MAX as u64) as i64,
-        max_points as i64
+        max_points as i64,
+        service_name
     ])?;
     let mut points = Vec::new();
     while let Some(row) = rows.next()? {

@@ -1217,6 +1217,38 @@ fn repeated_metric_streams_accumulate_points_and_stay_isolated() {
     assert_eq!(store.list_metrics(bank).expect("list")[0].last_seen_unix_nano, BASE + 99 * MS);
 }
 
+#[test]
+fn service_metric_points_keep_only_that_service() {
+    let (_directory, store) = open_store();
+    let shop = new_project(&store, "Shop");
+    let kind = MetricKind::Gauge;
+    let at = |offset_ms: u64, value: i64| number_point(BASE + offset_ms * MS, NumberValue::Int(value));
+    let memory = |points| metric("process.memory.usage", "By", kind, points);
+    store
+        .commit(&[metrics(
+            shop,
+            vec![
+                group(resource("api"), vec![memory(vec![at(10, 1), at(30, 3)])]),
+                group(resource("worker"), vec![memory(vec![at(20, 2)])]),
+            ],
+        )])
+        .expect("commit");
+    let values = |service: &str, from: u64, max_points: usize| -> Vec<PointValue> {
+        store
+            .service_metric_points(shop, service, "process.memory.usage", from, u64::MAX, max_points)
+            .expect("points")
+            .into_iter()
+            .map(|stored| stored.point.value)
+            .collect()
+    };
+    let number = |value: i64| PointValue::Number { value: NumberValue::Int(value) };
+    assert_eq!(values("api", 0, 100), vec![number(1), number(3)]);
+    assert_eq!(values("worker", 0, 100), vec![number(2)]);
+    assert_eq!(values("api", BASE + 11 * MS, 100), vec![number(3)], "time range");
+    assert_eq!(values("api", 0, 1), vec![number(1)], "max_points, earliest first");
+    assert!(values("nobody", 0, 100).is_empty());
+}
+
 // ---------------------------------------------------------------------------------------------
 // 6. Service counters and outcomes
 // ---------------------------------------------------------------------------------------------
