@@ -13,6 +13,9 @@
 //! Pending halves live only in memory: calls whose halves straddle a restart are not counted.
 
 use std::collections::{HashMap, VecDeque};
+use std::sync::Arc;
+
+use rustc_hash::FxHashMap;
 
 use sightline_model::span::{kind, status_code};
 use sightline_model::{Batch, Span, SpanId, TraceId};
@@ -52,18 +55,88 @@ pub struct EdgeRollup {
     pub durations: DurationSketch,
 }
 
+/// One half of a cross-service call, extracted from a span where the batch is prepared (so the
+/// single writer only pairs): a CLIENT/PRODUCER span, or a SERVER/CONSUMER span with a parent.
+#[derive(Debug, Clone)]
+pub struct CallHalf {
+    /// The span's trace.
+    pub trace_id: TraceId,
+    /// The client span's id: its own for a client half, its parent's for a server half.
+    pub call_id: SpanId,
+    /// `service.name` of the span's resource (shared by the resource's spans).
+    pub service: Arc<str>,
+    /// Status ERROR.
+    pub error: bool,
+    /// Client or server, with what only that side has.
+    pub side: CallSide,
+}
+
+/// Which side of a call a [`CallHalf`] is.
+#[derive(Debug, Clone)]
+pub enum CallSide {
+    /// A CLIENT/PRODUCER span.
+    Client {
+        /// `peer.service` (else `server.address`, else the database system), for a callee that
+        /// never reports.
+        virtual_callee: Option<String>,
+        /// Span start, ns since epoch.
+        start_unix_nano: u64,
+        /// Span duration, ns.
+        duration_nanos: u64,
+    },
+    /// A SERVER/CONSUMER span.
+    Server,
+}
+
+/// The call halves of a batch's spans, in order.
+pub fn call_halves(batch: &Batch<Span>) -> Vec<CallHalf> {
+    let mut halves = Vec::new();
+    for resource_group in batch {
+        let service: Arc<str> = Arc::from(resource_group.resource.service_name());
+        for scope_group in &resource_group.scopes {
+            for span in &scope_group.items {
+                let (call_id, side) = match span.kind {
+                    kind::CLIENT | kind::PRODUCER => (
+                        span.span_id,
+                        CallSide::Client {
+                            virtual_callee: virtual_callee(span),
+                            start_unix_nano: span.start_time_unix_nano,
+                            duration_nanos: span.end_time_unix_nano.saturating_sub(span.start_time_unix_nano),
+                        },
+                    ),
+                    kind::SERVER | kind::CONSUMER => match span.parent_span_id {
+                        Some(parent) => (parent, CallSide::Server),
+                        None => continue,
+                    },
+                    _ => continue,
+                };
+                halves.push(CallHalf {
+                    trace_id: span.trace_id,
+                    call_id,
+                    service: service.clone(),
+                    error: span.status_code == status_code::ERROR,
+                    side,
+                });
+            }
+        }
+    }
+    halves
+}
+
+/// A waiting client half.
 #[derive(Debug, Clone)]
 struct ClientHalf {
-    service: String,
+    service: Arc<str>,
     virtual_callee: Option<String>,
     start_unix_nano: u64,
     duration_nanos: u64,
     error: bool,
 }
 
+/// A waiting server half.
 #[derive(Debug, Clone)]
 struct ServerHalf {
-    service: String,
+    service: Arc<str>,
     error: bool,
 }
 
@@ -71,18 +144,16 @@ struct ServerHalf {
 type HalfKey = (i64, TraceId, SpanId);
 
 /// The halves waiting for their other half (see the module docs). Owned by the single writer.
+/// Keys are random ids, so the fast non-cryptographic `rustc-hash` hasher is safe here (nothing
+/// a client chooses can make the table degrade beyond what ids it sends already could).
 #[derive(Debug, Default)]
 pub struct CallPairing {
-    clients: HashMap<HalfKey, (u64, ClientHalf)>,
-    servers: HashMap<HalfKey, (u64, ServerHalf)>,
+    clients: FxHashMap<HalfKey, (u64, ClientHalf)>,
+    servers: FxHashMap<HalfKey, (u64, ServerHalf)>,
     /// Arrival order for expiry: (seen at, key, is client).
     arrivals: VecDeque<(u64, HalfKey, bool)>,
     /// Server halves that expired unpaired (for the record).
     unpaired_servers: u64,
-}
-
-fn is_error(span: &Span) -> bool {
-    span.status_code == status_code::ERROR
 }
 
 fn virtual_callee(span: &Span) -> Option<String> {
@@ -93,56 +164,42 @@ fn virtual_callee(span: &Span) -> Option<String> {
 }
 
 impl CallPairing {
-    /// Adds a batch's spans of `project_id`, seen at `now_unix_nano`, pairing what it can.
-    /// Paired calls are added to `edges`.
+    /// Adds a batch's call halves of `project_id`, seen at `now_unix_nano`, pairing what it
+    /// can. Paired calls are added to `edges`.
     pub fn observe(
         &mut self,
         project_id: i64,
-        batch: &Batch<Span>,
+        halves: &[CallHalf],
         now_unix_nano: u64,
         edges: &mut HashMap<(i64, EdgeKey, u64), EdgeRollup>,
     ) {
-        for resource_group in batch {
-            let service = resource_group.resource.service_name();
-            for scope_group in &resource_group.scopes {
-                for span in &scope_group.items {
-                    match span.kind {
-                        kind::CLIENT | kind::PRODUCER => {
-                            let client = ClientHalf {
-                                service: service.to_owned(),
-                                virtual_callee: virtual_callee(span),
-                                start_unix_nano: span.start_time_unix_nano,
-                                duration_nanos: span.end_time_unix_nano.saturating_sub(span.start_time_unix_nano),
-                                error: is_error(span),
-                            };
-                            let key = (project_id, span.trace_id, span.span_id);
-                            match self.servers.remove(&key) {
-                                Some((_, server)) => {
-                                    add_call(edges, project_id, &client, &server.service, false, server.error)
-                                }
-                                None => {
-                                    self.clients.insert(key, (now_unix_nano, client));
-                                    self.arrivals.push_back((now_unix_nano, key, true));
-                                }
-                            }
+        for half in halves {
+            let key = (project_id, half.trace_id, half.call_id);
+            match &half.side {
+                CallSide::Client { virtual_callee, start_unix_nano, duration_nanos } => {
+                    let client = ClientHalf {
+                        service: half.service.clone(),
+                        virtual_callee: virtual_callee.clone(),
+                        start_unix_nano: *start_unix_nano,
+                        duration_nanos: *duration_nanos,
+                        error: half.error,
+                    };
+                    match self.servers.remove(&key) {
+                        Some((_, server)) => add_call(edges, project_id, &client, &server.service, false, server.error),
+                        None => {
+                            self.clients.insert(key, (now_unix_nano, client));
+                            self.arrivals.push_back((now_unix_nano, key, true));
                         }
-                        kind::SERVER | kind::CONSUMER => {
-                            let Some(parent) = span.parent_span_id else { continue };
-                            let key = (project_id, span.trace_id, parent);
-                            let server = ServerHalf { service: service.to_owned(), error: is_error(span) };
-                            match self.clients.remove(&key) {
-                                Some((_, client)) => {
-                                    add_call(edges, project_id, &client, &server.service, false, server.error)
-                                }
-                                None => {
-                                    self.servers.insert(key, (now_unix_nano, server));
-                                    self.arrivals.push_back((now_unix_nano, key, false));
-                                }
-                            }
-                        }
-                        _ => {}
                     }
                 }
+                CallSide::Server => match self.clients.remove(&key) {
+                    Some((_, client)) => add_call(edges, project_id, &client, &half.service, false, half.error),
+                    None => {
+                        let server = ServerHalf { service: half.service.clone(), error: half.error };
+                        self.servers.insert(key, (now_unix_nano, server));
+                        self.arrivals.push_back((now_unix_nano, key, false));
+                    }
+                },
             }
         }
     }
@@ -191,10 +248,10 @@ fn add_call(
     server_error: bool,
 ) {
     // Calls inside one service are not edges of the map.
-    if callee == client.service {
+    if callee == &*client.service {
         return;
     }
-    let key = EdgeKey { caller: client.service.clone(), callee: callee.to_owned(), virtual_callee };
+    let key = EdgeKey { caller: client.service.to_string(), callee: callee.to_owned(), virtual_callee };
     let bucket = client.start_unix_nano / EDGE_BUCKET_NANOS * EDGE_BUCKET_NANOS;
     let edge = edges.entry((project_id, key.clone(), bucket)).or_insert_with(|| EdgeRollup {
         key,
@@ -271,27 +328,40 @@ mod tests {
         // web → cart: the server half first (it ends and is exported first).
         let mut failed = span(kind::SERVER, 2, Some(1), 5, &[]);
         failed.status_code = status_code::ERROR;
-        pairing.observe(1, &batch("cart", vec![failed]), NOW, &mut edges);
+        pairing.observe(1, &call_halves(&batch("cart", vec![failed])), NOW, &mut edges);
         assert!(edges.is_empty());
-        pairing.observe(1, &batch("web", vec![span(kind::CLIENT, 1, None, 8, &[])]), NOW, &mut edges);
+        pairing.observe(1, &call_halves(&batch("web", vec![span(kind::CLIENT, 1, None, 8, &[])])), NOW, &mut edges);
         // cart → payments: client first; cart → cart (same service) is no edge.
         pairing.observe(
             1,
-            &batch("cart", vec![span(kind::CLIENT, 3, Some(2), 4, &[]), span(kind::CLIENT, 5, Some(2), 1, &[])]),
+            &call_halves(&batch(
+                "cart",
+                vec![span(kind::CLIENT, 3, Some(2), 4, &[]), span(kind::CLIENT, 5, Some(2), 1, &[])],
+            )),
             NOW,
             &mut edges,
         );
-        pairing.observe(1, &batch("payments", vec![span(kind::SERVER, 4, Some(3), 3, &[])]), NOW, &mut edges);
-        pairing.observe(1, &batch("cart", vec![span(kind::SERVER, 6, Some(5), 1, &[])]), NOW, &mut edges);
+        pairing.observe(
+            1,
+            &call_halves(&batch("payments", vec![span(kind::SERVER, 4, Some(3), 3, &[])])),
+            NOW,
+            &mut edges,
+        );
+        pairing.observe(1, &call_halves(&batch("cart", vec![span(kind::SERVER, 6, Some(5), 1, &[])])), NOW, &mut edges);
         // An uninstrumented callee: only its peer.service says who it is.
         pairing.observe(
             1,
-            &batch("payments", vec![span(kind::CLIENT, 9, Some(4), 2, &[("peer.service", "stripe")])]),
+            &call_halves(&batch("payments", vec![span(kind::CLIENT, 9, Some(4), 2, &[("peer.service", "stripe")])])),
             NOW,
             &mut edges,
         );
         // A lone server span whose caller never reports.
-        pairing.observe(1, &batch("cart", vec![span(kind::SERVER, 11, Some(10), 1, &[])]), NOW, &mut edges);
+        pairing.observe(
+            1,
+            &call_halves(&batch("cart", vec![span(kind::SERVER, 11, Some(10), 1, &[])])),
+            NOW,
+            &mut edges,
+        );
         assert_eq!(
             calls(&edges),
             [("cart".into(), "payments".into(), false, 1, 0), ("web".into(), "cart".into(), false, 1, 1)]
@@ -313,8 +383,8 @@ mod tests {
     fn projects_do_not_pair_with_each_other_and_memory_is_bounded() {
         let mut pairing = CallPairing::default();
         let mut edges = HashMap::new();
-        pairing.observe(1, &batch("web", vec![span(kind::CLIENT, 1, None, 8, &[])]), NOW, &mut edges);
-        pairing.observe(2, &batch("cart", vec![span(kind::SERVER, 2, Some(1), 5, &[])]), NOW, &mut edges);
+        pairing.observe(1, &call_halves(&batch("web", vec![span(kind::CLIENT, 1, None, 8, &[])])), NOW, &mut edges);
+        pairing.observe(2, &call_halves(&batch("cart", vec![span(kind::SERVER, 2, Some(1), 5, &[])])), NOW, &mut edges);
         assert!(edges.is_empty(), "same ids in another project are another call");
         let many: Vec<Span> = (0..=MAX_PENDING_HALVES as u64)
             .map(|index| {
@@ -324,7 +394,7 @@ mod tests {
                 client
             })
             .collect();
-        pairing.observe(1, &batch("web", many), NOW, &mut edges);
+        pairing.observe(1, &call_halves(&batch("web", many)), NOW, &mut edges);
         pairing.expire(NOW, &mut edges);
         assert!(pairing.pending() <= MAX_PENDING_HALVES);
     }

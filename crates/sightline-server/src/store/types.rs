@@ -122,6 +122,10 @@ pub struct WriteBatch {
     /// Database query rollup deltas, one per (query, minute) of the batch's database spans
     /// (traces only; empty when rollups are switched off).
     pub query_rollups: Vec<crate::store::query_rollups::QueryRollup>,
+    /// The halves of cross-service calls in the batch's spans, for the service map (traces only;
+    /// empty when derived APM data is switched off). Spans committed without them do not feed
+    /// the map.
+    pub call_halves: Vec<crate::store::service_map::CallHalf>,
     /// Outcome counters to add.
     pub outcomes: Outcomes,
     /// Error events derived from the items, grouped into issues at commit.

@@ -251,6 +251,7 @@ mod tests {
             trace_summaries: Vec::new(),
             endpoint_rollups: Vec::new(),
             query_rollups: rollups,
+            call_halves: Vec::new(),
             outcomes: Outcomes::default(),
             errors: Vec::new(),
             derived_events: Vec::new(),

@@ -336,6 +336,7 @@ mod tests {
             trace_summaries: Vec::new(),
             endpoint_rollups: rollups,
             query_rollups: Vec::new(),
+            call_halves: Vec::new(),
             outcomes: Outcomes::default(),
             errors: Vec::new(),
             derived_events: Vec::new(),

@@ -127,9 +127,7 @@ impl Writer {
         // map (never counted twice).
         let mut edges = HashMap::new();
         for batch in batches {
-            if let SignalBatch::Traces(spans) = &batch.signal {
-                self.pairing.observe(batch.project_id, spans, now_unix_nano, &mut edges);
-            }
+            self.pairing.observe(batch.project_id, &batch.call_halves, now_unix_nano, &mut edges);
         }
         self.pairing.expire(now_unix_nano, &mut edges);
         super::service_map::merge_edges(&transaction, edges)?;
