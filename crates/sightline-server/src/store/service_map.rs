@@ -78,7 +78,7 @@ pub enum CallSide {
     Client {
         /// `peer.service` (else `server.address`, else the database system), for a callee that
         /// never reports.
-        virtual_callee: Option<String>,
+        virtual_callee: Option<Arc<str>>,
         /// Span start, ns since epoch.
         start_unix_nano: u64,
         /// Span duration, ns.
@@ -127,7 +127,7 @@ pub fn call_halves(batch: &Batch<Span>) -> Vec<CallHalf> {
 #[derive(Debug, Clone)]
 struct ClientHalf {
     service: Arc<str>,
-    virtual_callee: Option<String>,
+    virtual_callee: Option<Arc<str>>,
     start_unix_nano: u64,
     duration_nanos: u64,
     error: bool,
@@ -156,23 +156,42 @@ pub struct CallPairing {
     unpaired_servers: u64,
 }
 
-fn virtual_callee(span: &Span) -> Option<String> {
+fn virtual_callee(span: &Span) -> Option<Arc<str>> {
     ["peer.service", "server.address", "db.system.name", "db.system", "net.peer.name"]
         .iter()
         .find_map(|key| span.attributes.get_str(key).map(str::trim).filter(|value| !value.is_empty()))
-        .map(str::to_owned)
+        .map(Arc::from)
+}
+
+/// Calls paired in one commit, by (project, caller, callee, virtual callee, minute start):
+/// counted without allocating per call (the names are shared), turned into [`EdgeRollup`]s
+/// once per edge by [`EdgeTally::into_rollups`].
+#[derive(Debug, Default)]
+pub struct EdgeTally(FxHashMap<(i64, Arc<str>, Arc<str>, bool, u64), (u64, u64, DurationSketch)>);
+
+impl EdgeTally {
+    /// True when no call was paired.
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    /// The tallied calls as edge rows (one per edge and minute).
+    pub fn into_rollups(self) -> HashMap<(i64, EdgeKey, u64), EdgeRollup> {
+        self.0
+            .into_iter()
+            .map(|((project_id, caller, callee, virtual_callee, bucket), (calls, errors, durations))| {
+                let key = EdgeKey { caller: caller.to_string(), callee: callee.to_string(), virtual_callee };
+                let rollup = EdgeRollup { key: key.clone(), bucket_start_unix_nano: bucket, calls, errors, durations };
+                ((project_id, key, bucket), rollup)
+            })
+            .collect()
+    }
 }
 
 impl CallPairing {
     /// Adds a batch's call halves of `project_id`, seen at `now_unix_nano`, pairing what it
     /// can. Paired calls are added to `edges`.
-    pub fn observe(
-        &mut self,
-        project_id: i64,
-        halves: &[CallHalf],
-        now_unix_nano: u64,
-        edges: &mut HashMap<(i64, EdgeKey, u64), EdgeRollup>,
-    ) {
+    pub fn observe(&mut self, project_id: i64, halves: &[CallHalf], now_unix_nano: u64, edges: &mut EdgeTally) {
         for half in halves {
             let key = (project_id, half.trace_id, half.call_id);
             match &half.side {
@@ -185,7 +204,7 @@ impl CallPairing {
                         error: half.error,
                     };
                     match self.servers.remove(&key) {
-                        Some((_, server)) => add_call(edges, project_id, &client, &server.service, false, server.error),
+                        Some((_, server)) => add_call(edges, project_id, &client, server.service, false, server.error),
                         None => {
                             self.clients.insert(key, (now_unix_nano, client));
                             self.arrivals.push_back((now_unix_nano, key, true));
@@ -193,7 +212,7 @@ impl CallPairing {
                     }
                 }
                 CallSide::Server => match self.clients.remove(&key) {
-                    Some((_, client)) => add_call(edges, project_id, &client, &half.service, false, half.error),
+                    Some((_, client)) => add_call(edges, project_id, &client, half.service.clone(), false, half.error),
                     None => {
                         let server = ServerHalf { service: half.service.clone(), error: half.error };
                         self.servers.insert(key, (now_unix_nano, server));
@@ -206,7 +225,7 @@ impl CallPairing {
 
     /// Expires halves older than [`PAIRING_WAIT_NANOS`] (and the oldest beyond
     /// [`MAX_PENDING_HALVES`]): lone client spans with a peer name become calls to a virtual node.
-    pub fn expire(&mut self, now_unix_nano: u64, edges: &mut HashMap<(i64, EdgeKey, u64), EdgeRollup>) {
+    pub fn expire(&mut self, now_unix_nano: u64, edges: &mut EdgeTally) {
         while let Some((seen_at, key, is_client)) = self.arrivals.front().copied() {
             let over_capacity = self.clients.len() + self.servers.len() > MAX_PENDING_HALVES;
             if !over_capacity && now_unix_nano.saturating_sub(seen_at) < PAIRING_WAIT_NANOS {
@@ -219,7 +238,7 @@ impl CallPairing {
                     && let Some((_, client)) = self.clients.remove(&key)
                     && let Some(peer) = client.virtual_callee.clone()
                 {
-                    add_call(edges, key.0, &client, &peer, true, false);
+                    add_call(edges, key.0, &client, peer, true, false);
                 }
             } else if self.servers.get(&key).is_some_and(|(at, _)| *at == seen_at) {
                 self.servers.remove(&key);
@@ -240,31 +259,24 @@ impl CallPairing {
 }
 
 fn add_call(
-    edges: &mut HashMap<(i64, EdgeKey, u64), EdgeRollup>,
+    edges: &mut EdgeTally,
     project_id: i64,
     client: &ClientHalf,
-    callee: &str,
+    callee: Arc<str>,
     virtual_callee: bool,
     server_error: bool,
 ) {
     // Calls inside one service are not edges of the map.
-    if callee == &*client.service {
+    if callee == client.service {
         return;
     }
-    let key = EdgeKey { caller: client.service.to_string(), callee: callee.to_owned(), virtual_callee };
     let bucket = client.start_unix_nano / EDGE_BUCKET_NANOS * EDGE_BUCKET_NANOS;
-    let edge = edges.entry((project_id, key.clone(), bucket)).or_insert_with(|| EdgeRollup {
-        key,
-        bucket_start_unix_nano: bucket,
-        calls: 0,
-        errors: 0,
-        durations: DurationSketch::new(),
-    });
-    edge.calls += 1;
+    let tally = edges.0.entry((project_id, client.service.clone(), callee, virtual_callee, bucket)).or_default();
+    tally.0 += 1;
     if client.error || server_error {
-        edge.errors += 1;
+        tally.1 += 1;
     }
-    edge.durations.add_nanos(client.duration_nanos);
+    tally.2.add_nanos(client.duration_nanos);
 }
 
 #[cfg(test)]
@@ -310,8 +322,9 @@ mod tests {
         }]
     }
 
-    fn calls(edges: &HashMap<(i64, EdgeKey, u64), EdgeRollup>) -> Vec<(String, String, bool, u64, u64)> {
-        let mut calls: Vec<_> = edges
+    fn calls(edges: &EdgeTally) -> Vec<(String, String, bool, u64, u64)> {
+        let rollups = EdgeTally(edges.0.clone()).into_rollups();
+        let mut calls: Vec<_> = rollups
             .values()
             .map(|edge| {
                 (edge.key.caller.clone(), edge.key.callee.clone(), edge.key.virtual_callee, edge.calls, edge.errors)
@@ -324,7 +337,7 @@ mod tests {
     #[test]
     fn halves_pair_in_either_order_and_lone_clients_name_virtual_nodes() {
         let mut pairing = CallPairing::default();
-        let mut edges = HashMap::new();
+        let mut edges = EdgeTally::default();
         // web → cart: the server half first (it ends and is exported first).
         let mut failed = span(kind::SERVER, 2, Some(1), 5, &[]);
         failed.status_code = status_code::ERROR;
@@ -374,7 +387,8 @@ mod tests {
         assert_eq!(pairing.pending(), 0);
         assert_eq!(pairing.unpaired_servers(), 1);
         assert!(calls(&edges).contains(&("payments".into(), "stripe".into(), true, 1, 0)));
-        let web_cart = edges.values().find(|edge| edge.key.caller == "web").expect("edge");
+        let rollups = edges.into_rollups();
+        let web_cart = rollups.values().find(|edge| edge.key.caller == "web").expect("edge");
         let p50 = web_cart.durations.quantile_nanos(0.5).expect("a duration");
         assert!((p50 - 8_000_000.0).abs() <= 80_000.0, "the client's 8 ms within 1 %: {p50}");
     }
@@ -382,7 +396,7 @@ mod tests {
     #[test]
     fn projects_do_not_pair_with_each_other_and_memory_is_bounded() {
         let mut pairing = CallPairing::default();
-        let mut edges = HashMap::new();
+        let mut edges = EdgeTally::default();
         pairing.observe(1, &call_halves(&batch("web", vec![span(kind::CLIENT, 1, None, 8, &[])])), NOW, &mut edges);
         pairing.observe(2, &call_halves(&batch("cart", vec![span(kind::SERVER, 2, Some(1), 5, &[])])), NOW, &mut edges);
         assert!(edges.is_empty(), "same ids in another project are another call");

@@ -125,12 +125,12 @@ impl Writer {
         // Pairing state changes even if this commit fails: its batches are refused and sent
         // again, which re-adds their halves; calls paired here would then be missing from the
         // map (never counted twice).
-        let mut edges = HashMap::new();
+        let mut edges = crate::store::service_map::EdgeTally::default();
         for batch in batches {
             self.pairing.observe(batch.project_id, &batch.call_halves, now_unix_nano, &mut edges);
         }
         self.pairing.expire(now_unix_nano, &mut edges);
-        super::service_map::merge_edges(&transaction, edges)?;
+        super::service_map::merge_edges(&transaction, edges.into_rollups())?;
         super::query_rollups::merge_query_rollups(&transaction, batches)?;
         transaction.commit()?;
         self.resource_ids.extend(pending.resource_ids);
