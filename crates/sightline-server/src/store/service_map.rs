@@ -167,7 +167,10 @@ fn virtual_callee(span: &Span) -> Option<Arc<str>> {
 /// counted without allocating per call (the names are shared), turned into [`EdgeRollup`]s
 /// once per edge by [`EdgeTally::into_rollups`].
 #[derive(Debug, Default)]
-pub struct EdgeTally(FxHashMap<(i64, Arc<str>, Arc<str>, bool, u64), (u64, u64, DurationSketch)>);
+pub struct EdgeTally(FxHashMap<TallyKey, (u64, u64, DurationSketch)>);
+
+/// (project, caller, callee, virtual callee, minute start ns).
+type TallyKey = (i64, Arc<str>, Arc<str>, bool, u64);
 
 impl EdgeTally {
     /// True when no call was paired.
