@@ -281,9 +281,7 @@ async fn error_stats(
     let params = query_params(query)?;
     reject_unknown_params(&params, &["timeRange", "service"], None)?;
     let project = authorize_read(&state, &headers, path_params(path)?).await?;
-    let range_text = params.get("timeRange").cloned().unwrap_or_else(|| "24h".into());
-    let range = parse_time_range(&range_text)
-        .ok_or_else(|| ApiError::invalid(format!("timeRange={range_text:?}: use e.g. 30m, 24h or 7d (at most 90d)")))?;
+    let range = super::params::time_range_param(&params, "24h")?;
     let service = params.get("service").filter(|service| !service.is_empty()).cloned();
     let to = now_unix_nano();
     let from = to.saturating_sub(range);

@@ -54,6 +54,14 @@ pub(super) fn parse_limit(params: &QueryParams, default_limit: usize, max_limit:
     Ok(limit)
 }
 
+/// The `timeRange` parameter (`30m`, `24h`, `7d`, ... at most 90 days; `default` when absent or
+/// empty) in ns; 400 naming the parameter when it does not parse.
+pub(super) fn time_range_param(params: &QueryParams, default: &str) -> Result<u64, ApiError> {
+    let text = params.get("timeRange").filter(|text| !text.is_empty()).map_or(default, String::as_str);
+    super::issues::parse_time_range(text)
+        .ok_or_else(|| ApiError::invalid(format!("timeRange={text:?}: use e.g. 30m, 24h or 7d (at most 90d)")))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

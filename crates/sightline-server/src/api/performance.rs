@@ -167,9 +167,7 @@ fn range_params(params: &QueryParams, now_unix_nano: u64) -> Result<RangeParams,
 /// The start of `timeRange` (default 24h) ending now, at a whole minute so that the first
 /// rollup bucket counts whole; 400 for a range that does not parse.
 pub(super) fn range_start(params: &QueryParams, now_unix_nano: u64) -> Result<u64, ApiError> {
-    let text = params.get("timeRange").filter(|text| !text.is_empty()).map_or(DEFAULT_RANGE, String::as_str);
-    let range = super::issues::parse_time_range(text)
-        .ok_or_else(|| ApiError::invalid(format!("timeRange={text:?}: use e.g. 30m, 24h or 7d (at most 90d)")))?;
+    let range = super::params::time_range_param(params, DEFAULT_RANGE)?;
     Ok(now_unix_nano.saturating_sub(range) / NANOS_PER_MINUTE * NANOS_PER_MINUTE)
 }
 

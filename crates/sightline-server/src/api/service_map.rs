@@ -128,9 +128,7 @@ async fn dependencies(
     let (project, service) = path_params(path)?;
     let params = query_params(query)?;
     reject_unknown_params(&params, &["timeRange"], None)?;
-    let text = params.get("timeRange").filter(|text| !text.is_empty()).map_or("1h", String::as_str);
-    let range = super::issues::parse_time_range(text)
-        .ok_or_else(|| ApiError::invalid(format!("timeRange={text:?}: use e.g. 30m, 24h or 7d (at most 90d)")))?;
+    let range = super::params::time_range_param(&params, "1h")?;
     let project = authorize_read(&state, &headers, project).await?;
     let now = crate::clock::now_unix_nano();
     let state = state.clone();

@@ -65,9 +65,7 @@ struct SystemParams {
 
 fn parse_params(params: &QueryParams, now_unix_nano: u64) -> Result<SystemParams, ApiError> {
     reject_unknown_params(params, &["timeRange", "host"], None)?;
-    let text = params.get("timeRange").filter(|text| !text.is_empty()).map_or(DEFAULT_RANGE, String::as_str);
-    let range_nanos = super::issues::parse_time_range(text)
-        .ok_or_else(|| ApiError::invalid(format!("timeRange={text:?}: use e.g. 30m, 1h or 7d (at most 90d)")))?;
+    let range_nanos = super::params::time_range_param(params, DEFAULT_RANGE)?;
     let step_seconds = bucket_seconds_for(range_nanos);
     let step_nanos = step_seconds * NANOS_PER_SECOND;
     let from_unix_nano = now_unix_nano.saturating_sub(range_nanos) / step_nanos * step_nanos;

@@ -120,6 +120,14 @@ fn project_from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<Project> {
     })
 }
 
+/// A project by id, as the settings updates return it; `NotFound` when there is none.
+fn project_by_id(connection: &Connection, project_id: i64) -> StoreResult<Project> {
+    connection
+        .query_row(&format!("SELECT {PROJECT_COLUMNS} FROM projects WHERE id = ?1"), [project_id], project_from_row)
+        .optional()?
+        .ok_or_else(|| StoreError::NotFound(format!("project {project_id}")))
+}
+
 const PROJECT_COLUMNS: &str = "id, slug, name, retention_days, trace_sample_rate, created_at_unix_ms, in_app_include, in_app_exclude, allowed_origins, health_thresholds";
 
 impl Store for SqliteStore {
@@ -182,14 +190,7 @@ impl Store for SqliteStore {
                 "UPDATE projects SET retention_days = ?2, trace_sample_rate = ?3 WHERE id = ?1",
                 params![project_id, retention_days.max(1), trace_sample_rate.clamp(0.0, 1.0)],
             )?;
-            connection
-                .query_row(
-                    &format!("SELECT {PROJECT_COLUMNS} FROM projects WHERE id = ?1"),
-                    [project_id],
-                    project_from_row,
-                )
-                .optional()?
-                .ok_or_else(|| StoreError::NotFound(format!("project {project_id}")))
+            project_by_id(connection, project_id)
         })
     }
 
@@ -202,14 +203,7 @@ impl Store for SqliteStore {
                 "UPDATE projects SET in_app_include = ?2, in_app_exclude = ?3 WHERE id = ?1",
                 params![project_id, include, exclude],
             )?;
-            connection
-                .query_row(
-                    &format!("SELECT {PROJECT_COLUMNS} FROM projects WHERE id = ?1"),
-                    [project_id],
-                    project_from_row,
-                )
-                .optional()?
-                .ok_or_else(|| StoreError::NotFound(format!("project {project_id}")))
+            project_by_id(connection, project_id)
         })
     }
 
@@ -223,14 +217,7 @@ impl Store for SqliteStore {
             let connection = writer.connection();
             connection
                 .execute("UPDATE projects SET health_thresholds = ?2 WHERE id = ?1", params![project_id, text])?;
-            connection
-                .query_row(
-                    &format!("SELECT {PROJECT_COLUMNS} FROM projects WHERE id = ?1"),
-                    [project_id],
-                    project_from_row,
-                )
-                .optional()?
-                .ok_or_else(|| StoreError::NotFound(format!("project {project_id}")))
+            project_by_id(connection, project_id)
         })
     }
 
@@ -240,14 +227,7 @@ impl Store for SqliteStore {
             let connection = writer.connection();
             connection
                 .execute("UPDATE projects SET allowed_origins = ?2 WHERE id = ?1", params![project_id, origins])?;
-            connection
-                .query_row(
-                    &format!("SELECT {PROJECT_COLUMNS} FROM projects WHERE id = ?1"),
-                    [project_id],
-                    project_from_row,
-                )
-                .optional()?
-                .ok_or_else(|| StoreError::NotFound(format!("project {project_id}")))
+            project_by_id(connection, project_id)
         })
     }
 

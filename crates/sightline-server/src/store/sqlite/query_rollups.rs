@@ -191,22 +191,17 @@ pub(super) fn delete_expired(
     cutoff_unix_nano: i64,
     max_rows: i64,
 ) -> StoreResult<usize> {
-    let mut deleted = 0;
-    for width in [MINUTE_SECONDS, HOUR_SECONDS] {
-        let remaining = max_rows - deleted as i64;
-        if remaining <= 0 {
-            break;
-        }
-        deleted += transaction.execute(
-            "DELETE FROM query_rollups WHERE (project_id, bucket_start_unix_nano, bucket_seconds, service_name,
-                db_system, db_namespace, query_fingerprint) IN
-                (SELECT project_id, bucket_start_unix_nano, bucket_seconds, service_name, db_system, db_namespace,
-                    query_fingerprint
-                 FROM query_rollups WHERE project_id = ?1 AND bucket_seconds = ?2 AND bucket_start_unix_nano < ?3 LIMIT ?4)",
-            params![project_id, width, cutoff_unix_nano, remaining],
-        )?;
-    }
-    Ok(deleted)
+    super::rollups::delete_expired_per_width(
+        transaction,
+        "DELETE FROM query_rollups WHERE (project_id, bucket_start_unix_nano, bucket_seconds, service_name,
+            db_system, db_namespace, query_fingerprint) IN
+            (SELECT project_id, bucket_start_unix_nano, bucket_seconds, service_name, db_system, db_namespace,
+                query_fingerprint
+             FROM query_rollups WHERE project_id = ?1 AND bucket_seconds = ?2 AND bucket_start_unix_nano < ?3 LIMIT ?4)",
+        project_id,
+        cutoff_unix_nano,
+        max_rows,
+    )
 }
 
 #[cfg(test)]

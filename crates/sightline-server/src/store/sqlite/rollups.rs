@@ -277,19 +277,35 @@ pub(super) fn delete_expired(
     cutoff_unix_nano: i64,
     max_rows: i64,
 ) -> StoreResult<usize> {
+    delete_expired_per_width(
+        transaction,
+        "DELETE FROM endpoint_rollups WHERE (project_id, service_name, bucket_start_unix_nano, bucket_seconds,
+            environment, operation, status_class) IN
+            (SELECT project_id, service_name, bucket_start_unix_nano, bucket_seconds, environment, operation, status_class
+             FROM endpoint_rollups WHERE project_id = ?1 AND bucket_seconds = ?2 AND bucket_start_unix_nano < ?3 LIMIT ?4)",
+        project_id,
+        cutoff_unix_nano,
+        max_rows,
+    )
+}
+
+/// Runs `delete_sql` (parameters: project, bucket width s, cutoff ns, row limit) for minute rows,
+/// then for hour rows, within `max_rows` in all: each width has its own time index, so each
+/// delete is a range scan. Shared by the endpoint and the query rollups. Returns rows deleted.
+pub(super) fn delete_expired_per_width(
+    transaction: &Transaction<'_>,
+    delete_sql: &str,
+    project_id: i64,
+    cutoff_unix_nano: i64,
+    max_rows: i64,
+) -> StoreResult<usize> {
     let mut deleted = 0;
     for width in [MINUTE_SECONDS, HOUR_SECONDS] {
         let remaining = max_rows - deleted as i64;
         if remaining <= 0 {
             break;
         }
-        deleted += transaction.execute(
-            "DELETE FROM endpoint_rollups WHERE (project_id, service_name, bucket_start_unix_nano, bucket_seconds,
-                environment, operation, status_class) IN
-                (SELECT project_id, service_name, bucket_start_unix_nano, bucket_seconds, environment, operation, status_class
-                 FROM endpoint_rollups WHERE project_id = ?1 AND bucket_seconds = ?2 AND bucket_start_unix_nano < ?3 LIMIT ?4)",
-            params![project_id, width, cutoff_unix_nano, remaining],
-        )?;
+        deleted += transaction.execute(delete_sql, params![project_id, width, cutoff_unix_nano, remaining])?;
     }
     Ok(deleted)
 }
