@@ -65,6 +65,10 @@ struct ServeArgs {
     /// Database queries whose p95 or slowest call exceeds this many milliseconds are flagged slow.
     #[arg(long, env = "SIGHTLINE_SLOW_QUERY_MS", default_value_t = 500)]
     slow_query_ms: u64,
+    /// Hours after which per-minute endpoint and query rollups are merged into hourly rows
+    /// (2 to 2160; long ranges then read fewer rows, short ones keep minute resolution).
+    #[arg(long, env = "SIGHTLINE_ROLLUP_COARSEN_HOURS", default_value_t = 24)]
+    rollup_coarsen_hours: u64,
 }
 
 #[derive(Subcommand)]
@@ -139,8 +143,11 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         max_queued_items: args.max_queued_items,
         retention_interval: Duration::from_secs(args.retention_interval_secs.max(1)),
         slow_query_threshold: Duration::from_millis(args.slow_query_ms),
+        rollup_coarsen_after: Duration::from_secs(args.rollup_coarsen_hours.saturating_mul(3600)),
         ..Config::default()
     };
+    // Before anything is created on disk: a bad flag must not leave a half-made data directory.
+    config.validate()?;
     let store = open_store(&config)?;
     if let Some(first) = ensure_default_project(store.as_ref())? {
         print_first_start(&first, &config);

@@ -315,3 +315,19 @@ async fn prometheus_metrics_count_committed_items() {
     );
     server.stop().await;
 }
+
+#[test]
+fn a_bad_flag_stops_the_server_before_it_creates_anything() {
+    let directory = tempfile::tempdir().expect("temporary directory");
+    let data_dir = directory.path().join("data");
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_sightline"))
+        .args(["serve", "--rollup-coarsen-hours", "1", "--data-dir"])
+        .arg(&data_dir)
+        .env("RUST_BACKTRACE", "0")
+        .output()
+        .expect("running sightline serve");
+    assert!(!output.status.success());
+    let diagnostics = String::from_utf8_lossy(&output.stderr);
+    assert!(diagnostics.contains("must be between 2 hours and 90 days"), "{diagnostics}");
+    assert!(!data_dir.exists(), "no data directory for a server that never started");
+}
