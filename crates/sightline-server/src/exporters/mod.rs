@@ -1,0 +1,3 @@
+//! Exporters: forwarding what Sightline received to other systems, one folder per destination.
+
+pub mod otlp;

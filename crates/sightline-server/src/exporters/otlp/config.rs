@@ -1,0 +1,225 @@
+//! Configuration of an OTLP destination, following the OpenTelemetry exporter settings
+//! (`OTEL_EXPORTER_OTLP_ENDPOINT`, `_PROTOCOL`, `_HEADERS`, `_COMPRESSION`, `_TIMEOUT`; spec
+//! "OpenTelemetry Protocol Exporter", `specification/protocol/exporter.md`).
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+/// Transport to the destination.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum OtlpProtocol {
+    /// OTLP/gRPC (`grpc`), usually port 4317. Plain-text HTTP/2 (`http://` endpoints).
+    #[serde(rename = "grpc")]
+    Grpc,
+    /// OTLP/HTTP with binary protobuf bodies (`http/protobuf`), usually port 4318.
+    #[serde(rename = "http/protobuf")]
+    HttpProtobuf,
+}
+
+/// Request body compression. The OTLP spec names only gzip.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum OtlpCompression {
+    /// No compression.
+    None,
+    /// gzip (the exporter default here: telemetry compresses 5–10×).
+    #[default]
+    Gzip,
+}
+
+/// Which signals go to the destination.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct OtlpSignals {
+    /// Forward traces.
+    pub traces: bool,
+    /// Forward metrics.
+    pub metrics: bool,
+    /// Forward logs.
+    pub logs: bool,
+}
+
+impl Default for OtlpSignals {
+    fn default() -> Self {
+        Self { traces: true, metrics: true, logs: true }
+    }
+}
+
+/// A header value that may carry a credential (`Authorization: Bearer ...`, `x-honeycomb-team`,
+/// ...). Its `Debug` prints nothing of the value, so configurations can be logged.
+#[derive(Clone, PartialEq, Eq, Deserialize)]
+#[serde(transparent)]
+pub struct SecretHeaderValue(String);
+
+impl SecretHeaderValue {
+    /// Wraps a value.
+    pub fn new(value: impl Into<String>) -> Self {
+        Self(value.into())
+    }
+
+    /// The value, for building the request only.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for SecretHeaderValue {
+    fn fmt(&self, formatter: &mut fmt::Formatter<'_>) -> fmt::Result {
+        formatter.write_str("SecretHeaderValue(***)")
+    }
+}
+
+/// Where and how to forward. Deserializes from the JSON/TOML destination settings:
+/// `{"endpoint": "http://collector:4318", "protocol": "http/protobuf", "headers":
+/// {"authorization": "Bearer ..."}, "compression": "gzip", "timeout_ms": 10000,
+/// "signals": {"traces": true, "metrics": true, "logs": false}}`.
+#[derive(Debug, Clone, Deserialize)]
+pub struct OtlpDestinationConfig {
+    /// Base URL (`http://host:port`, optionally with a path prefix). For OTLP/HTTP the signal
+    /// path `v1/traces`, `v1/metrics` or `v1/logs` is appended, as the spec says for
+    /// `OTEL_EXPORTER_OTLP_ENDPOINT`; for gRPC the service paths are fixed by the protocol.
+    pub endpoint: String,
+    /// Transport.
+    pub protocol: OtlpProtocol,
+    /// Extra request headers (gRPC: metadata), e.g. credentials. Names are case-insensitive.
+    #[serde(default)]
+    pub headers: BTreeMap<String, SecretHeaderValue>,
+    /// Body compression (default gzip).
+    #[serde(default)]
+    pub compression: OtlpCompression,
+    /// Time allowed for one export request, in ms (spec default 10 s).
+    #[serde(default = "default_timeout_ms")]
+    pub timeout_ms: u64,
+    /// Which signals are forwarded (default all).
+    #[serde(default)]
+    pub signals: OtlpSignals,
+}
+
+fn default_timeout_ms() -> u64 {
+    10_000
+}
+
+/// Why a configuration was refused.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum OtlpConfigError {
+    /// The endpoint is not an absolute `http://` or `https://` URL.
+    #[error("endpoint {0:?} must be an absolute http:// or https:// URL, e.g. http://collector:4318")]
+    BadEndpoint(String),
+    /// gRPC over TLS is not built in.
+    #[error(
+        "endpoint {0:?}: OTLP/gRPC is forwarded over plain-text HTTP/2 only; use an http:// endpoint or protocol http/protobuf for TLS"
+    )]
+    GrpcTls(String),
+    /// A header name or value HTTP cannot carry.
+    #[error("header {0:?} is not a valid HTTP header name and value")]
+    BadHeader(String),
+    /// A zero or absurd timeout.
+    #[error("timeout_ms must be between 1 and 600000, got {0}")]
+    BadTimeout(u64),
+}
+
+impl OtlpDestinationConfig {
+    /// A configuration with defaults for `endpoint` and `protocol`.
+    pub fn new(endpoint: impl Into<String>, protocol: OtlpProtocol) -> Self {
+        Self {
+            endpoint: endpoint.into(),
+            protocol,
+            headers: BTreeMap::new(),
+            compression: OtlpCompression::default(),
+            timeout_ms: default_timeout_ms(),
+            signals: OtlpSignals::default(),
+        }
+    }
+
+    /// Checks the settings. Errors name the field and what would be accepted.
+    pub fn validate(&self) -> Result<(), OtlpConfigError> {
+        let endpoint = self.endpoint.trim();
+        let parsed: http::Uri = endpoint.parse().map_err(|_| OtlpConfigError::BadEndpoint(self.endpoint.clone()))?;
+        let scheme_ok = matches!(parsed.scheme_str(), Some("http" | "https"));
+        if !scheme_ok || parsed.host().is_none() {
+            return Err(OtlpConfigError::BadEndpoint(self.endpoint.clone()));
+        }
+        if self.protocol == OtlpProtocol::Grpc && parsed.scheme_str() == Some("https") {
+            return Err(OtlpConfigError::GrpcTls(self.endpoint.clone()));
+        }
+        for (name, value) in &self.headers {
+            let name_ok = http::HeaderName::from_bytes(name.as_bytes()).is_ok();
+            let value_ok = http::HeaderValue::from_str(value.expose()).is_ok();
+            if !name_ok || !value_ok {
+                return Err(OtlpConfigError::BadHeader(name.clone()));
+            }
+        }
+        if self.timeout_ms == 0 || self.timeout_ms > 600_000 {
+            return Err(OtlpConfigError::BadTimeout(self.timeout_ms));
+        }
+        Ok(())
+    }
+
+    /// The request timeout.
+    pub fn timeout(&self) -> Duration {
+        Duration::from_millis(self.timeout_ms)
+    }
+
+    /// The settings as shown by the API: everything but header values (`"set"` instead).
+    pub fn redacted(&self) -> serde_json::Value {
+        let headers: serde_json::Map<String, serde_json::Value> =
+            self.headers.iter().map(|(name, _)| (name.clone(), serde_json::Value::from("set"))).collect();
+        serde_json::json!({
+            "endpoint": self.endpoint,
+            "protocol": self.protocol,
+            "headers": headers,
+            "compression": self.compression,
+            "timeout_ms": self.timeout_ms,
+            "signals": self.signals,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn debug_and_redacted_views_never_show_header_values() {
+        let mut config = OtlpDestinationConfig::new("http://collector:4318", OtlpProtocol::HttpProtobuf);
+        config.headers.insert("authorization".into(), SecretHeaderValue::new("Bearer very-secret-token"));
+        assert!(!format!("{config:?}").contains("very-secret-token"));
+        let shown = config.redacted().to_string();
+        assert!(!shown.contains("very-secret-token"), "{shown}");
+        assert!(shown.contains("\"authorization\":\"set\""), "{shown}");
+    }
+
+    #[test]
+    fn deserializes_the_documented_json_shape() {
+        let config: OtlpDestinationConfig = serde_json::from_value(serde_json::json!({
+            "endpoint": "http://127.0.0.1:4317",
+            "protocol": "grpc",
+            "headers": {"x-api-key": "k"},
+            "signals": {"logs": false}
+        }))
+        .unwrap();
+        assert_eq!(config.protocol, OtlpProtocol::Grpc);
+        assert_eq!(config.compression, OtlpCompression::Gzip);
+        assert_eq!(config.timeout_ms, 10_000);
+        assert_eq!(config.signals, OtlpSignals { traces: true, metrics: true, logs: false });
+        assert_eq!(config.validate(), Ok(()));
+    }
+
+    #[test]
+    fn validation_names_what_is_wrong() {
+        let check = |endpoint: &str, protocol| OtlpDestinationConfig::new(endpoint, protocol).validate();
+        assert!(matches!(check("collector:4318", OtlpProtocol::HttpProtobuf), Err(OtlpConfigError::BadEndpoint(_))));
+        assert!(matches!(check("ftp://collector", OtlpProtocol::HttpProtobuf), Err(OtlpConfigError::BadEndpoint(_))));
+        assert!(matches!(check("https://collector:4317", OtlpProtocol::Grpc), Err(OtlpConfigError::GrpcTls(_))));
+        assert_eq!(check("https://collector:4318/otlp", OtlpProtocol::HttpProtobuf), Ok(()));
+        let mut config = OtlpDestinationConfig::new("http://c:4318", OtlpProtocol::HttpProtobuf);
+        config.headers.insert("bad header".into(), SecretHeaderValue::new("x"));
+        assert_eq!(config.validate(), Err(OtlpConfigError::BadHeader("bad header".into())));
+        config.headers.clear();
+        config.timeout_ms = 0;
+        assert_eq!(config.validate(), Err(OtlpConfigError::BadTimeout(0)));
+    }
+}
