@@ -41,6 +41,15 @@ pub struct Config {
     /// slowest call exceeds this. Default 500 ms (a common APM default for slow SQL); between
     /// 1 ms and 1 hour.
     pub slow_query_threshold: Duration,
+    /// Forward every accepted OTLP export request (traces, metrics, logs as received, before
+    /// sampling) to this OTLP endpoint: a Collector, Jaeger, another Sightline. Durable: the
+    /// request is queued in the transaction that stores it and delivered at least once, in
+    /// order, with retries. Default none.
+    pub forward_otlp: Option<crate::exporters::otlp::OtlpDestinationConfig>,
+    /// Most bytes of export requests waiting for the forwarding destination; beyond it new
+    /// requests are still stored but not forwarded (`sightline_otlp_forward_items_total{outcome="dropped"}`).
+    /// Default 512 MiB, at least 1 MiB.
+    pub forward_otlp_max_queue_bytes: u64,
 }
 
 impl Default for Config {
@@ -58,6 +67,8 @@ impl Default for Config {
             endpoint_rollups: true,
             rollup_coarsen_after: Duration::from_secs(24 * 3600),
             slow_query_threshold: Duration::from_millis(500),
+            forward_otlp: None,
+            forward_otlp_max_queue_bytes: 512 << 20,
         }
     }
 }
@@ -92,6 +103,12 @@ impl Config {
                 "slow query threshold {:?} must be between 1 ms and 1 hour",
                 self.slow_query_threshold
             )));
+        }
+        if let Some(destination) = &self.forward_otlp {
+            destination.validate().map_err(|error| ConfigError(format!("OTLP forwarding: {error}")))?;
+        }
+        if self.forward_otlp_max_queue_bytes < 1 << 20 {
+            return Err(ConfigError("OTLP forwarding queue must hold at least 1 MiB".into()));
         }
         Ok(())
     }

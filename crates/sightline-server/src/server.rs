@@ -40,8 +40,12 @@ pub struct RunningServer {
     http_task: JoinHandle<()>,
     grpc_task: JoinHandle<()>,
     retention_task: JoinHandle<()>,
+    forwarding_tasks: Vec<JoinHandle<()>>,
     writer: WriterHandle,
 }
+
+/// Outbox name of the server-wide OTLP forwarding destination (`Config::forward_otlp`).
+pub const OTLP_DESTINATION_NAME: &str = "otlp";
 
 /// Keys printed at first start.
 pub struct FirstStart {
@@ -76,8 +80,29 @@ pub async fn start(config: Config, store: Arc<dyn Store>) -> anyhow::Result<Runn
     config.validate()?;
     let (queue, writer) =
         start_writer(store.clone(), config.max_queued_items, config.max_items_per_commit, config.retry_after);
-    let ingestor = Arc::new(Ingestor::new(store.clone(), queue).with_endpoint_rollups(config.endpoint_rollups));
     let (shutdown, shutdown_signal) = watch::channel(false);
+    let forwarding = match &config.forward_otlp {
+        None => None,
+        Some(destination) => {
+            let forwarder = crate::exporters::otlp::OtlpForwarder::new(destination.clone())
+                .map_err(|error| anyhow::anyhow!("--forward-otlp-endpoint: {error}"))?;
+            let settings = crate::exporters::otlp::DeliverySettings {
+                max_queue_bytes: config.forward_otlp_max_queue_bytes,
+                ..Default::default()
+            };
+            let destinations = vec![(OTLP_DESTINATION_NAME.to_owned(), forwarder)];
+            Some(Arc::new(crate::exporters::otlp::OtlpForwarding::new(store.as_ref(), destinations, settings)))
+        }
+    };
+    let forwarding_tasks = match &forwarding {
+        Some(forwarding) => forwarding.spawn(store.clone(), shutdown_signal.clone()),
+        None => Vec::new(),
+    };
+    let ingestor = Arc::new(
+        Ingestor::new(store.clone(), queue)
+            .with_endpoint_rollups(config.endpoint_rollups)
+            .with_otlp_forwarding(forwarding),
+    );
 
     let http_listener = TcpListener::bind(config.http_addr).await.map_err(|error| {
         anyhow::anyhow!("cannot listen on {} (HTTP): {error}; pick another with --http-addr", config.http_addr)
@@ -134,7 +159,17 @@ pub async fn start(config: Config, store: Arc<dyn Store>) -> anyhow::Result<Runn
         config.retention_chunk_rows,
         config.rollup_coarsen_after,
     ));
-    Ok(RunningServer { http_addr, grpc_addr, store, shutdown, http_task, grpc_task, retention_task, writer })
+    Ok(RunningServer {
+        http_addr,
+        grpc_addr,
+        store,
+        shutdown,
+        http_task,
+        grpc_task,
+        retention_task,
+        forwarding_tasks,
+        writer,
+    })
 }
 
 impl RunningServer {
@@ -147,6 +182,10 @@ impl RunningServer {
         // All senders are gone with the servers' state, so the writer drains and exits.
         let writer = self.writer;
         let _ = tokio::task::spawn_blocking(move || writer.join()).await;
+        // Forwarding stops after its current attempt; what it did not deliver stays queued.
+        for task in self.forwarding_tasks {
+            let _ = task.await;
+        }
         tracing::info!("Sightline stopped");
     }
 }

@@ -12,6 +12,15 @@
 //!   without a `session.id`; the session correlation rate is
 //!   `rate(..{with_session="true"}[5m]) / rate(sightline_session_server_spans_total[5m])`.
 //!
+//! - `sightline_otlp_forward_items_total{destination, signal, outcome}`: items of forwarded
+//!   OTLP requests by outcome (`delivered`, `rejected` by the destination's partial success,
+//!   `dead_lettered`, `dropped` because the forwarding queue was full).
+//! - `sightline_otlp_forward_attempts_total{destination, result}`: export attempts by result
+//!   (`delivered`, `retry`, `permanent`).
+//! - `sightline_otlp_forward_queued_bytes{destination}` and
+//!   `sightline_otlp_forward_lag_seconds{destination}`: the outbox's size and the age of its
+//!   oldest request.
+//!
 //! One registry per process: counters are process-wide, like the process they describe.
 
 use std::sync::LazyLock;
@@ -46,6 +55,33 @@ pub struct CorrelationLabels {
     pub with_session: String,
 }
 
+/// Labels of `sightline_otlp_forward_items_total`.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ForwardItemLabels {
+    /// Destination name.
+    pub destination: String,
+    /// `traces`, `metrics` or `logs`.
+    pub signal: String,
+    /// `delivered`, `rejected`, `dead_lettered` or `dropped`.
+    pub outcome: String,
+}
+
+/// Labels of `sightline_otlp_forward_attempts_total`.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ForwardAttemptLabels {
+    /// Destination name.
+    pub destination: String,
+    /// `delivered`, `retry` or `permanent`.
+    pub result: String,
+}
+
+/// Labels of the per-destination forwarding gauges.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct DestinationLabels {
+    /// Destination name.
+    pub destination: String,
+}
+
 /// The process's metrics.
 pub struct ServerMetrics {
     registry: Registry,
@@ -61,6 +97,14 @@ pub struct ServerMetrics {
     pub commit_items: Histogram,
     /// SERVER spans with and without a session id.
     pub server_spans: Family<CorrelationLabels, Counter>,
+    /// Forwarded OTLP items by destination, signal and outcome.
+    pub otlp_forward_items: Family<ForwardItemLabels, Counter>,
+    /// OTLP export attempts by destination and result.
+    pub otlp_forward_attempts: Family<ForwardAttemptLabels, Counter>,
+    /// Bytes waiting in each OTLP destination's outbox.
+    pub otlp_forward_queued_bytes: Family<DestinationLabels, Gauge>,
+    /// Age of the oldest waiting OTLP request per destination, seconds.
+    pub otlp_forward_lag_seconds: Family<DestinationLabels, Gauge>,
 }
 
 static METRICS: LazyLock<ServerMetrics> = LazyLock::new(|| {
@@ -81,7 +125,43 @@ static METRICS: LazyLock<ServerMetrics> = LazyLock::new(|| {
         "Committed SERVER spans with and without a session id (session correlation)",
         server_spans.clone(),
     );
-    ServerMetrics { registry, items, refused, queue_items, commit_seconds, commit_items, server_spans }
+    let otlp_forward_items = Family::<ForwardItemLabels, Counter>::default();
+    registry.register(
+        "otlp_forward_items",
+        "Items of forwarded OTLP requests by destination, signal and outcome",
+        otlp_forward_items.clone(),
+    );
+    let otlp_forward_attempts = Family::<ForwardAttemptLabels, Counter>::default();
+    registry.register(
+        "otlp_forward_attempts",
+        "OTLP export attempts by destination and result",
+        otlp_forward_attempts.clone(),
+    );
+    let otlp_forward_queued_bytes = Family::<DestinationLabels, Gauge>::default();
+    registry.register(
+        "otlp_forward_queued_bytes",
+        "Bytes waiting in the OTLP forwarding outbox per destination",
+        otlp_forward_queued_bytes.clone(),
+    );
+    let otlp_forward_lag_seconds = Family::<DestinationLabels, Gauge>::default();
+    registry.register(
+        "otlp_forward_lag_seconds",
+        "Age of the oldest waiting OTLP request per destination",
+        otlp_forward_lag_seconds.clone(),
+    );
+    ServerMetrics {
+        registry,
+        items,
+        refused,
+        queue_items,
+        commit_seconds,
+        commit_items,
+        server_spans,
+        otlp_forward_items,
+        otlp_forward_attempts,
+        otlp_forward_queued_bytes,
+        otlp_forward_lag_seconds,
+    }
 });
 
 /// The process-wide metrics.

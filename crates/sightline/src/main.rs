@@ -10,6 +10,7 @@ use std::time::Duration;
 use anyhow::Context;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use sightline_server::auth::KeyScope;
+use sightline_server::exporters::otlp::{OtlpDestinationConfig, OtlpProtocol, OtlpSignals};
 use sightline_server::server::{FirstStart, ensure_default_project, open_store};
 use sightline_server::{Config, start};
 
@@ -69,6 +70,51 @@ struct ServeArgs {
     /// (2 to 2160; long ranges then read fewer rows, short ones keep minute resolution).
     #[arg(long, env = "SIGHTLINE_ROLLUP_COARSEN_HOURS", default_value_t = 24)]
     rollup_coarsen_hours: u64,
+    /// Forward every accepted OTLP request (traces, metrics, logs) to this OTLP endpoint, e.g.
+    /// http://collector:4318 (http/protobuf) or http://jaeger:4317 (grpc). Durable, at least once.
+    #[arg(long, env = "SIGHTLINE_FORWARD_OTLP_ENDPOINT")]
+    forward_otlp_endpoint: Option<String>,
+    /// Protocol of the forwarding endpoint: grpc or http/protobuf.
+    #[arg(long, env = "SIGHTLINE_FORWARD_OTLP_PROTOCOL", default_value = "http/protobuf")]
+    forward_otlp_protocol: String,
+    /// Headers for the forwarding endpoint, as OTEL_EXPORTER_OTLP_HEADERS: key=value,key2=value2
+    /// (percent-encoded values). Treated as secrets.
+    #[arg(long, env = "SIGHTLINE_FORWARD_OTLP_HEADERS", hide_env_values = true, default_value = "")]
+    forward_otlp_headers: String,
+    /// Signals to forward, comma-separated: traces, metrics, logs.
+    #[arg(long, env = "SIGHTLINE_FORWARD_OTLP_SIGNALS", default_value = "traces,metrics,logs")]
+    forward_otlp_signals: String,
+    /// Most MiB of requests waiting for the forwarding endpoint before new ones are not forwarded.
+    #[arg(long, env = "SIGHTLINE_FORWARD_OTLP_MAX_QUEUE_MB", default_value_t = 512)]
+    forward_otlp_max_queue_mb: u64,
+}
+
+impl ServeArgs {
+    /// The OTLP forwarding destination the flags describe, if any. Errors say which flag is wrong.
+    fn forward_otlp(&self) -> anyhow::Result<Option<OtlpDestinationConfig>> {
+        let Some(endpoint) = &self.forward_otlp_endpoint else {
+            return Ok(None);
+        };
+        let protocol = match self.forward_otlp_protocol.as_str() {
+            "grpc" => OtlpProtocol::Grpc,
+            "http/protobuf" => OtlpProtocol::HttpProtobuf,
+            other => anyhow::bail!("--forward-otlp-protocol {other:?}: use grpc or http/protobuf"),
+        };
+        let mut destination = OtlpDestinationConfig::new(endpoint.clone(), protocol);
+        destination.headers = OtlpDestinationConfig::parse_headers(&self.forward_otlp_headers)
+            .map_err(|error| anyhow::anyhow!("--forward-otlp-headers: {error}"))?;
+        let mut signals = OtlpSignals { traces: false, metrics: false, logs: false };
+        for signal in self.forward_otlp_signals.split(',').map(str::trim).filter(|signal| !signal.is_empty()) {
+            match signal {
+                "traces" => signals.traces = true,
+                "metrics" => signals.metrics = true,
+                "logs" => signals.logs = true,
+                other => anyhow::bail!("--forward-otlp-signals: unknown signal {other:?}; use traces, metrics, logs"),
+            }
+        }
+        destination.signals = signals;
+        Ok(Some(destination))
+    }
 }
 
 #[derive(Subcommand)]
@@ -144,6 +190,8 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         retention_interval: Duration::from_secs(args.retention_interval_secs.max(1)),
         slow_query_threshold: Duration::from_millis(args.slow_query_ms),
         rollup_coarsen_after: Duration::from_secs(args.rollup_coarsen_hours.saturating_mul(3600)),
+        forward_otlp: args.forward_otlp()?,
+        forward_otlp_max_queue_bytes: args.forward_otlp_max_queue_mb.saturating_mul(1 << 20),
         ..Config::default()
     };
     // Before anything is created on disk: a bad flag must not leave a half-made data directory.

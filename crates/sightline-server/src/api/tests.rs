@@ -98,6 +98,7 @@ impl Fixture {
             derived_events: Vec::new(),
             sessions: Default::default(),
             serialized: Default::default(),
+            otlp_forward: None,
         };
         self.store.commit(&[batch]).expect("commit");
     }
@@ -597,6 +598,7 @@ async fn health_judges_recent_traffic_with_the_projects_thresholds() {
         derived_events: Vec::new(),
         sessions: Default::default(),
         serialized: Default::default(),
+        otlp_forward: None,
     };
     write.serialize_items();
     fixture.store.commit(&[write]).expect("commit");

@@ -28,6 +28,7 @@ use sightline_model::{Countable, batch_len};
 
 use crate::auth::ApiKeySecret;
 use crate::error::IngestError;
+use crate::exporters::otlp::{OtlpPayload, OtlpSignal};
 use crate::store::{Outcomes, Project, SignalBatch, Store, TraceSummaryDelta, WriteBatch};
 use errors::DeriveOptions;
 use symbolicate::{ProjectSourceMaps, SourceMapCache};
@@ -57,12 +58,36 @@ pub struct IngestReport {
 pub struct PrepareContext {
     sourcemaps: Arc<SourceMapCache>,
     endpoint_rollups: bool,
+    otlp_forwarding: Option<Arc<crate::exporters::otlp::OtlpForwarding>>,
 }
 
 impl PrepareContext {
     /// A context using `sourcemaps`.
     pub fn new(sourcemaps: Arc<SourceMapCache>) -> Self {
-        Self { sourcemaps, endpoint_rollups: true }
+        Self { sourcemaps, endpoint_rollups: true, otlp_forwarding: None }
+    }
+
+    /// The same context queuing every export request that produced a batch for the OTLP
+    /// forwarding destinations (as received: before sampling, like a Collector's fan-out).
+    pub fn with_otlp_forwarding(mut self, forwarding: Option<Arc<crate::exporters::otlp::OtlpForwarding>>) -> Self {
+        self.otlp_forwarding = forwarding;
+        self
+    }
+
+    /// Queues the request for forwarding when a destination takes its signal. Encoding runs
+    /// here, on the prepare thread, only then.
+    fn attach_forward(
+        &self,
+        prepared: &mut Prepared,
+        signal: crate::exporters::otlp::OtlpSignal,
+        encode: impl FnOnce() -> crate::exporters::otlp::OtlpPayload,
+    ) {
+        let (Some(forwarding), Some(batch)) = (&self.otlp_forwarding, &mut prepared.batch) else {
+            return;
+        };
+        if forwarding.wants(signal) {
+            batch.otlp_forward = forwarding.admit(encode());
+        }
     }
 
     /// The same context deriving endpoint rollups from spans or not (on by default; the
@@ -101,6 +126,12 @@ impl Ingestor {
     /// Derive endpoint rollups from spans or not (`Config::endpoint_rollups`).
     pub fn with_endpoint_rollups(mut self, enabled: bool) -> Self {
         self.prepare_context = self.prepare_context.with_endpoint_rollups(enabled);
+        self
+    }
+
+    /// Forward accepted OTLP export requests to these destinations (`Config::forward_otlp`).
+    pub fn with_otlp_forwarding(mut self, forwarding: Option<Arc<crate::exporters::otlp::OtlpForwarding>>) -> Self {
+        self.prepare_context = self.prepare_context.with_otlp_forwarding(forwarding);
         self
     }
 
@@ -238,6 +269,7 @@ fn prepared(
         derived_events,
         sessions,
         serialized: Default::default(),
+        otlp_forward: None,
     };
     batch.serialize_items();
     Prepared { report, batch: Some(batch) }
@@ -270,6 +302,7 @@ pub fn prepare_traces(context: &PrepareContext, project: &Project, request: &Exp
         batch.query_rollups = query_rollups;
         batch.call_halves = call_halves;
     }
+    context.attach_forward(&mut prepared, OtlpSignal::Traces, || OtlpPayload::traces(request));
     prepared
 }
 
@@ -280,7 +313,10 @@ pub fn prepare_logs(context: &PrepareContext, project: &Project, request: &Expor
     let errors = errors::errors_from_logs(&batch, context.derive_options(project, &rules));
     let report = IngestReport { accepted: batch_len(&batch) as u64, ..report_base };
     let derived_events = otel_events::product_events_from_logs(&batch);
-    prepared(project, report, SignalBatch::Logs(batch), Vec::new(), Vec::new(), errors, derived_events)
+    let mut prepared =
+        prepared(project, report, SignalBatch::Logs(batch), Vec::new(), Vec::new(), errors, derived_events);
+    context.attach_forward(&mut prepared, OtlpSignal::Logs, || OtlpPayload::logs(request));
+    prepared
 }
 
 /// Derive errors (events of type `error`), for product events already parsed and validated by
@@ -297,15 +333,14 @@ pub fn prepare_events(
     prepared(project, report, SignalBatch::Events(events), Vec::new(), Vec::new(), errors, Vec::new())
 }
 
-/// Validate, for a metrics export (the context is unused; the signature matches the others).
-pub fn prepare_metrics(
-    _context: &PrepareContext,
-    project: &Project,
-    request: &ExportMetricsServiceRequest,
-) -> Prepared {
+/// Validate, for a metrics export (the context only says whether to forward it).
+pub fn prepare_metrics(context: &PrepareContext, project: &Project, request: &ExportMetricsServiceRequest) -> Prepared {
     let (report_base, batch) = split(otlp::convert_metrics(request));
     let report = IngestReport { accepted: batch_len(&batch) as u64, ..report_base };
-    prepared(project, report, SignalBatch::Metrics(batch), Vec::new(), Vec::new(), Vec::new(), Vec::new())
+    let mut prepared =
+        prepared(project, report, SignalBatch::Metrics(batch), Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    context.attach_forward(&mut prepared, OtlpSignal::Metrics, || OtlpPayload::metrics(request));
+    prepared
 }
 
 /// True when a trace export has a span event with `exception.stacktrace`. Preparing such a

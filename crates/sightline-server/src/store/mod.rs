@@ -8,6 +8,7 @@
 pub mod analytics;
 pub mod errors;
 pub mod health;
+pub mod otlp_outbox;
 pub mod query_rollups;
 pub mod rollups;
 pub mod service_map;
@@ -199,6 +200,27 @@ pub trait Store: Send + Sync + 'static {
         from_unix_nano: Option<u64>,
         to_unix_nano: Option<u64>,
     ) -> StoreResult<sessions::CorrelationRate>;
+
+    /// The oldest queued OTLP payloads of a forwarding destination (at most `max_payloads`,
+    /// at most `max_bytes` together unless the first alone is larger), in acceptance order.
+    fn otlp_outbox_claim(
+        &self,
+        destination: &str,
+        max_payloads: usize,
+        max_bytes: usize,
+    ) -> StoreResult<Vec<otlp_outbox::QueuedPayload>>;
+    /// Removes delivered outbox rows.
+    fn otlp_outbox_delivered(&self, ids: &[i64]) -> StoreResult<()>;
+    /// Counts a failed (retryable) attempt on outbox rows that stay queued.
+    fn otlp_outbox_failed_attempt(&self, ids: &[i64]) -> StoreResult<()>;
+    /// Moves outbox rows refused for good to the dead letters, with the reason.
+    fn otlp_outbox_dead_letter(&self, ids: &[i64], reason: &str) -> StoreResult<()>;
+    /// Queues a destination's dead letters again (attempts reset); returns how many.
+    fn otlp_outbox_replay(&self, destination: &str) -> StoreResult<usize>;
+    /// What a destination's outbox and dead letters hold.
+    fn otlp_outbox_stats(&self, destination: &str) -> StoreResult<otlp_outbox::OtlpQueueStats>;
+    /// A destination's newest dead letters, at most `limit`.
+    fn otlp_dead_letters(&self, destination: &str, limit: usize) -> StoreResult<Vec<otlp_outbox::OtlpDeadLetter>>;
 
     /// Deletes expired rows (older than `cutoff_unix_nano`) of the project, at most `max_rows`
     /// per table and call, table after table (spans, trace summaries, logs, metric points), in

@@ -137,6 +137,9 @@ pub struct WriteBatch {
     pub sessions: crate::store::sessions::SessionBatch,
     /// JSON text of the items, made on the prepare threads (see [`SerializedItems`]).
     pub serialized: SerializedItems,
+    /// The request as received, to forward to OTLP destinations (none when forwarding is
+    /// off or its queue is full); queued in the same transaction as the items.
+    pub otlp_forward: Option<crate::store::otlp_outbox::OtlpForward>,
 }
 
 impl WriteBatch {

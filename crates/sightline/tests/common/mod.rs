@@ -65,10 +65,16 @@ impl TestServer {
 
     /// Stops the server (draining the queue) and starts it again on the same data directory.
     pub async fn restart(&mut self) {
+        self.restart_with(|_| {}).await
+    }
+
+    /// Like [`TestServer::restart`], with the config changed by `adjust`.
+    pub async fn restart_with(&mut self, adjust: impl FnOnce(&mut Config)) {
         if let Some(server) = self.server.take() {
             server.shutdown().await;
         }
-        let config = test_config(self.data_dir.path().to_path_buf());
+        let mut config = test_config(self.data_dir.path().to_path_buf());
+        adjust(&mut config);
         let store = open_store(&config).unwrap();
         assert!(ensure_default_project(store.as_ref()).unwrap().is_none(), "restart must reuse the existing project");
         let server = start(config, store).await.unwrap();

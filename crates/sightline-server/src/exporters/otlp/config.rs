@@ -158,6 +158,29 @@ impl OtlpDestinationConfig {
         Ok(())
     }
 
+    /// Parses headers in the `OTEL_EXPORTER_OTLP_HEADERS` format: comma-separated `key=value`
+    /// pairs, values percent-decoded (OTel spec, "Specifying headers via environment
+    /// variables", which follows the W3C Baggage format). Errors name the bad pair's key
+    /// (never its value: it may be a credential).
+    pub fn parse_headers(text: &str) -> Result<BTreeMap<String, SecretHeaderValue>, OtlpConfigError> {
+        let mut headers = BTreeMap::new();
+        for (index, pair) in text.split(',').map(str::trim).filter(|pair| !pair.is_empty()).enumerate() {
+            let Some((name, value)) = pair.split_once('=') else {
+                // The pair may be a pasted credential: name its position, not its text.
+                return Err(OtlpConfigError::BadHeader(format!("number {} (no '=')", index + 1)));
+            };
+            let name = name.trim();
+            let value = percent_encoding::percent_decode_str(value.trim())
+                .decode_utf8()
+                .map_err(|_| OtlpConfigError::BadHeader(name.to_owned()))?;
+            if name.is_empty() {
+                return Err(OtlpConfigError::BadHeader(String::new()));
+            }
+            headers.insert(name.to_owned(), SecretHeaderValue::new(value.into_owned()));
+        }
+        Ok(headers)
+    }
+
     /// The request timeout.
     pub fn timeout(&self) -> Duration {
         Duration::from_millis(self.timeout_ms)
@@ -166,7 +189,7 @@ impl OtlpDestinationConfig {
     /// The settings as shown by the API: everything but header values (`"set"` instead).
     pub fn redacted(&self) -> serde_json::Value {
         let headers: serde_json::Map<String, serde_json::Value> =
-            self.headers.iter().map(|(name, _)| (name.clone(), serde_json::Value::from("set"))).collect();
+            self.headers.keys().map(|name| (name.clone(), serde_json::Value::from("set"))).collect();
         serde_json::json!({
             "endpoint": self.endpoint,
             "protocol": self.protocol,
@@ -206,6 +229,18 @@ mod tests {
         assert_eq!(config.timeout_ms, 10_000);
         assert_eq!(config.signals, OtlpSignals { traces: true, metrics: true, logs: false });
         assert_eq!(config.validate(), Ok(()));
+    }
+
+    #[test]
+    fn headers_parse_like_otel_exporter_otlp_headers() {
+        let headers =
+            OtlpDestinationConfig::parse_headers("api-key=abc, Authorization=Bearer%20tok%3D%3D ,,x-empty=").unwrap();
+        let shown: Vec<(&str, &str)> = headers.iter().map(|(name, value)| (name.as_str(), value.expose())).collect();
+        assert_eq!(shown, vec![("Authorization", "Bearer tok=="), ("api-key", "abc"), ("x-empty", "")]);
+        assert_eq!(OtlpDestinationConfig::parse_headers("").unwrap().len(), 0);
+        let error = OtlpDestinationConfig::parse_headers("a=b,sk-secret-token").unwrap_err();
+        assert_eq!(error, OtlpConfigError::BadHeader("number 2 (no '=')".into()));
+        assert!(OtlpDestinationConfig::parse_headers("=secret").is_err());
     }
 
     #[test]

@@ -11,6 +11,7 @@ pub mod classify;
 pub mod config;
 pub mod request;
 pub mod service;
+pub mod worker;
 
 #[cfg(test)]
 mod tests;
@@ -19,3 +20,4 @@ pub use classify::OtlpOutcome;
 pub use config::{OtlpCompression, OtlpDestinationConfig, OtlpProtocol, OtlpSignals, SecretHeaderValue};
 pub use request::{OtlpPayload, OtlpSignal};
 pub use service::OtlpForwarder;
+pub use worker::{DeliverySettings, OtlpForwarding};

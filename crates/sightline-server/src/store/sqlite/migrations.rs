@@ -507,6 +507,33 @@ const MIGRATIONS: &[&str] = &[
     ) WITHOUT ROWID;
     CREATE INDEX query_rollups_by_width_time ON query_rollups (project_id, bucket_seconds, bucket_start_unix_nano);
     "#,
+    // 13: the OTLP forwarding outbox (`store::otlp_outbox`): one row per accepted export request
+    // and forwarding destination, written in the transaction that stores the request's items,
+    // deleted once delivered; refused payloads move to the dead letters with the reason.
+    r#"
+    CREATE TABLE otlp_outbox (
+        id INTEGER PRIMARY KEY,
+        destination TEXT NOT NULL,
+        signal TEXT NOT NULL,
+        body BLOB NOT NULL,
+        items INTEGER NOT NULL,
+        enqueued_unix_ms INTEGER NOT NULL,
+        attempts INTEGER NOT NULL DEFAULT 0
+    );
+    CREATE INDEX otlp_outbox_by_destination ON otlp_outbox (destination, id);
+    CREATE TABLE otlp_dead_letters (
+        id INTEGER PRIMARY KEY,
+        destination TEXT NOT NULL,
+        signal TEXT NOT NULL,
+        body BLOB NOT NULL,
+        items INTEGER NOT NULL,
+        enqueued_unix_ms INTEGER NOT NULL,
+        attempts INTEGER NOT NULL,
+        reason TEXT NOT NULL,
+        dead_at_unix_ms INTEGER NOT NULL
+    );
+    CREATE INDEX otlp_dead_letters_by_destination ON otlp_dead_letters (destination, id);
+    "#,
 ];
 
 /// Applies every migration newer than the database's `user_version`, each in its own

@@ -8,6 +8,7 @@ mod filter;
 mod issues_read;
 mod issues_write;
 mod migrations;
+mod otlp_outbox;
 mod query_rollups;
 mod read;
 mod retention;
@@ -530,6 +531,45 @@ impl Store for SqliteStore {
         query: &super::query_rollups::QueryRollupQuery,
     ) -> StoreResult<Vec<super::query_rollups::QueryRollup>> {
         query_rollups::query_rollups(&*self.reader()?, project_id, query)
+    }
+
+    fn otlp_outbox_claim(
+        &self,
+        destination: &str,
+        max_payloads: usize,
+        max_bytes: usize,
+    ) -> StoreResult<Vec<crate::store::otlp_outbox::QueuedPayload>> {
+        otlp_outbox::claim(&*self.reader()?, destination, max_payloads, max_bytes)
+    }
+
+    fn otlp_outbox_delivered(&self, ids: &[i64]) -> StoreResult<()> {
+        self.with_writer(|writer| otlp_outbox::delete(writer.connection(), ids))
+    }
+
+    fn otlp_outbox_failed_attempt(&self, ids: &[i64]) -> StoreResult<()> {
+        self.with_writer(|writer| otlp_outbox::count_attempt(writer.connection(), ids))
+    }
+
+    fn otlp_outbox_dead_letter(&self, ids: &[i64], reason: &str) -> StoreResult<()> {
+        let now_unix_ms = (now_unix_nano() / 1_000_000) as i64;
+        self.with_writer(|writer| otlp_outbox::dead_letter(writer.connection(), ids, reason, now_unix_ms))
+    }
+
+    fn otlp_outbox_replay(&self, destination: &str) -> StoreResult<usize> {
+        let now_unix_ms = (now_unix_nano() / 1_000_000) as i64;
+        self.with_writer(|writer| otlp_outbox::replay(writer.connection(), destination, now_unix_ms))
+    }
+
+    fn otlp_outbox_stats(&self, destination: &str) -> StoreResult<crate::store::otlp_outbox::OtlpQueueStats> {
+        otlp_outbox::stats(&*self.reader()?, destination)
+    }
+
+    fn otlp_dead_letters(
+        &self,
+        destination: &str,
+        limit: usize,
+    ) -> StoreResult<Vec<crate::store::otlp_outbox::OtlpDeadLetter>> {
+        otlp_outbox::dead_letters(&*self.reader()?, destination, limit)
     }
 
     fn is_ready(&self) -> bool {

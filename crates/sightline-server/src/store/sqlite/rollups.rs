@@ -358,6 +358,7 @@ mod tests {
             derived_events: Vec::new(),
             sessions: Default::default(),
             serialized: Default::default(),
+            otlp_forward: None,
         }
     }
 

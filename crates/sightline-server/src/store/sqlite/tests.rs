@@ -249,6 +249,7 @@ fn traces(project_id: i64, batch: Batch<Span>) -> WriteBatch {
         derived_events: Vec::new(),
         sessions: Default::default(),
         serialized: Default::default(),
+        otlp_forward: None,
     }
 }
 
@@ -265,6 +266,7 @@ fn logs(project_id: i64, batch: Batch<LogRecord>) -> WriteBatch {
         derived_events: Vec::new(),
         sessions: Default::default(),
         serialized: Default::default(),
+        otlp_forward: None,
     }
 }
 
@@ -281,6 +283,7 @@ fn metrics(project_id: i64, batch: Batch<Metric>) -> WriteBatch {
         derived_events: Vec::new(),
         sessions: Default::default(),
         serialized: Default::default(),
+        otlp_forward: None,
     }
 }
 

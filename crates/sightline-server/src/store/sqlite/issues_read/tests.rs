@@ -83,6 +83,7 @@ fn commit(fixture: &Fixture, records: Vec<LogRecord>) {
         derived_events: Vec::new(),
         sessions: Default::default(),
         serialized: Default::default(),
+        otlp_forward: None,
     };
     fixture.store.commit(&[write]).expect("commit");
 }

@@ -77,6 +77,7 @@ fn batch(project_id: i64, errors: Vec<ErrorEvent>, serialize: bool) -> WriteBatc
         derived_events: Vec::new(),
         sessions: Default::default(),
         serialized: Default::default(),
+        otlp_forward: None,
     };
     if serialize {
         batch.serialize_items();

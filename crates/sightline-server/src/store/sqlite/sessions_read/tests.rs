@@ -173,6 +173,7 @@ fn write_batch(project_id: i64, signal: SignalBatch) -> WriteBatch {
         derived_events: Vec::new(),
         sessions,
         serialized: Default::default(),
+        otlp_forward: None,
     };
     // As the pipeline does; the store tests elsewhere leave it empty (the writer's fallback).
     batch.serialize_items();
