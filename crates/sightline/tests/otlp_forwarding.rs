@@ -2,6 +2,8 @@
 //! forwards to Sightline B over OTLP/HTTP or OTLP/gRPC; B's query API shows what arrived. Also:
 //! requests accepted while the destination is down survive a restart of A and arrive once.
 
+#![allow(clippy::unwrap_used)]
+
 mod common;
 
 use std::collections::HashMap;

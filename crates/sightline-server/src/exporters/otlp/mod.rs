@@ -14,6 +14,7 @@ pub mod service;
 pub mod worker;
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests;
 
 pub use classify::OtlpOutcome;

@@ -137,6 +137,7 @@ pub fn merge(payloads: &[OtlpPayload], max_request_bytes: usize) -> Vec<OtlpPayl
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use opentelemetry_proto::tonic::trace::v1::{ResourceSpans, ScopeSpans, Span};
 

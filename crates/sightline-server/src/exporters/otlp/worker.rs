@@ -341,6 +341,7 @@ fn count_attempt(destination: &str, result: &str) {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use bytes::Bytes;
 

@@ -177,6 +177,7 @@ pub(super) fn dead_letters(
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use std::sync::Arc;
 
