@@ -13,6 +13,7 @@ mod load;
 mod log_batches;
 mod otlp_grpc;
 mod otlp_http;
+mod otlp_sink;
 mod process;
 mod report;
 mod server;

@@ -39,3 +39,32 @@ fn zero_connections_is_refused_before_anything_starts() {
     assert!(!output.status.success());
     assert!(String::from_utf8_lossy(&output.stderr).contains("--connections must be at least 1"));
 }
+
+#[test]
+fn tiny_ingest_benchmark_with_forwarding_delivers_every_acknowledged_span_to_the_sink() {
+    let output = Command::new(env!("CARGO_BIN_EXE_sightline"))
+        .args([
+            "bench",
+            "ingest",
+            "--protocol",
+            "grpc",
+            "--requests",
+            "6",
+            "--spans-per-request",
+            "20",
+            "--connections",
+            "2",
+            "--forward-otlp",
+        ])
+        .env("SIGHTLINE_LOG", "warn")
+        .output()
+        .expect("running sightline bench ingest --forward-otlp");
+    let report = String::from_utf8_lossy(&output.stdout);
+    let diagnostics = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "bench failed:\n{report}\n{diagnostics}");
+    assert!(report.contains("--forward-otlp"), "the command line names the flag: {report}");
+    assert!(
+        report.contains("OTLP forwarding to a loopback OTLP/HTTP sink: 120 of 120 acknowledged spans delivered"),
+        "{report}"
+    );
+}

@@ -7,13 +7,14 @@
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use clap::{Args, ValueEnum};
 use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
 use prost::Message;
 use rusqlite::{Connection, OpenFlags};
+use sightline_server::exporters::otlp::{OtlpDestinationConfig, OtlpProtocol};
 use sightline_server::server::open_store;
 use sightline_server::{RunningServer, start};
 
@@ -21,6 +22,7 @@ use super::batches::{self, WorkloadShape};
 use super::load::{self, ExportSender, LoadOutcome, Workload, progress_bar};
 use super::otlp_grpc::GrpcSender;
 use super::otlp_http::{HttpSender, OtlpSignal};
+use super::otlp_sink::{OtlpSink, SinkCounts};
 use super::process::{self, CpuUse};
 use super::report::{self, Baseline, PhaseResult, Report, StoreCheck};
 use super::server::{DataDir, bench_project, loopback_config};
@@ -57,6 +59,10 @@ pub struct IngestArgs {
     /// Data directory for the server (default: a temporary directory, removed afterwards).
     #[arg(long)]
     pub data_dir: Option<PathBuf>,
+    /// Also forward every request to a loopback OTLP/HTTP sink (the server's
+    /// `--forward-otlp-endpoint`), and report forwarding throughput and lag.
+    #[arg(long)]
+    pub forward_otlp: bool,
 }
 
 impl IngestArgs {
@@ -103,6 +109,9 @@ impl IngestArgs {
         if let Some(data_dir) = &self.data_dir {
             command.push_str(&format!(" --data-dir {}", data_dir.display()));
         }
+        if self.forward_otlp {
+            command.push_str(" --forward-otlp");
+        }
         command
     }
 }
@@ -142,7 +151,15 @@ pub async fn run(args: IngestArgs) -> anyhow::Result<()> {
     let machine = process::machine_info();
     // A temporary directory is removed when `data_dir` drops, after the report.
     let data_dir = DataDir::new(args.data_dir.as_deref())?;
-    let config = loopback_config(&data_dir.path);
+    let mut config = loopback_config(&data_dir.path);
+    let sink = if args.forward_otlp {
+        let sink = OtlpSink::start().await?;
+        config.forward_otlp =
+            Some(OtlpDestinationConfig::new(format!("http://{}", sink.address), OtlpProtocol::HttpProtobuf));
+        Some(sink)
+    } else {
+        None
+    };
     let database_path = config.database_path();
     let protocols = args.protocols();
     let shape = args.shape();
@@ -181,6 +198,14 @@ pub async fn run(args: IngestArgs) -> anyhow::Result<()> {
         }
     }
 
+    let ingest_ended = Instant::now();
+    let forwarding = match &sink {
+        Some(sink) => {
+            let acknowledged: u64 = phases.iter().map(|phase| phase.load.acknowledged_items).sum();
+            Some(wait_for_forwarding(sink, acknowledged, ingest_ended).await)
+        }
+        None => None,
+    };
     server.shutdown().await;
     let counts_after_run = count_stored(&database_path).await?;
     let store_check = StoreCheck {
@@ -200,8 +225,67 @@ pub async fn run(args: IngestArgs) -> anyhow::Result<()> {
         store_check,
     };
     println!("{}", report::render_markdown(&report));
+    if let Some(forwarding) = &forwarding {
+        println!("{}", forwarding.render());
+    }
     drop(data_dir);
-    report.verdict()
+    report.verdict()?;
+    match forwarding {
+        Some(forwarding) if forwarding.counts.spans < forwarding.acknowledged => anyhow::bail!(
+            "the sink received {} of {} acknowledged spans within {:?}",
+            forwarding.counts.spans,
+            forwarding.acknowledged,
+            FORWARDING_DEADLINE
+        ),
+        _ => Ok(()),
+    }
+}
+
+/// How long the forwarding may take to deliver after ingest ended before the run fails.
+const FORWARDING_DEADLINE: Duration = Duration::from_secs(300);
+
+/// What the sink got, against what the server acknowledged.
+struct Forwarding {
+    acknowledged: u64,
+    counts: SinkCounts,
+    /// From the end of ingest until the sink had every span.
+    drain: Duration,
+}
+
+impl Forwarding {
+    fn render(&self) -> String {
+        let window = match (self.counts.first_at, self.counts.last_at) {
+            (Some(first), Some(last)) => last.duration_since(first),
+            _ => Duration::ZERO,
+        };
+        let rate = if window.is_zero() { 0.0 } else { self.counts.spans as f64 / window.as_secs_f64() };
+        format!(
+            "- OTLP forwarding to a loopback OTLP/HTTP sink: {} of {} acknowledged spans delivered in {} requests \
+             ({:.1} MiB gzip); {:.0} spans/s between the first and the last delivery; the sink had everything \
+             {:.2} s after the last ingest answer.",
+            self.counts.spans,
+            self.acknowledged,
+            self.counts.requests,
+            self.counts.bytes as f64 / (1 << 20) as f64,
+            rate,
+            self.drain.as_secs_f64()
+        )
+    }
+}
+
+/// Polls the sink until it counted `acknowledged` spans or the deadline passed.
+async fn wait_for_forwarding(sink: &OtlpSink, acknowledged: u64, ingest_ended: Instant) -> Forwarding {
+    let progress = progress_bar("forwarding", acknowledged, "spans");
+    loop {
+        let counts = sink.counts();
+        progress.set_position(counts.spans.min(acknowledged));
+        if counts.spans >= acknowledged || ingest_ended.elapsed() > FORWARDING_DEADLINE {
+            progress.finish();
+            let drain = counts.last_at.map(|last| last.saturating_duration_since(ingest_ended)).unwrap_or_default();
+            return Forwarding { acknowledged, counts, drain };
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
 }
 
 async fn generate_workload(shape: WorkloadShape, protocol: Protocol) -> anyhow::Result<Arc<Workload>> {
