@@ -41,6 +41,9 @@ pub struct Config {
     /// slowest call exceeds this. Default 500 ms (a common APM default for slow SQL); between
     /// 1 ms and 1 hour.
     pub slow_query_threshold: Duration,
+    /// Mark the dashboard's session cookie `Secure` (sent over HTTPS only). Default off, since
+    /// the listener speaks plain HTTP; turn it on when a TLS-terminating proxy fronts Sightline.
+    pub secure_cookies: bool,
 }
 
 impl Default for Config {
@@ -58,6 +61,7 @@ impl Default for Config {
             endpoint_rollups: true,
             rollup_coarsen_after: Duration::from_secs(24 * 3600),
             slow_query_threshold: Duration::from_millis(500),
+            secure_cookies: false,
         }
     }
 }
