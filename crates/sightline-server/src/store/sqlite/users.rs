@@ -119,3 +119,54 @@ pub(super) fn delete_session(connection: &Connection, token_hash: &[u8; 32]) -> 
     connection.execute("DELETE FROM ui_sessions WHERE token_hash = ?1", [&token_hash[..]])?;
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::store::sqlite::SqliteStore;
+    use crate::store::{Store, StoreError};
+
+    fn store() -> (tempfile::TempDir, SqliteStore) {
+        let directory = tempfile::tempdir().expect("temporary directory");
+        let store = SqliteStore::open(&directory.path().join("sightline.db")).expect("open");
+        (directory, store)
+    }
+
+    #[test]
+    fn users_are_unique_by_email_and_see_only_member_projects() {
+        let (_directory, store) = store();
+        let first = store.create_project("Shop").expect("project");
+        let second = store.create_project("Billing").expect("project");
+        let user = store.create_user("ada@example.com", "$argon2id$fake").expect("user");
+        assert!(matches!(store.create_user("ada@example.com", "x"), Err(StoreError::Conflict(_))));
+        assert_eq!(store.count_users().expect("count"), 1);
+        assert!(store.user_projects(user.id).expect("projects").is_empty());
+        store.add_membership(user.id, second.id).expect("member");
+        store.add_membership(user.id, second.id).expect("idempotent");
+        let slugs: Vec<String> = store.user_projects(user.id).expect("projects").into_iter().map(|p| p.slug).collect();
+        assert_eq!(slugs, ["billing"]);
+        assert!(matches!(store.add_membership(user.id + 10, first.id), Err(StoreError::NotFound(_))));
+        assert!(matches!(store.add_membership(user.id, first.id + 10), Err(StoreError::NotFound(_))));
+        let found = store.find_user_credentials("ada@example.com").expect("find").expect("found");
+        assert_eq!((found.user.id, found.password_hash.as_str()), (user.id, "$argon2id$fake"));
+        assert!(!format!("{found:?}").contains("argon2id"), "Debug leaves the hash out");
+        assert!(store.find_user_credentials("bob@example.com").expect("find").is_none());
+    }
+
+    #[test]
+    fn sessions_expire_end_on_sign_out_and_on_a_new_password() {
+        let (_directory, store) = store();
+        let user = store.create_user("ada@example.com", "old").expect("user");
+        let now = super::now_unix_ms();
+        store.create_ui_session(user.id, &[1; 32], now + 60_000).expect("session");
+        store.create_ui_session(user.id, &[2; 32], now - 1).expect("expired session");
+        store.create_ui_session(user.id, &[3; 32], now + 60_000).expect("session");
+        assert_eq!(store.find_ui_session(&[1; 32]).expect("find").map(|session| session.user.id), Some(user.id));
+        assert!(store.find_ui_session(&[2; 32]).expect("find").is_none(), "expired");
+        assert!(store.find_ui_session(&[9; 32]).expect("find").is_none(), "unknown");
+        store.delete_ui_session(&[1; 32]).expect("sign out");
+        assert!(store.find_ui_session(&[1; 32]).expect("find").is_none());
+        store.set_user_password("ada@example.com", "new").expect("new password");
+        assert!(store.find_ui_session(&[3; 32]).expect("find").is_none(), "a new password ends sessions");
+        assert!(matches!(store.set_user_password("bob@example.com", "x"), Err(StoreError::NotFound(_))));
+    }
+}
