@@ -349,7 +349,8 @@ fn latest_event(project: &Project, latest: &StoredErrorEvent) -> Markup {
                     li { a href=(format!("/p/{slug}/traces/{trace_id}")) { "View the trace " code { (trace_id.to_string()) } } }
                 }
                 @if let Some(session_id) = &context.session_id {
-                    li { "Session " code { (session_id) } " (" a href=(format!("/api/v1/projects/{slug}/sessions/{}", url_encode(session_id))) { "API" } ")" }
+                    // The session page comes with the sessions section (issue 7, item 6); until then the id.
+                    li { "Session " code { (session_id) } }
                 }
                 @if let Some(user) = &context.user_id { li { "User " code { (user) } } }
                 @if let Some(url) = &context.url { li { "URL " code { (url) } } }
