@@ -3,6 +3,8 @@
 //! trace through their own project's URL), forms need their CSRF token (403 without), sign-in
 //! refuses wrong credentials alike, and sign-out ends the session. Data is real SDK traffic.
 
+#![allow(clippy::unwrap_used)] // A failed step should stop the test where it failed.
+
 mod common;
 
 use common::TestServer;

@@ -6,6 +6,11 @@
 //!
 //! Needs Debian's `chromium` and `chromium-driver` (`.ci/run` installs them when missing).
 
+#![allow(clippy::unwrap_used)]
+// A failed step should stop the test where it failed.
+// The children are killed and waited for in `Drop`, which clippy does not follow.
+#![allow(clippy::zombie_processes)]
+
 mod common;
 
 use std::net::TcpListener;

@@ -3,6 +3,11 @@
 //! `sightline user create --password-stdin` / `user add-member` make users who can sign in and
 //! see the projects they were added to.
 
+#![allow(clippy::unwrap_used)]
+// A failed step should stop the test where it failed.
+// The children are killed and waited for in `Drop`, which clippy does not follow.
+#![allow(clippy::zombie_processes)]
+
 mod common;
 
 use std::io::{BufRead, BufReader, Write};

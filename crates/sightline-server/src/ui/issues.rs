@@ -140,8 +140,8 @@ async fn issue_list(
                 }
             }
             @if let Some(cursor) = &page_of_issues.next_cursor {
-                @let mut next: Vec<(&str, &str)> = params.iter().filter(|(key, _)| key.as_str() != "cursor").map(|(key, value)| (key.as_str(), value.as_str())).collect();
-                @let _ = next.push(("cursor", cursor.as_str()));
+                @let next: Vec<(&str, &str)> = params.iter().filter(|(key, _)| key.as_str() != "cursor").map(|(key, value)| (key.as_str(), value.as_str()))
+                    .chain(std::iter::once(("cursor", cursor.as_str()))).collect();
                 p { a rel="next" href=(url_with(&format!("/p/{slug}/issues"), &next)) { "Next page" } }
             }
         }

@@ -117,8 +117,8 @@ async fn trace_search(
                 }
             }
             @if let Some(cursor) = &found.next_cursor {
-                @let mut next: Vec<(&str, &str)> = params.iter().filter(|(key, _)| key.as_str() != "cursor").map(|(key, value)| (key.as_str(), value.as_str())).collect();
-                @let _ = next.push(("cursor", cursor.as_str()));
+                @let next: Vec<(&str, &str)> = params.iter().filter(|(key, _)| key.as_str() != "cursor").map(|(key, value)| (key.as_str(), value.as_str()))
+                    .chain(std::iter::once(("cursor", cursor.as_str()))).collect();
                 p { a rel="next" href=(url_with(&base, &next)) { "Older traces" } }
             }
         }

@@ -2,6 +2,8 @@
 //! not follow redirects, sign-in through the real form, and real OpenTelemetry SDK traffic (a
 //! checkout request whose database call fails with a Python exception).
 
+#![allow(clippy::unwrap_used)] // A failed step should stop the test where it failed.
+
 use std::collections::HashMap;
 
 use opentelemetry::KeyValue;
