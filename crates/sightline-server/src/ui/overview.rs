@@ -135,14 +135,15 @@ fn project_card(summary: &ProjectSummary) -> Markup {
         section.card aria-labelledby=(format!("project-{slug}")) {
             h2 id=(format!("project-{slug}")) { (summary.project.name) " " (status_badge(status)) }
             dl.figures {
-                div { dt { "Requests / min (last hour)" } dd { (format!("{:.1}", summary.requests as f64 / 60.0)) } }
+                div { dt { "Requests (last hour)" } dd { (summary.requests) " (" (format!("{:.2}", summary.requests as f64 / 60.0)) " / min)" } }
                 div { dt { "Error rate (last hour)" } dd { @match error_percent { Some(percent) => (format!("{percent:.2} %")), None => "—" } } }
                 div { dt { "p95 latency (last hour)" } dd { (millis(summary.p95_ms)) } }
                 div { dt { "Open issues" } dd { a href=(format!("/p/{slug}/issues?status=unresolved")) {
                     @if summary.open_issues > OPEN_ISSUES_CAP { (OPEN_ISSUES_CAP) "+" } @else { (summary.open_issues) } } } }
                 div { dt { "Error events (last hour)" } dd { (summary.errors_last_hour) } }
-                @for signal in ["traces", "logs", "metrics"] {
-                    div { dt { "Accepted " (signal) " (all time)" } dd { (summary.accepted.get(signal).copied().unwrap_or(0)) } }
+                // The outcome counters count items: spans for traces, records for logs, points for metrics.
+                @for (signal, items) in [("traces", "spans"), ("logs", "log records"), ("metrics", "metric points")] {
+                    div { dt { "Accepted " (items) " (all time)" } dd { (summary.accepted.get(signal).copied().unwrap_or(0)) } }
                 }
             }
             @if services.is_empty() {
