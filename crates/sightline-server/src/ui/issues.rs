@@ -120,7 +120,7 @@ async fn issue_list(
             p.empty { "No issues match these filters." }
         } @else {
             form method="post" action=(format!("/p/{slug}/issues/status")) {
-                input type="hidden" name="csrf" value=(viewer.csrf_token);
+                input type="hidden" name="csrf" value=(viewer.csrf_token.expose());
                 input type="hidden" name="back" value=(back);
                 div.bulk role="group" aria-label="Change the selected issues" {
                     button type="submit" name="status" value="resolved" { "Resolve selected" }
@@ -291,7 +291,7 @@ fn issue_body(viewer: &Viewer, project: &Project, detail: &IssueDetail) -> Marku
             @if let Some(culprit) = &issue.culprit { span.culprit { (culprit) } }
         }
         form.actions method="post" action=(format!("/p/{slug}/issues/{}/status", issue.id)) {
-            input type="hidden" name="csrf" value=(viewer.csrf_token);
+            input type="hidden" name="csrf" value=(viewer.csrf_token.expose());
             @if issue.status != IssueStatus::Resolved { button type="submit" name="status" value="resolved" { "Resolve" } }
             @if issue.status != IssueStatus::Ignored { button type="submit" name="status" value="ignored" { "Ignore" } }
             @if issue.status != IssueStatus::Unresolved { button type="submit" name="status" value="unresolved" { "Reopen" } }

@@ -104,7 +104,7 @@ pub fn page(viewer: &Viewer, section: Section, project: Option<&Project>, title:
                         }
                     }
                     form.signout method="post" action="/logout" {
-                        input type="hidden" name="csrf" value=(viewer.csrf_token);
+                        input type="hidden" name="csrf" value=(viewer.csrf_token.expose());
                         span.user { (viewer.user.email) }
                         button type="submit" { "Sign out" }
                     }

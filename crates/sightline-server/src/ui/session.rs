@@ -34,8 +34,8 @@ pub struct Viewer {
     pub user: User,
     /// Projects they are a member of, oldest first.
     pub projects: Vec<Project>,
-    /// The CSRF token their forms must carry (hex).
-    pub csrf_token: String,
+    /// The CSRF token their forms must carry (hex); `Debug` prints nothing of it.
+    pub csrf_token: SecretToken,
 }
 
 impl Viewer {
@@ -51,7 +51,7 @@ impl Viewer {
     /// Errors with 403 unless `sent` is this session's CSRF token.
     pub fn check_csrf(&self, sent: Option<&str>) -> Result<(), UiError> {
         match sent {
-            Some(sent) if SecretToken::new(self.csrf_token.clone()).matches(sent) => Ok(()),
+            Some(sent) if self.csrf_token.matches(sent) => Ok(()),
             _ => Err(UiError::Forbidden(
                 "the form's security token is missing or stale; reload the page and try again".into(),
             )),
@@ -60,9 +60,9 @@ impl Viewer {
 }
 
 /// The CSRF token of a session token (hex SHA-256 of `sightline-csrf:` + token).
-pub fn csrf_token_for(session: &SecretToken) -> String {
+pub fn csrf_token_for(session: &SecretToken) -> SecretToken {
     let digest = Sha256::new().chain_update(b"sightline-csrf:").chain_update(session.expose().as_bytes()).finalize();
-    const_hex::encode(digest)
+    SecretToken::new(const_hex::encode(digest))
 }
 
 /// The value of cookie `name` in the request's `Cookie` headers (RFC 6265 §5.4 syntax).
@@ -144,8 +144,9 @@ mod tests {
         assert_eq!(csrf_token_for(&first), csrf_token_for(&first));
         let user = User { id: 1, email: "a@b.co".into(), created_at_unix_ms: 0 };
         let viewer = Viewer { user, projects: Vec::new(), csrf_token: csrf_token_for(&first) };
-        assert!(viewer.check_csrf(Some(&csrf_token_for(&first))).is_ok());
-        assert!(matches!(viewer.check_csrf(Some(&csrf_token_for(&second))), Err(UiError::Forbidden(_))));
+        assert!(viewer.check_csrf(Some(csrf_token_for(&first).expose())).is_ok());
+        assert!(matches!(viewer.check_csrf(Some(csrf_token_for(&second).expose())), Err(UiError::Forbidden(_))));
+        assert!(!format!("{viewer:?}").contains(csrf_token_for(&first).expose()), "Debug hides the token");
         assert!(matches!(viewer.check_csrf(None), Err(UiError::Forbidden(_))));
     }
 }
