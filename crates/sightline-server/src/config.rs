@@ -50,6 +50,9 @@ pub struct Config {
     /// requests are still stored but not forwarded (`sightline_otlp_forward_items_total{outcome="dropped"}`).
     /// Default 512 MiB, at least 1 MiB.
     pub forward_otlp_max_queue_bytes: u64,
+    /// Mark the dashboard's session cookie `Secure` (sent over HTTPS only). Default off, since
+    /// the listener speaks plain HTTP; turn it on when a TLS-terminating proxy fronts Sightline.
+    pub secure_cookies: bool,
 }
 
 impl Default for Config {
@@ -69,6 +72,7 @@ impl Default for Config {
             slow_query_threshold: Duration::from_millis(500),
             forward_otlp: None,
             forward_otlp_max_queue_bytes: 512 << 20,
+            secure_cookies: false,
         }
     }
 }

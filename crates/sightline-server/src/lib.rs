@@ -17,6 +17,8 @@ pub mod retention;
 pub mod server;
 pub mod store;
 pub mod telemetry;
+pub mod ui;
+pub mod users;
 
 pub use config::Config;
 pub use server::{RunningServer, start};

@@ -26,6 +26,8 @@ pub struct AppState {
     pub max_body_bytes: usize,
     /// Database queries slower than this (p95 or max) are flagged slow (`Config::slow_query_threshold`).
     pub slow_query_threshold: Duration,
+    /// Dashboard session cookies carry `Secure` (`Config::secure_cookies`).
+    pub secure_cookies: bool,
 }
 
 /// A started server. Dropping it does not stop it; call [`RunningServer::shutdown`].
@@ -75,6 +77,31 @@ pub fn ensure_default_project(store: &dyn Store) -> anyhow::Result<Option<FirstS
     Ok(Some(FirstStart { project, ingest_key, read_key }))
 }
 
+/// The first dashboard user, created at first start with a one-time password to print.
+pub struct FirstAdmin {
+    /// The user (`admin@sightline.local`).
+    pub user: crate::store::users::User,
+    /// Their generated password, shown once.
+    pub password: crate::users::Password,
+}
+
+/// E-mail of the first admin created at first start.
+pub const FIRST_ADMIN_EMAIL: &str = "admin@sightline.local";
+
+/// Creates the first dashboard user, a member of every project, when no user exists yet.
+/// Returns it with its generated password (to print once); `None` when users exist.
+pub fn ensure_first_admin(store: &dyn Store) -> anyhow::Result<Option<FirstAdmin>> {
+    if store.count_users()? > 0 {
+        return Ok(None);
+    }
+    let password = crate::users::Password::generate();
+    let user = store.create_user(FIRST_ADMIN_EMAIL, &crate::users::hash_password(&password)?)?;
+    for project in store.list_projects()? {
+        store.add_membership(user.id, project.id)?;
+    }
+    Ok(Some(FirstAdmin { user, password }))
+}
+
 /// Starts every part on `store` and returns once the listeners are bound.
 pub async fn start(config: Config, store: Arc<dyn Store>) -> anyhow::Result<RunningServer> {
     config.validate()?;
@@ -118,9 +145,11 @@ pub async fn start(config: Config, store: Arc<dyn Store>) -> anyhow::Result<Runn
         store: store.clone(),
         max_body_bytes: config.max_body_bytes,
         slow_query_threshold: config.slow_query_threshold,
+        secure_cookies: config.secure_cookies,
     });
     let router = otlp_http::routes()
         .merge(crate::receivers::events_http::routes())
+        .merge(crate::ui::routes())
         .merge(crate::api::routes())
         .layer(tower_http::trace::TraceLayer::new_for_http())
         .with_state(state);

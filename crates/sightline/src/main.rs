@@ -1,5 +1,6 @@
 //! `sightline`: the single binary. `serve` runs the server on the embedded store; `project`
-//! and `key` administer projects and API keys; `bench` measures ingest throughput.
+//! and `key` administer projects and API keys; `user` administers dashboard users and their
+//! project memberships; `bench` measures ingest throughput.
 
 mod bench;
 
@@ -11,7 +12,7 @@ use anyhow::Context;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use sightline_server::auth::KeyScope;
 use sightline_server::exporters::otlp::{OtlpDestinationConfig, OtlpProtocol, OtlpSignals};
-use sightline_server::server::{FirstStart, ensure_default_project, open_store};
+use sightline_server::server::{FirstAdmin, FirstStart, ensure_default_project, ensure_first_admin, open_store};
 use sightline_server::{Config, start};
 
 /// Sightline: OpenTelemetry-native observability in one binary.
@@ -32,6 +33,9 @@ enum Command {
     /// Manage API keys.
     #[command(subcommand)]
     Key(KeyCommand),
+    /// Manage dashboard users and project memberships.
+    #[command(subcommand)]
+    User(UserCommand),
     /// Measure performance.
     #[command(subcommand)]
     Bench(bench::BenchCommand),
@@ -87,6 +91,9 @@ struct ServeArgs {
     /// Most MiB of requests waiting for the forwarding endpoint before new ones are not forwarded.
     #[arg(long, env = "SIGHTLINE_FORWARD_OTLP_MAX_QUEUE_MB", default_value_t = 512)]
     forward_otlp_max_queue_mb: u64,
+    /// Mark the dashboard session cookie Secure (HTTPS only): set it when a TLS proxy fronts Sightline.
+    #[arg(long, env = "SIGHTLINE_SECURE_COOKIES")]
+    secure_cookies: bool,
 }
 
 impl ServeArgs {
@@ -115,6 +122,43 @@ impl ServeArgs {
         destination.signals = signals;
         Ok(Some(destination))
     }
+}
+
+#[derive(Subcommand)]
+enum UserCommand {
+    /// Create a dashboard user; the password is read from standard input (one line).
+    Create {
+        /// E-mail address to sign in with.
+        #[arg(long)]
+        email: String,
+        /// Read the password from standard input (required: passwords never go on the command line).
+        #[arg(long, required = true)]
+        password_stdin: bool,
+        /// Also make the user a member of this project (slug or id); repeatable.
+        #[arg(long)]
+        project: Vec<String>,
+        #[command(flatten)]
+        data: DataDirArgs,
+    },
+    /// Make a user a member of a project: they then see it in the dashboard.
+    AddMember {
+        /// The user's e-mail address.
+        #[arg(long)]
+        email: String,
+        /// Project slug or id.
+        #[arg(long, default_value = "default")]
+        project: String,
+        #[command(flatten)]
+        data: DataDirArgs,
+    },
+    /// Set a user's password (read from standard input) and end their sessions.
+    SetPassword {
+        /// The user's e-mail address.
+        #[arg(long)]
+        email: String,
+        #[command(flatten)]
+        data: DataDirArgs,
+    },
 }
 
 #[derive(Subcommand)]
@@ -172,6 +216,7 @@ fn main() -> anyhow::Result<()> {
         Command::Serve(args) => runtime.block_on(serve(args)),
         Command::Project(command) => project(command),
         Command::Key(command) => key(command),
+        Command::User(command) => user(command),
         Command::Bench(command) => runtime.block_on(bench::run(command)),
     }
 }
@@ -192,6 +237,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         rollup_coarsen_after: Duration::from_secs(args.rollup_coarsen_hours.saturating_mul(3600)),
         forward_otlp: args.forward_otlp()?,
         forward_otlp_max_queue_bytes: args.forward_otlp_max_queue_mb.saturating_mul(1 << 20),
+        secure_cookies: args.secure_cookies,
         ..Config::default()
     };
     // Before anything is created on disk: a bad flag must not leave a half-made data directory.
@@ -199,6 +245,9 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let store = open_store(&config)?;
     if let Some(first) = ensure_default_project(store.as_ref())? {
         print_first_start(&first, &config);
+    }
+    if let Some(admin) = ensure_first_admin(store.as_ref())? {
+        print_first_admin(&admin, &config);
     }
     let server = start(config, store).await?;
     println!(
@@ -250,6 +299,76 @@ fn print_first_start(first: &FirstStart, config: &Config) {
         read = first.read_key.expose(),
         grpc_port = config.grpc_addr.port(),
     );
+}
+
+fn print_first_admin(admin: &FirstAdmin, config: &Config) {
+    println!(
+        "\nCreated the first dashboard user; this password is shown once.\n\n  \
+         sign in at: http://localhost:{port}/\n  e-mail:     {email}\n  password:   {password}\n\n\
+         Add people with: sightline user create --email someone@example.com --password-stdin --project default\n",
+        port = config.http_addr.port(),
+        email = admin.user.email,
+        password = admin.password.expose(),
+    );
+}
+
+/// Reads one line (the password) from standard input, without its line ending.
+fn read_password_line() -> anyhow::Result<sightline_server::users::Password> {
+    let mut line = String::new();
+    std::io::stdin().read_line(&mut line).context("reading the password from standard input")?;
+    let password = sightline_server::users::Password::new(line.trim_end_matches(['\r', '\n']));
+    password.validate()?;
+    Ok(password)
+}
+
+fn user(command: UserCommand) -> anyhow::Result<()> {
+    use sightline_server::users::{hash_password, normalize_email};
+    match command {
+        UserCommand::Create { email, password_stdin: _, project, data } => {
+            let email = normalize_email(&email)?;
+            let password = read_password_line()?;
+            let store = open_store(&config_for(&data))?;
+            let mut projects = Vec::new();
+            for wanted in &project {
+                projects.push(
+                    store
+                        .find_project(wanted)?
+                        .with_context(|| format!("no project {wanted:?}; list them with 'sightline project list'"))?,
+                );
+            }
+            let user = store.create_user(&email, &hash_password(&password)?)?;
+            for found in &projects {
+                store.add_membership(user.id, found.id)?;
+            }
+            let names: Vec<&str> = projects.iter().map(|found| found.slug.as_str()).collect();
+            println!(
+                "Created user {} (id {}); member of: {}",
+                user.email,
+                user.id,
+                if names.is_empty() { "no project yet".into() } else { names.join(", ") }
+            );
+        }
+        UserCommand::AddMember { email, project, data } => {
+            let email = normalize_email(&email)?;
+            let store = open_store(&config_for(&data))?;
+            let credentials = store
+                .find_user_credentials(&email)?
+                .with_context(|| format!("no user {email:?}; create one with 'sightline user create'"))?;
+            let found = store
+                .find_project(&project)?
+                .with_context(|| format!("no project {project:?}; list them with 'sightline project list'"))?;
+            store.add_membership(credentials.user.id, found.id)?;
+            println!("{} is a member of '{}'.", credentials.user.email, found.slug);
+        }
+        UserCommand::SetPassword { email, data } => {
+            let email = normalize_email(&email)?;
+            let password = read_password_line()?;
+            let store = open_store(&config_for(&data))?;
+            store.set_user_password(&email, &hash_password(&password)?)?;
+            println!("Password of {email} changed; their sessions are ended.");
+        }
+    }
+    Ok(())
 }
 
 fn project(command: ProjectCommand) -> anyhow::Result<()> {

@@ -90,7 +90,7 @@ fn judge_windows(windows: &[WindowCounts; 2], thresholds: &HealthThresholds) -> 
 type ServiceWindows<'a> = ([WindowCounts; 2], BTreeMap<&'a str, ((&'a str, &'a str), [WindowCounts; 2])>);
 
 /// Health of every service and endpoint from the last hour's rollups.
-fn health_body(
+pub(crate) fn health_body(
     rollups: &[EndpointRollup],
     thresholds: &HealthThresholds,
     now_unix_nano: u64,

@@ -37,7 +37,7 @@ pub(super) fn routes() -> Router<Arc<AppState>> {
 
 use crate::clock::now_unix_nano;
 
-fn parse_issue_query(params: &QueryParams) -> Result<IssueQuery, ApiError> {
+pub(crate) fn parse_issue_query(params: &QueryParams) -> Result<IssueQuery, ApiError> {
     const KNOWN: [&str; 13] = [
         "status",
         "service",

@@ -7,13 +7,13 @@ mod analytics;
 mod databases;
 mod event_stats;
 mod events;
-mod health;
-mod issues;
+pub(crate) mod health;
+pub(crate) mod issues;
 mod journeys;
 mod logs;
 mod metrics;
-mod params;
-mod performance;
+pub(crate) mod params;
+pub(crate) mod performance;
 mod prometheus_view;
 mod series;
 mod service_map;
@@ -23,7 +23,7 @@ mod sourcemaps;
 mod system;
 #[cfg(test)]
 mod tests;
-mod traces;
+pub(crate) mod traces;
 mod web_vitals;
 
 use std::sync::Arc;

@@ -9,21 +9,21 @@ use axum::extract::{Path, Query};
 use super::{ApiError, parse_param};
 
 /// Query parameters as a map (a repeated name keeps its last value).
-pub(super) type QueryParams = HashMap<String, String>;
+pub(crate) type QueryParams = HashMap<String, String>;
 
 /// The extracted query string, or a JSON 400 saying why it could not be read.
-pub(super) fn query_params(extracted: Result<Query<QueryParams>, QueryRejection>) -> Result<QueryParams, ApiError> {
+pub(crate) fn query_params(extracted: Result<Query<QueryParams>, QueryRejection>) -> Result<QueryParams, ApiError> {
     extracted.map(|Query(params)| params).map_err(|rejection| ApiError::invalid(rejection.body_text()))
 }
 
 /// The extracted path parameters, or a JSON 400 saying why they could not be read.
-pub(super) fn path_params<T>(extracted: Result<Path<T>, PathRejection>) -> Result<T, ApiError> {
+pub(crate) fn path_params<T>(extracted: Result<Path<T>, PathRejection>) -> Result<T, ApiError> {
     extracted.map(|Path(params)| params).map_err(|rejection| ApiError::invalid(rejection.body_text()))
 }
 
 /// Refuses parameters the endpoint does not know, so a typo (`servce=`) is reported instead of
 /// silently returning unfiltered data. Names starting with `known_prefix` are accepted.
-pub(super) fn reject_unknown_params(
+pub(crate) fn reject_unknown_params(
     params: &QueryParams,
     known: &[&str],
     known_prefix: Option<&str>,
@@ -46,7 +46,7 @@ pub(super) fn reject_unknown_params(
 }
 
 /// The `limit` parameter: `default_limit` when absent, an error outside `1..=max_limit`.
-pub(super) fn parse_limit(params: &QueryParams, default_limit: usize, max_limit: usize) -> Result<usize, ApiError> {
+pub(crate) fn parse_limit(params: &QueryParams, default_limit: usize, max_limit: usize) -> Result<usize, ApiError> {
     let limit = parse_param::<usize>("limit", params.get("limit"))?.unwrap_or(default_limit);
     if limit == 0 || limit > max_limit {
         return Err(ApiError::invalid(format!("limit must be between 1 and {max_limit}, got {limit}")));
@@ -56,7 +56,7 @@ pub(super) fn parse_limit(params: &QueryParams, default_limit: usize, max_limit:
 
 /// The `timeRange` parameter (`30m`, `24h`, `7d`, ... at most 90 days; `default` when absent or
 /// empty) in ns; 400 naming the parameter when it does not parse.
-pub(super) fn time_range_param(params: &QueryParams, default: &str) -> Result<u64, ApiError> {
+pub(crate) fn time_range_param(params: &QueryParams, default: &str) -> Result<u64, ApiError> {
     let text = params.get("timeRange").filter(|text| !text.is_empty()).map_or(default, String::as_str);
     super::issues::parse_time_range(text)
         .ok_or_else(|| ApiError::invalid(format!("timeRange={text:?}: use e.g. 30m, 24h or 7d (at most 90d)")))

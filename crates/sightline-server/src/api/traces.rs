@@ -314,7 +314,7 @@ async fn get_trace(
 
 /// `status=` of a trace search.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum StatusFilter {
+pub(crate) enum StatusFilter {
     Any,
     Error,
     Ok,
@@ -322,12 +322,12 @@ enum StatusFilter {
 
 /// A parsed trace search.
 #[derive(Debug, Clone)]
-struct TraceSearch {
-    query: TraceQuery,
-    status: StatusFilter,
+pub(crate) struct TraceSearch {
+    pub(crate) query: TraceQuery,
+    pub(crate) status: StatusFilter,
 }
 
-fn parse_trace_search(params: &QueryParams) -> Result<TraceSearch, ApiError> {
+pub(crate) fn parse_trace_search(params: &QueryParams) -> Result<TraceSearch, ApiError> {
     const KNOWN: [&str; 8] = ["service", "operation", "status", "min_duration_ms", "from", "to", "limit", "cursor"];
     reject_unknown_params(params, &KNOWN, Some(ATTRIBUTE_PARAM_PREFIX))?;
     let non_empty = |name: &str| params.get(name).filter(|value| !value.is_empty()).cloned();

@@ -16,6 +16,7 @@ pub mod sessions;
 pub mod sourcemaps;
 pub mod sqlite;
 mod types;
+pub mod users;
 
 pub use types::*;
 
@@ -99,6 +100,26 @@ pub trait Store: Send + Sync + 'static {
     -> StoreResult<(ApiKeySecret, ApiKeyRecord)>;
     /// Looks a key up by its hash; revoked keys are not found.
     fn find_api_key(&self, key: &ApiKeySecret) -> StoreResult<Option<ApiKeyRecord>>;
+
+    /// Creates a dashboard user with a normalized e-mail and an Argon2id PHC hash
+    /// ([`crate::users::hash_password`]); `Conflict` when the e-mail is taken.
+    fn create_user(&self, email: &str, password_hash: &str) -> StoreResult<users::User>;
+    /// Replaces a user's password hash and ends their sessions; `NotFound` for an unknown e-mail.
+    fn set_user_password(&self, email: &str, password_hash: &str) -> StoreResult<()>;
+    /// The user with this (normalized) e-mail and their password hash.
+    fn find_user_credentials(&self, email: &str) -> StoreResult<Option<users::UserCredentials>>;
+    /// How many dashboard users exist (0 before the first admin).
+    fn count_users(&self) -> StoreResult<u64>;
+    /// Makes a user a member of a project (idempotent); `NotFound` for an unknown user or project.
+    fn add_membership(&self, user_id: i64, project_id: i64) -> StoreResult<()>;
+    /// The projects a user is a member of, oldest first: all the dashboard shows them.
+    fn user_projects(&self, user_id: i64) -> StoreResult<Vec<Project>>;
+    /// Stores a signed-in session by the SHA-256 of its token, valid until `expires_at_unix_ms`.
+    fn create_ui_session(&self, user_id: i64, token_hash: &[u8; 32], expires_at_unix_ms: i64) -> StoreResult<()>;
+    /// The unexpired session whose token hashes to `token_hash`.
+    fn find_ui_session(&self, token_hash: &[u8; 32]) -> StoreResult<Option<users::UiSession>>;
+    /// Ends a session (sign-out); an unknown one is not an error.
+    fn delete_ui_session(&self, token_hash: &[u8; 32]) -> StoreResult<()>;
 
     /// Commits every batch in one transaction: all or nothing.
     fn commit(&self, batches: &[WriteBatch]) -> StoreResult<()>;

@@ -534,6 +534,28 @@ const MIGRATIONS: &[&str] = &[
     );
     CREATE INDEX otlp_dead_letters_by_destination ON otlp_dead_letters (destination, id);
     "#,
+    // 14: dashboard users (Argon2id PHC password hashes), their project memberships and their
+    // signed-in sessions. Only a session token's SHA-256 is stored, as for API keys.
+    r#"
+    CREATE TABLE users (
+        id INTEGER PRIMARY KEY,
+        email TEXT NOT NULL UNIQUE,
+        password_hash TEXT NOT NULL,
+        created_at_unix_ms INTEGER NOT NULL
+    );
+    CREATE TABLE memberships (
+        user_id INTEGER NOT NULL REFERENCES users(id),
+        project_id INTEGER NOT NULL REFERENCES projects(id),
+        created_at_unix_ms INTEGER NOT NULL,
+        PRIMARY KEY (user_id, project_id)
+    ) WITHOUT ROWID;
+    CREATE TABLE ui_sessions (
+        token_hash BLOB PRIMARY KEY,
+        user_id INTEGER NOT NULL REFERENCES users(id),
+        created_at_unix_ms INTEGER NOT NULL,
+        expires_at_unix_ms INTEGER NOT NULL
+    ) WITHOUT ROWID;
+    "#,
 ];
 
 /// Applies every migration newer than the database's `user_version`, each in its own

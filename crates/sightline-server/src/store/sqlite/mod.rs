@@ -17,6 +17,7 @@ mod service_map;
 mod sessions_read;
 mod sessions_write;
 mod sourcemaps;
+mod users;
 mod write;
 
 use std::path::Path;
@@ -283,6 +284,42 @@ impl Store for SqliteStore {
             let record = ApiKeyRecord { id: connection.last_insert_rowid(), project_id, scope, prefix, name: name.to_owned() };
             Ok((secret, record))
         })
+    }
+
+    fn create_user(&self, email: &str, password_hash: &str) -> StoreResult<super::users::User> {
+        self.with_writer(|writer| users::create_user(writer.connection(), email, password_hash))
+    }
+
+    fn set_user_password(&self, email: &str, password_hash: &str) -> StoreResult<()> {
+        self.with_writer(|writer| users::set_password(writer.connection(), email, password_hash))
+    }
+
+    fn find_user_credentials(&self, email: &str) -> StoreResult<Option<super::users::UserCredentials>> {
+        users::find_credentials(&*self.reader()?, email)
+    }
+
+    fn count_users(&self) -> StoreResult<u64> {
+        users::count_users(&*self.reader()?)
+    }
+
+    fn add_membership(&self, user_id: i64, project_id: i64) -> StoreResult<()> {
+        self.with_writer(|writer| users::add_membership(writer.connection(), user_id, project_id))
+    }
+
+    fn user_projects(&self, user_id: i64) -> StoreResult<Vec<Project>> {
+        users::user_projects(&*self.reader()?, user_id)
+    }
+
+    fn create_ui_session(&self, user_id: i64, token_hash: &[u8; 32], expires_at_unix_ms: i64) -> StoreResult<()> {
+        self.with_writer(|writer| users::create_session(writer.connection(), user_id, token_hash, expires_at_unix_ms))
+    }
+
+    fn find_ui_session(&self, token_hash: &[u8; 32]) -> StoreResult<Option<super::users::UiSession>> {
+        users::find_session(&*self.reader()?, token_hash)
+    }
+
+    fn delete_ui_session(&self, token_hash: &[u8; 32]) -> StoreResult<()> {
+        self.with_writer(|writer| users::delete_session(writer.connection(), token_hash))
     }
 
     fn find_api_key(&self, key: &ApiKeySecret) -> StoreResult<Option<ApiKeyRecord>> {

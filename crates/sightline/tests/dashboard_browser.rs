@@ -1,0 +1,221 @@
+//! The dashboard in a real headless Chromium driven over WebDriver (chromedriver, fantoccini):
+//! sign in, read the overview, open an issue from the list and resolve it, follow the issue to its
+//! trace and open spans of the waterfall (with the keyboard too), and switch project keeping the
+//! page. The server runs in-process on an ephemeral port with real OpenTelemetry SDK traffic.
+//! Screenshots of each main page go to `<target>/tmp/ui-screenshots/`.
+//!
+//! Needs Debian's `chromium` and `chromium-driver` (`.ci/run` installs them when missing).
+
+#![allow(clippy::unwrap_used)]
+// A failed step should stop the test where it failed.
+// The children are killed and waited for in `Drop`, which clippy does not follow.
+#![allow(clippy::zombie_processes)]
+
+mod common;
+
+use std::net::TcpListener;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::TestServer;
+use common::dashboard::{create_user, send_checkout_trace};
+use fantoccini::{Client, ClientBuilder, Locator};
+
+const CHROMEDRIVER: &str = "/usr/bin/chromedriver";
+const CHROMIUM: &str = "/usr/bin/chromium";
+const EMAIL: &str = "alice@example.com";
+const PASSWORD: &str = "correct horse battery staple";
+/// Longest wait for a page to show what a test expects.
+const PAGE_DEADLINE: Duration = Duration::from_secs(20);
+
+/// chromedriver on an ephemeral loopback port; killed on drop.
+struct ChromeDriver {
+    child: Child,
+    url: String,
+}
+
+impl ChromeDriver {
+    async fn start() -> Self {
+        assert!(
+            std::path::Path::new(CHROMEDRIVER).exists() && std::path::Path::new(CHROMIUM).exists(),
+            "the browser tests need {CHROMIUM} and {CHROMEDRIVER}: apt-get install -y chromium chromium-driver"
+        );
+        // Ask the OS for a free port, then hand it to chromedriver (it has no "port 0" mode).
+        let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let child = Command::new(CHROMEDRIVER)
+            .arg(format!("--port={port}"))
+            .arg("--allowed-ips=127.0.0.1")
+            // Times must show in the viewer's zone, not UTC: give the browser a zone of its own.
+            .env("TZ", "Asia/Tokyo")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("chromedriver starts");
+        let driver = Self { child, url: format!("http://127.0.0.1:{port}") };
+        let deadline = Instant::now() + Duration::from_secs(30);
+        let http = reqwest::Client::new();
+        loop {
+            if let Ok(response) = http.get(format!("{}/status", driver.url)).send().await
+                && response.status().is_success()
+            {
+                break;
+            }
+            assert!(Instant::now() < deadline, "chromedriver did not answer on {}", driver.url);
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        driver
+    }
+
+    async fn browser(&self) -> Client {
+        let capabilities = serde_json::json!({
+            "goog:chromeOptions": {
+                "binary": CHROMIUM,
+                "args": ["--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--disable-gpu", "--window-size=1280,1100"]
+            }
+        });
+        let serde_json::Value::Object(capabilities) = capabilities else { unreachable!() };
+        ClientBuilder::new(hyper_util::client::legacy::connect::HttpConnector::new())
+            .capabilities(capabilities)
+            .connect(&self.url)
+            .await
+            .expect("a Chromium session")
+    }
+}
+
+impl Drop for ChromeDriver {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Waits until the page's visible text contains every needle; returns the text.
+async fn wait_for_text(browser: &Client, needles: &[&str]) -> String {
+    let deadline = Instant::now() + PAGE_DEADLINE;
+    loop {
+        let text = match browser.find(Locator::Css("body")).await {
+            Ok(body) => body.text().await.unwrap_or_default(),
+            Err(_) => String::new(),
+        };
+        if needles.iter().all(|needle| text.contains(needle)) {
+            return text;
+        }
+        assert!(Instant::now() < deadline, "the page never showed {needles:?}; it shows:\n{text}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+fn screenshot_dir() -> PathBuf {
+    let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("ui-screenshots");
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+async fn screenshot(browser: &Client, name: &str) {
+    let png = browser.screenshot().await.unwrap();
+    assert!(png.starts_with(b"\x89PNG"), "a PNG screenshot");
+    std::fs::write(screenshot_dir().join(format!("{name}.png")), png).unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sign_in_resolve_an_issue_and_read_its_trace_in_chromium() {
+    let server = TestServer::start().await;
+    let store = server.server.as_ref().unwrap().store.clone();
+    store.create_project("Mobile").unwrap();
+    create_user(&server, EMAIL, PASSWORD, &["default", "mobile"]);
+    let trace_id = send_checkout_trace(&server, &server.ingest_key.clone(), "checkout-api").await;
+    let base = server.http_base();
+    let driver = ChromeDriver::start().await;
+    let browser = driver.browser().await;
+
+    // Any page sends a stranger to the sign-in form, which brings them back after.
+    browser.goto(&format!("{base}/p/default/issues")).await.unwrap();
+    wait_for_text(&browser, &["Sign in to Sightline", "E-mail", "Password"]).await;
+    assert_eq!(browser.current_url().await.unwrap().path(), "/login");
+    screenshot(&browser, "sign-in").await;
+    browser.find(Locator::Id("email")).await.unwrap().send_keys(EMAIL).await.unwrap();
+    browser.find(Locator::Id("password")).await.unwrap().send_keys(PASSWORD).await.unwrap();
+    browser.find(Locator::Css("form.stacked button[type=submit]")).await.unwrap().click().await.unwrap();
+    let list = wait_for_text(&browser, &["Errors", "json.decoder.JSONDecodeError: Expecting value", EMAIL]).await;
+    assert!(list.contains("Resolve selected"), "{list}");
+    assert_eq!(browser.current_url().await.unwrap().path(), "/p/default/issues");
+    screenshot(&browser, "issues").await;
+
+    // The overview lists both projects with their figures.
+    browser.find(Locator::LinkText("Overview")).await.unwrap().click().await.unwrap();
+    let overview = wait_for_text(&browser, &["Overview", "Mobile", "Open issues", "Service health"]).await;
+    assert!(overview.contains("checkout-api"), "the service appears under its health: {overview}");
+    screenshot(&browser, "overview").await;
+
+    // Filters live in the URL: a text filter that matches nothing, then one that matches.
+    browser.goto(&format!("{base}/p/default/issues?q=no-such-error")).await.unwrap();
+    wait_for_text(&browser, &["No issues match these filters."]).await;
+    browser.goto(&format!("{base}/p/default/issues?q=JSONDecode&status=unresolved")).await.unwrap();
+    wait_for_text(&browser, &["JSONDecodeError"]).await;
+    let filter = browser.find(Locator::Css("input[name=q]")).await.unwrap();
+    assert_eq!(filter.prop("value").await.unwrap().as_deref(), Some("JSONDecode"), "the form shows the URL's filter");
+
+    // The issue page: stack trace innermost first with in-app frames marked, times in the
+    // viewer's zone, then resolve it.
+    browser.find(Locator::Css("table.issues td a")).await.unwrap().click().await.unwrap();
+    let issue =
+        wait_for_text(&browser, &["Stack trace", "charge_card", "place_order", "raw_decode", "Occurrences", "Tags"])
+            .await;
+    let in_app = browser.find_all(Locator::Css("li.frame.in-app")).await.unwrap();
+    let frames = browser.find_all(Locator::Css("li.frame")).await.unwrap();
+    assert_eq!((in_app.len(), frames.len()), (2, 4), "the two /srv/app frames are in-app, the stdlib ones not");
+    assert!(frames[0].text().await.unwrap().contains("raw_decode"), "innermost frame first");
+    let shown_time = browser.find(Locator::Css("time")).await.unwrap().text().await.unwrap();
+    assert!(!shown_time.contains("UTC"), "the script shows times in the viewer's zone: {shown_time:?}");
+    assert!(issue.contains("production") && issue.contains("2.4.1"), "tags: {issue}");
+    screenshot(&browser, "issue").await;
+    browser.find(Locator::Css("form.actions button[value=resolved]")).await.unwrap().click().await.unwrap();
+    let resolved = wait_for_text(&browser, &["Reopen", "Status history", EMAIL]).await;
+    assert!(resolved.contains("resolved"), "{resolved}");
+    screenshot(&browser, "issue-resolved").await;
+    let project = store.find_project("default").unwrap().unwrap();
+    let issues = store
+        .list_issues(project.id, &sightline_server::store::errors::IssueQuery { limit: 5, ..Default::default() })
+        .unwrap();
+    assert_eq!(issues.items[0].status.as_str(), "resolved", "the button changed the stored issue");
+
+    // From the event to its trace: the waterfall with errors and the critical path.
+    browser.find(Locator::Css("ul.links a[href*='/traces/']")).await.unwrap().click().await.unwrap();
+    let waterfall = wait_for_text(&browser, &["POST /checkout", "SELECT orders", "charge_card", "critical path"]).await;
+    assert!(waterfall.contains(&trace_id), "{waterfall}");
+    let error_rows = browser.find_all(Locator::Css("details.span.error")).await.unwrap();
+    assert_eq!(error_rows.len(), 2, "the root and charge_card failed");
+    let critical = browser.find_all(Locator::Css("details.span.critical")).await.unwrap();
+    assert_eq!(critical.len(), 3, "root, then charge_card, then the query before it");
+    // Open the failing span with the mouse and the database span with the keyboard.
+    let charge = browser
+        .find(Locator::XPath("//details[contains(@class,'span')]/summary[contains(., 'charge_card')]"))
+        .await
+        .unwrap();
+    charge.click().await.unwrap();
+    wait_for_text(&browser, &["exception", "payment provider answered garbage", "exception.stacktrace"]).await;
+    let query = browser
+        .find(Locator::XPath("//details[contains(@class,'span')]/summary[contains(., 'SELECT orders')]"))
+        .await
+        .unwrap();
+    query.send_keys("\u{E007}").await.unwrap();
+    wait_for_text(&browser, &["db.query.text", "SELECT * FROM orders WHERE id = $1"]).await;
+    screenshot(&browser, "trace").await;
+
+    // The trace list, then the switcher: another project, same section.
+    browser.find(Locator::LinkText("Traces")).await.unwrap().click().await.unwrap();
+    wait_for_text(&browser, &["checkout-api: POST /checkout", "Search"]).await;
+    screenshot(&browser, "traces").await;
+    browser.find(Locator::Id("project-switcher")).await.unwrap().select_by_value("mobile").await.unwrap();
+    browser.find(Locator::Css("form.switcher button")).await.unwrap().click().await.unwrap();
+    wait_for_text(&browser, &["No traces match."]).await;
+    assert_eq!(browser.current_url().await.unwrap().path(), "/p/mobile/traces");
+
+    // Sign out: the pages are closed again.
+    browser.find(Locator::Css("form.signout button")).await.unwrap().click().await.unwrap();
+    wait_for_text(&browser, &["Sign in to Sightline"]).await;
+    browser.goto(&format!("{base}/")).await.unwrap();
+    wait_for_text(&browser, &["Sign in to Sightline"]).await;
+    browser.close().await.unwrap();
+}
