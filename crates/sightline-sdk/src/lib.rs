@@ -1,0 +1,11 @@
+//! Sightline instrumentation for Rust services: session-aware tower middleware, propagators,
+//! a batching product-event client, `#[traced]`, log correlation and one-call setup.
+//!
+//! Built on the official `opentelemetry` / `opentelemetry_sdk` / `tracing-opentelemetry`
+//! crates: spans are `tracing` spans exported through OTLP, so everything else in the
+//! `tracing` ecosystem nests under the middleware's server span. See the crate README.
+
+pub mod context;
+pub mod propagation;
+
+pub use context::{RequestIdentity, current_context};
