@@ -9,3 +9,6 @@ pub mod context;
 pub mod propagation;
 
 pub use context::{RequestIdentity, current_context};
+pub mod middleware;
+
+pub use middleware::SightlineLayer;
