@@ -12,3 +12,8 @@ pub use context::{RequestIdentity, current_context};
 pub mod middleware;
 
 pub use middleware::SightlineLayer;
+pub mod events;
+pub mod secret;
+
+pub use events::{Event, EventClient, EventClientConfig, error, journey_step, track};
+pub use secret::ApiKey;

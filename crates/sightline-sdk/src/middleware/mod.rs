@@ -255,3 +255,8 @@ where
 
 #[cfg(test)]
 mod tests;
+
+/// Records an `exception` event and status ERROR on the current `tracing` span.
+pub(crate) fn record_exception_on_current_span(exception_type: &str, message: &str) {
+    future::record_exception(&tracing::Span::current(), exception_type, message);
+}
