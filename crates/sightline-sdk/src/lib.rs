@@ -17,3 +17,16 @@ pub mod secret;
 
 pub use events::{Event, EventClient, EventClientConfig, error, journey_step, track};
 pub use secret::ApiKey;
+
+pub use sightline_macros::traced;
+
+/// Support for the `#[traced]` expansion; not a public API.
+#[doc(hidden)]
+pub mod __private {
+    pub use tracing;
+
+    /// Records `error` (its `Display` text and Rust type) as an `exception` with status ERROR.
+    pub fn record_error<E: std::fmt::Display + ?Sized>(span: &tracing::Span, error: &E) {
+        crate::middleware::record_exception(span, std::any::type_name::<E>(), &error.to_string());
+    }
+}

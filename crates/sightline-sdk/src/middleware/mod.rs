@@ -35,6 +35,7 @@ use tracing::field::Empty;
 use tracing_opentelemetry::OpenTelemetrySpanExt;
 
 pub use future::ResponseFuture;
+pub(crate) use future::record_exception;
 
 use crate::context::{
     REQUEST_ID_HEADER, REQUEST_ID_KEY, RequestIdentity, SESSION_ID_HEADER, SESSION_ID_KEY, USER_ID_HEADER,
