@@ -30,3 +30,7 @@ pub mod __private {
         crate::middleware::record_exception(span, std::any::type_name::<E>(), &error.to_string());
     }
 }
+pub mod init;
+pub mod logs;
+
+pub use init::{Sampling, SightlineBuilder, SightlineGuard, builder, init};
