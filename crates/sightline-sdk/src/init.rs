@@ -480,23 +480,26 @@ impl SightlineGuard {
 }
 
 impl Drop for SightlineGuard {
+    /// One deadline for everything: a dead endpoint costs at most `shutdown_timeout` in total.
     fn drop(&mut self) {
+        let deadline = std::time::Instant::now() + self.shutdown_timeout;
+        let remaining = || deadline.saturating_duration_since(std::time::Instant::now());
         if self.uninstall_global_events {
             crate::events::set_global(None);
         }
         if let Some(events) = self.events.take()
-            && let Err(error) = events.shutdown(self.shutdown_timeout)
+            && let Err(error) = events.shutdown(remaining())
         {
             tracing::warn!(%error, "Events not all delivered at shutdown");
         }
         if let Some(provider) = self.tracer_provider.take() {
-            let _ = provider.shutdown_with_timeout(self.shutdown_timeout);
+            let _ = provider.shutdown_with_timeout(remaining());
         }
         if let Some(provider) = self.logger_provider.take() {
-            let _ = provider.shutdown_with_timeout(self.shutdown_timeout);
+            let _ = provider.shutdown_with_timeout(remaining());
         }
         if let Some(provider) = self.meter_provider.take() {
-            let _ = provider.shutdown_with_timeout(self.shutdown_timeout);
+            let _ = provider.shutdown_with_timeout(remaining());
         }
     }
 }

@@ -34,3 +34,4 @@ pub mod init;
 pub mod logs;
 
 pub use init::{Sampling, SightlineBuilder, SightlineGuard, builder, init};
+pub mod http_client;
