@@ -261,3 +261,6 @@ mod tests;
 pub(crate) fn record_exception_on_current_span(exception_type: &str, message: &str) {
     future::record_exception(&tracing::Span::current(), exception_type, message);
 }
+
+#[cfg(test)]
+mod tower_tests;
