@@ -513,12 +513,12 @@ mod tests {
         assert_eq!(Sampling::parse("parentbased_traceidratio", Some("0.25")).expect("valid"), Sampling::ParentBased(Box::new(Sampling::TraceIdRatio(0.25))));
         assert_eq!(Sampling::parse("traceidratio", None).expect("valid"), Sampling::TraceIdRatio(1.0));
         assert!(Sampling::parse("traceidratio", Some("2")).is_err());
-        assert!(Sampling::parse("sometimes", None).unwrap_err().to_string().contains("unknown sampler"));
+        assert!(Sampling::parse("sometimes", None).expect_err("unknown").to_string().contains("unknown sampler"));
     }
 
     #[test]
     fn building_without_an_endpoint_says_what_to_set() {
-        let error = builder().build().unwrap_err();
+        let error = builder().build().expect_err("no endpoint");
         assert!(error.to_string().contains("SIGHTLINE_ENDPOINT"), "{error}");
     }
 }

@@ -32,6 +32,9 @@ pub enum ConfigError {
     /// The endpoint is not an http(s) URL.
     #[error("event endpoint {0:?} is not an http:// or https:// URL")]
     InvalidEndpoint(String),
+    /// The worker thread or its runtime could not be started.
+    #[error("cannot start the event worker: {0}")]
+    Worker(String),
     /// A number out of range.
     #[error("{field} must be {expected}, got {value}")]
     OutOfRange {
@@ -181,10 +184,10 @@ mod tests {
 
     #[test]
     fn bad_settings_are_refused_with_a_reason() {
-        assert_eq!(from(&[]).unwrap_err(), ConfigError::MissingEndpoint);
+        assert_eq!(from(&[]).expect_err("no endpoint"), ConfigError::MissingEndpoint);
         assert!(matches!(from(&[("SIGHTLINE_ENDPOINT", "localhost:4318")]), Err(ConfigError::InvalidEndpoint(_))));
         let mut config = EventClientConfig::new("http://localhost:4318");
         config.batch_size = 1001;
-        assert!(config.validate().unwrap_err().to_string().contains("batch_size must be 1..=1000"));
+        assert!(config.validate().expect_err("too large").to_string().contains("batch_size must be 1..=1000"));
     }
 }

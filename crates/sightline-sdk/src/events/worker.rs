@@ -41,17 +41,17 @@ pub(crate) fn spawn(
     let http = reqwest::Client::builder()
         .timeout(config.request_timeout)
         .build()
-        .map_err(|error| ConfigError::InvalidEndpoint(format!("{}: {error}", config.endpoint)))?;
+        .map_err(|error| ConfigError::Worker(format!("HTTP client: {error}")))?;
     let worker =
         Worker { url: config.events_url(), config, http, counters, fallback_session_id: fallback_session_id.clone() };
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
-        .map_err(|error| ConfigError::InvalidEndpoint(format!("cannot start the event worker runtime: {error}")))?;
+        .map_err(|error| ConfigError::Worker(format!("runtime: {error}")))?;
     std::thread::Builder::new()
         .name("sightline-events".into())
         .spawn(move || runtime.block_on(worker.run(queue, control)))
-        .map_err(|error| ConfigError::InvalidEndpoint(format!("cannot start the event worker thread: {error}")))?;
+        .map_err(|error| ConfigError::Worker(format!("thread: {error}")))?;
     Ok(fallback_session_id)
 }
 
