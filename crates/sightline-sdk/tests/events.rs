@@ -175,3 +175,18 @@ async fn a_dead_endpoint_costs_at_most_the_deadline_and_a_full_queue_never_block
     let elapsed = started.elapsed();
     assert!(elapsed < deadline + Duration::from_millis(300), "shutdown took {elapsed:?} for a {deadline:?} deadline");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dropping_every_handle_still_delivers_what_was_queued() {
+    let (endpoint, _requests, delivered) = flaky_receiver(0).await;
+    let client = EventClient::new(EventClientConfig::new(endpoint).with_api_key("k1")).expect("client");
+    for _ in 0..3 {
+        client.track(Event::custom("before-drop"));
+    }
+    drop(client);
+    eventually(Duration::from_secs(10), "3 events delivered after the drop", || {
+        let delivered = delivered.clone();
+        async move { (delivered.load(Ordering::SeqCst) == 3).then_some(()) }
+    })
+    .await;
+}

@@ -99,6 +99,9 @@ impl Worker {
         let mut ticker = tokio::time::interval(self.config.flush_interval);
         ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         ticker.tick().await;
+        // Every handle holds both senders, so the control channel closes only together with the
+        // queue; the flag keeps a closed control channel from being polled in a loop meanwhile.
+        let mut control_open = true;
         loop {
             tokio::select! {
                 received = queue.recv() => match received {
@@ -121,8 +124,11 @@ impl Worker {
                         self.deliver(std::mem::take(&mut batch), None).await;
                     }
                 }
-                request = control.recv() => {
-                    let Some(request) = request else { continue };
+                request = control.recv(), if control_open => {
+                    let Some(request) = request else {
+                        control_open = false;
+                        continue;
+                    };
                     if request.stop {
                         queue.close();
                     }

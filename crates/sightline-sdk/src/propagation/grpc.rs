@@ -101,4 +101,30 @@ mod tests {
         assert_eq!(extracted.baggage().get("session.id").map(|value| value.as_str().to_owned()).as_deref(), Some("sess-1"));
         assert!(MetadataExtractor(&metadata).keys().contains(&"traceparent"));
     }
+
+    #[test]
+    fn the_interceptor_injects_the_current_context_and_session() {
+        crate::propagation::install(&Propagation::DEFAULT);
+        let span_context = SpanContext::new(
+            TraceId::from_hex("4bf92f3577b34da6a3ce929d0e0e4736").expect("hex"),
+            SpanId::from_hex("00f067aa0ba902b7").expect("hex"),
+            TraceFlags::SAMPLED,
+            true,
+            TraceState::default(),
+        );
+        let cx = Context::new()
+            .with_remote_span_context(span_context)
+            .with_baggage([KeyValue::new("session.id", "sess-grpc"), KeyValue::new("user.id", "u-2")]);
+        let request = {
+            let _attached = cx.attach();
+            interceptor(tonic::Request::new(())).expect("never fails")
+        };
+        let metadata = request.metadata();
+        let text = |key: &str| metadata.get(key).and_then(|value| value.to_str().ok()).map(str::to_owned);
+        assert_eq!(text("traceparent").as_deref(), Some("00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"));
+        assert_eq!(text("x-session-id").as_deref(), Some("sess-grpc"));
+        assert_eq!(text("x-user-id").as_deref(), Some("u-2"));
+        let extracted = extract(metadata);
+        assert_eq!(extracted.span().span_context().span_id().to_string(), "00f067aa0ba902b7");
+    }
 }
