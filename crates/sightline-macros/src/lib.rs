@@ -55,7 +55,10 @@ impl Parse for Options {
                     }
                     input.parse::<Token![=]>()?;
                     let name: LitStr = input.parse().map_err(|error| {
-                        syn::Error::new(error.span(), "`name` takes a string literal: #[traced(name = \"orders.create\")]")
+                        syn::Error::new(
+                            error.span(),
+                            "`name` takes a string literal: #[traced(name = \"orders.create\")]",
+                        )
                     })?;
                     if name.value().trim().is_empty() {
                         return Err(syn::Error::new(name.span(), "the span name cannot be empty"));
@@ -67,7 +70,9 @@ impl Parse for Options {
                 other => {
                     return Err(syn::Error::new(
                         key.span(),
-                        format!("unknown #[traced] option `{other}`: use name = \"...\", record(args...) or skip(args...)"),
+                        format!(
+                            "unknown #[traced] option `{other}`: use name = \"...\", record(args...) or skip(args...)"
+                        ),
                     ));
                 }
             }
@@ -114,7 +119,10 @@ fn expand(options: Options, function: ItemFn) -> syn::Result<TokenStream2> {
         if !arguments.iter().any(|argument| argument == named) {
             return Err(syn::Error::new(
                 named.span(),
-                format!("`{named}` is not an argument of `{}` (only plain named arguments can be recorded)", function.sig.ident),
+                format!(
+                    "`{named}` is not an argument of `{}` (only plain named arguments can be recorded)",
+                    function.sig.ident
+                ),
             ));
         }
     }

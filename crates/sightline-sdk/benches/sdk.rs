@@ -20,7 +20,9 @@ use criterion::Criterion;
 use hdrhistogram::Histogram;
 use opentelemetry::baggage::BaggageExt;
 use opentelemetry::metrics::MeterProvider as _;
-use opentelemetry::trace::{SpanContext, SpanId, TraceContextExt, TraceFlags, TraceId, TraceState, TracerProvider as _};
+use opentelemetry::trace::{
+    SpanContext, SpanId, TraceContextExt, TraceFlags, TraceId, TraceState, TracerProvider as _,
+};
 use opentelemetry::{Context, KeyValue};
 use opentelemetry_sdk::error::OTelSdkResult;
 use opentelemetry_sdk::metrics::{InMemoryMetricExporter, PeriodicReader, SdkMeterProvider};
@@ -45,7 +47,8 @@ fn start_receiver() -> String {
     std::thread::spawn(move || {
         let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
         runtime.block_on(async move {
-            let app = Router::new().route("/v1/events", axum::routing::post(|| async { (axum::http::StatusCode::ACCEPTED, "{}") }));
+            let app = Router::new()
+                .route("/v1/events", axum::routing::post(|| async { (axum::http::StatusCode::ACCEPTED, "{}") }));
             let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
             ready.send(listener.local_addr().expect("addr")).expect("bench waits");
             axum::serve(listener, app).await.expect("serve");
@@ -128,7 +131,11 @@ fn request() -> axum::http::Request<Body> {
         .expect("request")
 }
 
-fn middleware_percentiles(runtime: &tokio::runtime::Runtime, bare: &Router, instrumented: &Router) -> (Histogram<u64>, Histogram<u64>) {
+fn middleware_percentiles(
+    runtime: &tokio::runtime::Runtime,
+    bare: &Router,
+    instrumented: &Router,
+) -> (Histogram<u64>, Histogram<u64>) {
     let mut bare_histogram = Histogram::<u64>::new(3).expect("histogram");
     let mut instrumented_histogram = Histogram::<u64>::new(3).expect("histogram");
     runtime.block_on(async {
@@ -172,7 +179,11 @@ fn main() {
     std::thread::sleep(Duration::from_millis(200));
     let after = resident_bytes();
     if let (Some(before), Some(after)) = (before, after) {
-        println!("event client at rest (default queue {} events): RSS +{:.1} KiB", sightline_sdk::events::config::DEFAULT_QUEUE_CAPACITY, (after.saturating_sub(before)) as f64 / 1024.0);
+        println!(
+            "event client at rest (default queue {} events): RSS +{:.1} KiB",
+            sightline_sdk::events::config::DEFAULT_QUEUE_CAPACITY,
+            (after.saturating_sub(before)) as f64 / 1024.0
+        );
     }
     drop(idle);
 
@@ -187,8 +198,9 @@ fn main() {
         )
         .build();
     let metrics = InMemoryMetricExporter::default();
-    let meter_provider =
-        SdkMeterProvider::builder().with_reader(PeriodicReader::builder(metrics).with_interval(Duration::from_secs(3600)).build()).build();
+    let meter_provider = SdkMeterProvider::builder()
+        .with_reader(PeriodicReader::builder(metrics).with_interval(Duration::from_secs(3600)).build())
+        .build();
     let subscriber = tracing_subscriber::registry()
         .with(tracing_opentelemetry::layer().with_tracer(tracer_provider.tracer("bench")));
     tracing::subscriber::set_global_default(subscriber).expect("first subscriber");

@@ -42,7 +42,11 @@ impl RequestIdentity {
     pub fn from_context(cx: &Context) -> Self {
         let baggage = cx.baggage();
         let read = |key: &str| baggage.get(key).map(|value| value.as_str().to_owned()).filter(|text| !text.is_empty());
-        RequestIdentity { session_id: read(SESSION_ID_KEY), user_id: read(USER_ID_KEY), request_id: read(REQUEST_ID_KEY) }
+        RequestIdentity {
+            session_id: read(SESSION_ID_KEY),
+            user_id: read(USER_ID_KEY),
+            request_id: read(REQUEST_ID_KEY),
+        }
     }
 
     /// The ids of the current context (see [`current_context`]).

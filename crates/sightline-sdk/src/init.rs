@@ -102,7 +102,9 @@ impl Sampling {
             other => {
                 return Err(InitError::InvalidSetting {
                     name: "OTEL_TRACES_SAMPLER",
-                    reason: format!("unknown sampler {other:?}: use always_on, always_off, traceidratio, parentbased_always_on, parentbased_always_off or parentbased_traceidratio"),
+                    reason: format!(
+                        "unknown sampler {other:?}: use always_on, always_off, traceidratio, parentbased_always_on, parentbased_always_off or parentbased_traceidratio"
+                    ),
                 });
             }
         })
@@ -171,7 +173,10 @@ fn env(name: &str) -> Option<String> {
 impl SightlineBuilder {
     /// Applies the environment variables that are set.
     pub fn from_env(mut self) -> Result<Self, InitError> {
-        if let Some(endpoint) = env("SIGHTLINE_ENDPOINT").or_else(|| env("OTEL_EXPORTER_OTLP_ENDPOINT")).or_else(|| env("PRODUCTGRAPH_ENDPOINT")) {
+        if let Some(endpoint) = env("SIGHTLINE_ENDPOINT")
+            .or_else(|| env("OTEL_EXPORTER_OTLP_ENDPOINT"))
+            .or_else(|| env("PRODUCTGRAPH_ENDPOINT"))
+        {
             self.endpoint = Some(endpoint);
         }
         if let Some(api_key) = env("SIGHTLINE_API_KEY").or_else(|| env("PRODUCTGRAPH_API_KEY")) {
@@ -357,16 +362,18 @@ impl SightlineBuilder {
 
         let filter = tracing_subscriber::EnvFilter::try_new(&self.log_filter)
             .map_err(|error| InitError::InvalidSetting { name: "RUST_LOG", reason: error.to_string() })?;
-        let otel_layer = tracer_provider
-            .as_ref()
-            .map(|provider| tracing_opentelemetry::layer().with_tracer(provider.tracer(crate::middleware::INSTRUMENTATION_SCOPE)));
+        let otel_layer = tracer_provider.as_ref().map(|provider| {
+            tracing_opentelemetry::layer().with_tracer(provider.tracer(crate::middleware::INSTRUMENTATION_SCOPE))
+        });
         // The exporters' own HTTP stack logs through `tracing` too; shipping those records over
         // OTLP would feed back into itself, so they stay local.
         let log_bridge = logger_provider.as_ref().map(|provider| {
             opentelemetry_appender_tracing::layer::OpenTelemetryTracingBridge::new(provider).with_filter(
                 tracing_subscriber::filter::filter_fn(|metadata| {
                     let target = metadata.target();
-                    !["hyper", "h2", "reqwest", "tonic", "tower", "opentelemetry"].iter().any(|prefix| target.starts_with(prefix))
+                    !["hyper", "h2", "reqwest", "tonic", "tower", "opentelemetry"]
+                        .iter()
+                        .any(|prefix| target.starts_with(prefix))
                 }),
             )
         });
@@ -510,7 +517,10 @@ mod tests {
 
     #[test]
     fn sampler_names_follow_the_otel_env_spec() {
-        assert_eq!(Sampling::parse("parentbased_traceidratio", Some("0.25")).expect("valid"), Sampling::ParentBased(Box::new(Sampling::TraceIdRatio(0.25))));
+        assert_eq!(
+            Sampling::parse("parentbased_traceidratio", Some("0.25")).expect("valid"),
+            Sampling::ParentBased(Box::new(Sampling::TraceIdRatio(0.25)))
+        );
         assert_eq!(Sampling::parse("traceidratio", None).expect("valid"), Sampling::TraceIdRatio(1.0));
         assert!(Sampling::parse("traceidratio", Some("2")).is_err());
         assert!(Sampling::parse("sometimes", None).expect_err("unknown").to_string().contains("unknown sampler"));

@@ -151,9 +151,11 @@ where
                 for (key, value) in collector.fields {
                     line.insert(key, value);
                 }
-                for (key, value) in
-                    [("trace_id", correlation.trace_id), ("span_id", correlation.span_id), (SESSION_ID_KEY, correlation.session_id)]
-                {
+                for (key, value) in [
+                    ("trace_id", correlation.trace_id),
+                    ("span_id", correlation.span_id),
+                    (SESSION_ID_KEY, correlation.session_id),
+                ] {
                     if let Some(value) = value {
                         line.insert(key.into(), Value::String(value));
                     }
@@ -176,9 +178,11 @@ where
                         }
                     }
                 }
-                for (key, value) in
-                    [("trace_id", correlation.trace_id), ("span_id", correlation.span_id), (SESSION_ID_KEY, correlation.session_id)]
-                {
+                for (key, value) in [
+                    ("trace_id", correlation.trace_id),
+                    ("span_id", correlation.span_id),
+                    (SESSION_ID_KEY, correlation.session_id),
+                ] {
                     if let Some(value) = value {
                         let _ = write!(line, " {key}={value}");
                     }
@@ -190,7 +194,9 @@ where
 }
 
 /// A `fmt` layer writing correlated lines to stdout.
-pub fn fmt_layer<S>(format: LogFormat) -> tracing_subscriber::fmt::Layer<S, tracing_subscriber::fmt::format::DefaultFields, CorrelatedFormat>
+pub fn fmt_layer<S>(
+    format: LogFormat,
+) -> tracing_subscriber::fmt::Layer<S, tracing_subscriber::fmt::format::DefaultFields, CorrelatedFormat>
 where
     S: Subscriber + for<'a> LookupSpan<'a>,
 {
@@ -251,7 +257,9 @@ mod tests {
         let captured = Captured::default();
         let writer = captured.clone();
         let subscriber = tracing_subscriber::registry().with(
-            tracing_subscriber::fmt::layer().event_format(CorrelatedFormat::new(format)).with_writer(move || writer.clone()),
+            tracing_subscriber::fmt::layer()
+                .event_format(CorrelatedFormat::new(format))
+                .with_writer(move || writer.clone()),
         );
         let span_context = SpanContext::new(
             TraceId::from_hex("4bf92f3577b34da6a3ce929d0e0e4736").expect("hex"),
@@ -260,19 +268,19 @@ mod tests {
             true,
             TraceState::default(),
         );
-        let cx = Context::new().with_remote_span_context(span_context).with_baggage([KeyValue::new("session.id", "sess-log")]);
+        let cx = Context::new()
+            .with_remote_span_context(span_context)
+            .with_baggage([KeyValue::new("session.id", "sess-log")]);
         tracing::subscriber::with_default(subscriber, || {
             let _attached = cx.attach();
             tracing::info!(sku = "a1", quantity = 2, "Item added");
         });
         tracing::subscriber::with_default(
             tracing_subscriber::registry().with(
-                tracing_subscriber::fmt::layer()
-                    .event_format(CorrelatedFormat::new(format))
-                    .with_writer({
-                        let writer = captured.clone();
-                        move || writer.clone()
-                    }),
+                tracing_subscriber::fmt::layer().event_format(CorrelatedFormat::new(format)).with_writer({
+                    let writer = captured.clone();
+                    move || writer.clone()
+                }),
             ),
             || tracing::warn!("Outside any request"),
         );

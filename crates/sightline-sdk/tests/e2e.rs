@@ -100,7 +100,14 @@ fn flatten(trace: &Value) -> Vec<Value> {
 }
 
 async fn send(request: reqwest::RequestBuilder, session: &str, user: &str) -> u16 {
-    request.header("x-session-id", session).header("x-user-id", user).send().await.expect("shop answers").status().as_u16()
+    request
+        .header("x-session-id", session)
+        .header("x-user-id", user)
+        .send()
+        .await
+        .expect("shop answers")
+        .status()
+        .as_u16()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -132,7 +139,10 @@ async fn shop_and_inventory_correlate_sessions_traces_logs_events_and_errors() {
     }
     let shop_stop = shop.stop().await;
     let inventory_stop = inventory.stop().await;
-    assert!(shop_stop < Duration::from_secs(6) && inventory_stop < Duration::from_secs(6), "{shop_stop:?} {inventory_stop:?}");
+    assert!(
+        shop_stop < Duration::from_secs(6) && inventory_stop < Duration::from_secs(6),
+        "{shop_stop:?} {inventory_stop:?}"
+    );
 
     // Session correlation: every server span of both services carries its session.
     let server_spans = (SESSIONS * 3 + SESSIONS * 2) as u64;
@@ -152,7 +162,8 @@ async fn shop_and_inventory_correlate_sessions_traces_logs_events_and_errors() {
         traces.iter().filter(|trace| trace["root_span_name"] == "POST /cart/{sku}").collect();
     assert_eq!(cart_traces.len(), SESSIONS, "one trace per cart request");
     for trace in &cart_traces {
-        let services: Vec<&str> = trace["services"].as_array().into_iter().flatten().filter_map(Value::as_str).collect();
+        let services: Vec<&str> =
+            trace["services"].as_array().into_iter().flatten().filter_map(Value::as_str).collect();
         assert!(services.contains(&"axum-shop") && services.contains(&"inventory"), "{trace}");
     }
     let trace_id = cart_traces[0]["trace_id"].as_str().expect("trace id").to_owned();
@@ -183,7 +194,10 @@ async fn shop_and_inventory_correlate_sessions_traces_logs_events_and_errors() {
         .flatten()
         .map(|step| (step["step_id"].as_str().unwrap_or_default().to_owned(), step["sessions"].as_u64().unwrap_or(0)))
         .collect();
-    assert_eq!(steps, vec![("cart".into(), 20), ("payment".into(), 20), ("confirmed".into(), (SESSIONS - failures) as u64)]);
+    assert_eq!(
+        steps,
+        vec![("cart".into(), 20), ("payment".into(), 20), ("confirmed".into(), (SESSIONS - failures) as u64)]
+    );
 
     // Errors grouped: the span exceptions and error events of every failed checkout are one issue.
     let issues = server.api_ok("/api/v1/projects/default/issues").await["issues"].clone();

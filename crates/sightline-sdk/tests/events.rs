@@ -110,7 +110,8 @@ async fn flaky_receiver(failures: usize) -> (String, Arc<AtomicUsize>, Arc<Atomi
                     return (StatusCode::SERVICE_UNAVAILABLE, [("retry-after", "1")], "busy").into_response();
                 }
                 delivered.fetch_add(count, Ordering::SeqCst);
-                (StatusCode::ACCEPTED, axum::Json(serde_json::json!({"accepted": count, "rejected": 0}))).into_response()
+                (StatusCode::ACCEPTED, axum::Json(serde_json::json!({"accepted": count, "rejected": 0})))
+                    .into_response()
             }
         }),
     );

@@ -57,14 +57,14 @@ pub fn shop_router(state: ShopState, layer: SightlineLayer) -> Router {
 
 /// The inventory router with the Sightline middleware.
 pub fn inventory_router(layer: SightlineLayer) -> Router {
-    Router::new()
-        .route("/stock/{sku}", get(stock))
-        .route("/reserve/{sku}", post(reserve_handler))
-        .layer(layer)
+    Router::new().route("/stock/{sku}", get(stock)).route("/reserve/{sku}", post(reserve_handler)).layer(layer)
 }
 
 async fn product(State(state): State<Arc<ShopState>>, Path(sku): Path<String>) -> Response {
-    state.events.track(Event::new(sightline_sdk::events::EventType::PageView, "product").property("page.path", format!("/products/{sku}")));
+    state.events.track(
+        Event::new(sightline_sdk::events::EventType::PageView, "product")
+            .property("page.path", format!("/products/{sku}")),
+    );
     match state.http.get(format!("{}/stock/{sku}", state.inventory_url)).send().await {
         Ok(response) => {
             let stock = response.text().await.unwrap_or_default();

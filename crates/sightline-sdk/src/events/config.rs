@@ -107,12 +107,12 @@ impl EventClientConfig {
 
     /// [`Self::from_env`] over any lookup (tests pass a map).
     pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
-        let first = |names: &[&str]| names.iter().find_map(|name| lookup(name).filter(|value| !value.trim().is_empty()));
+        let first =
+            |names: &[&str]| names.iter().find_map(|name| lookup(name).filter(|value| !value.trim().is_empty()));
         let endpoint = first(&["SIGHTLINE_ENDPOINT", "PRODUCTGRAPH_ENDPOINT"]).ok_or(ConfigError::MissingEndpoint)?;
         let mut config = EventClientConfig::new(endpoint.trim());
         config.api_key = first(&["SIGHTLINE_API_KEY", "PRODUCTGRAPH_API_KEY"]).map(ApiKey::new);
-        if let Some(product_id) =
-            first(&["SIGHTLINE_PRODUCT_ID", "PRODUCTGRAPH_PRODUCT_ID", "PRODUCTGRAPH_PROJECT_ID"])
+        if let Some(product_id) = first(&["SIGHTLINE_PRODUCT_ID", "PRODUCTGRAPH_PRODUCT_ID", "PRODUCTGRAPH_PROJECT_ID"])
         {
             config.product_id = product_id;
         }

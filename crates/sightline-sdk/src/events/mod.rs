@@ -17,7 +17,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, SystemTime};
 
-use opentelemetry::trace::{TraceContextExt, TraceId, SpanId};
+use opentelemetry::trace::{SpanId, TraceContextExt, TraceId};
 use serde_json::Value;
 pub use sightline_model::event::EventType;
 
@@ -143,7 +143,8 @@ pub enum DeliveryError {
 }
 
 fn fallback_session_id() -> String {
-    let millis = SystemTime::now().duration_since(SystemTime::UNIX_EPOCH).map(|elapsed| elapsed.as_millis()).unwrap_or(0);
+    let millis =
+        SystemTime::now().duration_since(SystemTime::UNIX_EPOCH).map(|elapsed| elapsed.as_millis()).unwrap_or(0);
     let mut base36 = String::new();
     let mut rest = millis;
     loop {
@@ -281,7 +282,9 @@ impl EventClient {
         self.inner.control.send(command).map_err(|_| DeliveryError::Closed)?;
         match done_rx.recv_timeout(timeout) {
             Ok(true) => Ok(()),
-            Ok(false) | Err(std::sync::mpsc::RecvTimeoutError::Timeout) => Err(DeliveryError::DeadlineExceeded(timeout)),
+            Ok(false) | Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {
+                Err(DeliveryError::DeadlineExceeded(timeout))
+            }
             Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => Err(DeliveryError::Closed),
         }
     }

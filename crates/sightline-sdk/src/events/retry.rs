@@ -40,11 +40,17 @@ pub fn classify(status: u16, retry_after: Option<Duration>, body: &[u8], batch_l
     match status {
         200..=299 => {
             let parsed: Option<serde_json::Value> = serde_json::from_slice(body).ok();
-            let count = |key: &str| parsed.as_ref().and_then(|value| value.get(key)).and_then(serde_json::Value::as_u64);
-            Outcome::Delivered { accepted: count("accepted").unwrap_or(batch_len as u64), rejected: count("rejected").unwrap_or(0) }
+            let count =
+                |key: &str| parsed.as_ref().and_then(|value| value.get(key)).and_then(serde_json::Value::as_u64);
+            Outcome::Delivered {
+                accepted: count("accepted").unwrap_or(batch_len as u64),
+                rejected: count("rejected").unwrap_or(0),
+            }
         }
         408 | 429 | 500..=599 => Outcome::Retry { reason: format!("HTTP {status}"), retry_after },
-        _ => Outcome::Permanent { reason: format!("HTTP {status}: {}", String::from_utf8_lossy(&body[..body.len().min(200)])) },
+        _ => Outcome::Permanent {
+            reason: format!("HTTP {status}: {}", String::from_utf8_lossy(&body[..body.len().min(200)])),
+        },
     }
 }
 
@@ -79,7 +85,11 @@ mod tests {
         let now = SystemTime::UNIX_EPOCH + Duration::from_secs(784_111_777); // Sun, 06 Nov 1994 08:49:37 GMT
         assert_eq!(parse_retry_after("120", now), Some(Duration::from_secs(120)));
         assert_eq!(parse_retry_after("Sun, 06 Nov 1994 08:49:57 GMT", now), Some(Duration::from_secs(20)));
-        assert_eq!(parse_retry_after("Sun, 06 Nov 1994 08:49:00 GMT", now), Some(Duration::ZERO), "a past date means now");
+        assert_eq!(
+            parse_retry_after("Sun, 06 Nov 1994 08:49:00 GMT", now),
+            Some(Duration::ZERO),
+            "a past date means now"
+        );
         assert_eq!(parse_retry_after("soon", now), None);
     }
 
@@ -89,7 +99,10 @@ mod tests {
             classify(202, None, br#"{"accepted":3,"rejected":1,"errors":[]}"#, 4),
             Outcome::Delivered { accepted: 3, rejected: 1 }
         );
-        assert!(matches!(classify(503, Some(Duration::from_secs(1)), b"", 1), Outcome::Retry { retry_after: Some(_), .. }));
+        assert!(matches!(
+            classify(503, Some(Duration::from_secs(1)), b"", 1),
+            Outcome::Retry { retry_after: Some(_), .. }
+        ));
         assert!(matches!(classify(429, None, b"", 1), Outcome::Retry { .. }));
         assert!(matches!(classify(401, None, b"bad key", 1), Outcome::Permanent { .. }));
         assert!(matches!(classify(413, None, b"", 1), Outcome::Permanent { .. }));

@@ -151,7 +151,8 @@ impl Worker {
         let mut complete = true;
         let mut events = events.into_iter().peekable();
         while events.peek().is_some() {
-            let chunk: Vec<Value> = events.by_ref().take(self.config.batch_size).map(|event| self.to_wire(event)).collect();
+            let chunk: Vec<Value> =
+                events.by_ref().take(self.config.batch_size).map(|event| self.to_wire(event)).collect();
             if deadline.is_some_and(|deadline| Instant::now() >= deadline) {
                 self.counters.failed.fetch_add(chunk.len() as u64, Ordering::Relaxed);
                 complete = false;
@@ -167,7 +168,8 @@ impl Worker {
         if !self.config.gzip {
             return Ok((body, false));
         }
-        let mut encoder = flate2::write::GzEncoder::new(Vec::with_capacity(body.len() / 4), flate2::Compression::fast());
+        let mut encoder =
+            flate2::write::GzEncoder::new(Vec::with_capacity(body.len() / 4), flate2::Compression::fast());
         encoder.write_all(&body)?;
         Ok((encoder.finish()?, true))
     }
@@ -182,7 +184,8 @@ impl Worker {
                 return false;
             }
         };
-        let remaining = |deadline: Option<Instant>| deadline.map(|deadline| deadline.saturating_duration_since(Instant::now()));
+        let remaining =
+            |deadline: Option<Instant>| deadline.map(|deadline| deadline.saturating_duration_since(Instant::now()));
         for attempt in 1..=self.config.max_attempts {
             let timeout = match remaining(deadline) {
                 Some(left) if left.is_zero() => break,

@@ -38,8 +38,7 @@ pub use future::ResponseFuture;
 pub(crate) use future::record_exception;
 
 use crate::context::{
-    REQUEST_ID_HEADER, REQUEST_ID_KEY, RequestIdentity, SESSION_ID_HEADER, SESSION_ID_KEY, USER_ID_HEADER,
-    USER_ID_KEY,
+    REQUEST_ID_HEADER, REQUEST_ID_KEY, RequestIdentity, SESSION_ID_HEADER, SESSION_ID_KEY, USER_ID_HEADER, USER_ID_KEY,
 };
 
 /// `http.server.request.duration` bucket boundaries, seconds (HTTP semconv "Metric:
@@ -231,7 +230,8 @@ where
         // still carries the ids then.
         let _ = span.set_parent(cx.clone());
 
-        let mut metric_attributes = vec![KeyValue::new("http.request.method", method), KeyValue::new("url.scheme", scheme)];
+        let mut metric_attributes =
+            vec![KeyValue::new("http.request.method", method), KeyValue::new("url.scheme", scheme)];
         if let Some(route) = route {
             metric_attributes.push(KeyValue::new("http.route", route));
         }

@@ -4,11 +4,11 @@ use axum::Router;
 use axum::body::Body;
 use axum::routing::get;
 use http::{Request, StatusCode};
+use opentelemetry::metrics::MeterProvider as _;
 use opentelemetry::trace::{SpanKind, Status, TracerProvider as _};
 use opentelemetry_sdk::metrics::data::{AggregatedMetrics, MetricData};
 use opentelemetry_sdk::metrics::{InMemoryMetricExporter, PeriodicReader, SdkMeterProvider};
 use opentelemetry_sdk::trace::{InMemorySpanExporter, SdkTracerProvider, SpanData};
-use opentelemetry::metrics::MeterProvider as _;
 use tower::ServiceExt;
 use tracing_subscriber::layer::SubscriberExt;
 
@@ -50,10 +50,7 @@ impl Harness {
                     "unreachable"
                 }),
             )
-            .route(
-                "/echo-baggage",
-                get(|| async { format!("{:?}", crate::context::RequestIdentity::current()) }),
-            )
+            .route("/echo-baggage", get(|| async { format!("{:?}", crate::context::RequestIdentity::current()) }))
             .layer(SightlineLayer::with_meter(&self.meter_provider.meter("test")))
     }
 
@@ -126,7 +123,8 @@ async fn five_hundreds_and_panics_are_errors_with_exceptions_and_metrics_count_e
     let response = router.clone().oneshot(Request::get("/boom").body(Body::empty()).expect("request")).await;
     assert_eq!(response.expect("response").status(), StatusCode::INTERNAL_SERVER_ERROR);
     // The panic is re-raised after recording: it reaches the caller as a panic.
-    let panicked = tokio::spawn(router.clone().oneshot(Request::get("/panic").body(Body::empty()).expect("request"))).await;
+    let panicked =
+        tokio::spawn(router.clone().oneshot(Request::get("/panic").body(Body::empty()).expect("request"))).await;
     assert!(panicked.expect_err("re-raised").is_panic());
     let not_found = router.oneshot(Request::get("/nowhere").body(Body::empty()).expect("request")).await;
     assert_eq!(not_found.expect("response").status(), StatusCode::NOT_FOUND);
@@ -158,8 +156,13 @@ async fn five_hundreds_and_panics_are_errors_with_exceptions_and_metrics_count_e
     assert_eq!(total, 3, "every request counted, the panicking one too");
     let error_types: Vec<String> = histogram
         .data_points()
-        .flat_map(|point| point.attributes().filter(|kv| kv.key.as_str() == "error.type").map(|kv| kv.value.to_string()))
+        .flat_map(|point| {
+            point.attributes().filter(|kv| kv.key.as_str() == "error.type").map(|kv| kv.value.to_string())
+        })
         .collect();
     assert!(error_types.contains(&"500".to_owned()) && error_types.contains(&"panic".to_owned()), "{error_types:?}");
-    assert_eq!(histogram.data_points().next().map(|point| point.bounds().count()), Some(DURATION_BUCKETS_SECONDS.len()));
+    assert_eq!(
+        histogram.data_points().next().map(|point| point.bounds().count()),
+        Some(DURATION_BUCKETS_SECONDS.len())
+    );
 }

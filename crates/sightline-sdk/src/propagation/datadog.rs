@@ -14,8 +14,8 @@
 //! (`dd=s:2;o:rum;t.dm:-4`), so re-injection reproduces them.
 
 use opentelemetry::Context;
-use opentelemetry::propagation::{Extractor, Injector, TextMapPropagator};
 use opentelemetry::propagation::text_map_propagator::FieldIter;
+use opentelemetry::propagation::{Extractor, Injector, TextMapPropagator};
 use opentelemetry::trace::{SpanContext, SpanId, TraceContextExt, TraceFlags, TraceId, TraceState};
 
 /// `x-datadog-trace-id`.
@@ -159,13 +159,7 @@ impl DatadogPropagator {
         } else {
             TraceState::from_key_value([(TRACE_STATE_KEY, state_value.as_str())]).unwrap_or_default()
         };
-        Some(SpanContext::new(
-            TraceId::from(trace_id),
-            SpanId::from(parent_id),
-            trace_flags,
-            true,
-            trace_state,
-        ))
+        Some(SpanContext::new(TraceId::from(trace_id), SpanId::from(parent_id), trace_flags, true, trace_state))
     }
 }
 
@@ -182,8 +176,11 @@ impl TextMapPropagator for DatadogPropagator {
         let span_id = u64::from_be_bytes(span_context.span_id().to_bytes());
         injector.set(TRACE_ID_HEADER, trace_id_low.to_string());
         injector.set(PARENT_ID_HEADER, span_id.to_string());
-        let state =
-            span_context.trace_state().get(TRACE_STATE_KEY).map(DatadogState::from_trace_state_value).unwrap_or_default();
+        let state = span_context
+            .trace_state()
+            .get(TRACE_STATE_KEY)
+            .map(DatadogState::from_trace_state_value)
+            .unwrap_or_default();
         // The remembered priority is kept only while it agrees with the sampling decision made
         // since (a user keep stays 2, but a sampler that dropped the trace wins).
         let sampled = span_context.is_sampled();
@@ -316,7 +313,8 @@ mod tests {
         ]);
         assert_eq!(upper_case_tid.trace_id(), TraceId::from(5_u128));
         let oversized = format!("_dd.p.tid=640cfd8d00000000,_dd.p.x={}", "y".repeat(MAX_TAGS_BYTES));
-        let ignored = extract(&[("x-datadog-trace-id", "5"), ("x-datadog-parent-id", "6"), ("x-datadog-tags", &oversized)]);
+        let ignored =
+            extract(&[("x-datadog-trace-id", "5"), ("x-datadog-parent-id", "6"), ("x-datadog-tags", &oversized)]);
         assert_eq!(ignored.trace_id(), TraceId::from(5_u128));
     }
 }

@@ -87,9 +87,8 @@ mod tests {
             true,
             TraceState::default(),
         );
-        let cx = Context::new()
-            .with_remote_span_context(span_context)
-            .with_baggage([KeyValue::new("session.id", "sess-1")]);
+        let cx =
+            Context::new().with_remote_span_context(span_context).with_baggage([KeyValue::new("session.id", "sess-1")]);
         let mut metadata = MetadataMap::new();
         propagator.inject_context(&cx, &mut MetadataInjector(&mut metadata));
         assert_eq!(
@@ -98,7 +97,10 @@ mod tests {
         );
         let extracted = propagator.extract(&MetadataExtractor(&metadata));
         assert_eq!(extracted.span().span_context().trace_id().to_string(), "4bf92f3577b34da6a3ce929d0e0e4736");
-        assert_eq!(extracted.baggage().get("session.id").map(|value| value.as_str().to_owned()).as_deref(), Some("sess-1"));
+        assert_eq!(
+            extracted.baggage().get("session.id").map(|value| value.as_str().to_owned()).as_deref(),
+            Some("sess-1")
+        );
         assert!(MetadataExtractor(&metadata).keys().contains(&"traceparent"));
     }
 

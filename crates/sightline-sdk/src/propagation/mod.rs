@@ -87,9 +87,9 @@ impl Propagation {
         match self {
             Propagation::TraceContext => Box::new(TraceContextPropagator::new()),
             Propagation::Baggage => Box::new(BaggagePropagator::new()),
-            Propagation::B3Single => {
-                Box::new(opentelemetry_zipkin::Propagator::with_encoding(opentelemetry_zipkin::B3Encoding::SingleHeader))
-            }
+            Propagation::B3Single => Box::new(opentelemetry_zipkin::Propagator::with_encoding(
+                opentelemetry_zipkin::B3Encoding::SingleHeader,
+            )),
             Propagation::B3Multi => Box::new(opentelemetry_zipkin::Propagator::with_encoding(
                 opentelemetry_zipkin::B3Encoding::MultipleHeader,
             )),

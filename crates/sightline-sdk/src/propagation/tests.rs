@@ -63,7 +63,10 @@ fn w3c_trace_context_and_baggage_spec_examples() {
 /// openzipkin/b3-propagation README: the single-header example and its multi-header twin.
 #[test]
 fn b3_single_and_multi_header_readme_examples() {
-    let single = extract(&[Propagation::B3Single], &[("b3", "80f198ee56343ba864fe8b2a57d3eff7-e457b5a2e4d86bd1-1-05e3ac9a4f6e3b90")]);
+    let single = extract(
+        &[Propagation::B3Single],
+        &[("b3", "80f198ee56343ba864fe8b2a57d3eff7-e457b5a2e4d86bd1-1-05e3ac9a4f6e3b90")],
+    );
     assert_eq!(ids(&single), ("80f198ee56343ba864fe8b2a57d3eff7".into(), "e457b5a2e4d86bd1".into(), true));
     let multi = extract(
         &[Propagation::B3Multi],
@@ -143,8 +146,5 @@ fn otel_propagators_lists_parse_like_the_sdk_env_spec() {
         ]
     );
     assert_eq!(Propagation::parse_list("tracecontext,none").expect("valid"), Vec::new());
-    assert_eq!(
-        Propagation::parse_list("tracecontext,jaeger"),
-        Err(UnknownPropagator { name: "jaeger".into() })
-    );
+    assert_eq!(Propagation::parse_list("tracecontext,jaeger"), Err(UnknownPropagator { name: "jaeger".into() }));
 }

@@ -32,7 +32,8 @@ impl TestServer {
             ..Config::default()
         };
         let store = open_store(&config).expect("store");
-        let first = ensure_default_project(store.as_ref()).expect("project").expect("fresh store creates the default project");
+        let first =
+            ensure_default_project(store.as_ref()).expect("project").expect("fresh store creates the default project");
         let server = start(config, store).await.expect("server starts");
         Self {
             http_addr: server.http_addr,
