@@ -1,0 +1,6 @@
+use sightline_macros::traced;
+
+#[traced(name = checkout)]
+fn charge() {}
+
+fn main() {}

@@ -1,0 +1,8 @@
+use sightline_macros::traced;
+
+#[traced]
+struct Order {
+    id: u64,
+}
+
+fn main() {}

@@ -1,0 +1,6 @@
+use sightline_macros::traced;
+
+#[traced(level = "debug")]
+fn charge() {}
+
+fn main() {}
