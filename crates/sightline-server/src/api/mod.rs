@@ -9,6 +9,7 @@ mod event_stats;
 mod events;
 mod health;
 mod issues;
+mod jobs;
 mod journeys;
 mod logs;
 mod metrics;
@@ -204,6 +205,7 @@ pub fn routes() -> Router<Arc<AppState>> {
         .merge(health::routes())
         .merge(service_map::routes())
         .merge(databases::routes())
+        .merge(jobs::routes())
         .merge(system::routes())
         .merge(prometheus_view::routes())
         .merge(sourcemaps::routes())

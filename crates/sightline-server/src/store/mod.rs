@@ -8,6 +8,7 @@
 pub mod analytics;
 pub mod errors;
 pub mod health;
+pub mod job_rollups;
 pub mod query_rollups;
 pub mod rollups;
 pub mod service_map;
@@ -225,7 +226,7 @@ pub trait Store: Send + Sync + 'static {
     ) -> StoreResult<Vec<rollups::EndpointRollup>>;
     /// Requests, errors and duration sums per endpoint over every stored rollup row.
     fn rollup_totals(&self, project_id: i64) -> StoreResult<Vec<rollups::RollupTotals>>;
-    /// Merges up to `max_rows` 1-minute rollup rows (endpoint rollups, then query rollups) of
+    /// Merges up to `max_rows` 1-minute rollup rows (endpoint, then query, then job rollups) of
     /// whole hours before the cutoff into 1-hour rows, in short transactions; returns the
     /// minute rows merged (callers loop until 0).
     fn coarsen_rollups(&self, project_id: i64, cutoff_unix_nano: u64, max_rows: usize) -> StoreResult<usize>;
@@ -236,6 +237,13 @@ pub trait Store: Send + Sync + 'static {
         project_id: i64,
         query: &query_rollups::QueryRollupQuery,
     ) -> StoreResult<Vec<query_rollups::QueryRollup>>;
+    /// Background job and messaging rollup rows matching the query (buckets starting in
+    /// `[from, to)`), by bucket start; 1-minute rows and, for older data, 1-hour rows.
+    fn job_rollups(
+        &self,
+        project_id: i64,
+        query: &job_rollups::JobRollupQuery,
+    ) -> StoreResult<Vec<job_rollups::JobRollup>>;
     /// True when the store answers (for `/ready`).
     fn is_ready(&self) -> bool;
 }

@@ -8,6 +8,7 @@ mod filter;
 mod issues_read;
 mod issues_write;
 mod migrations;
+mod job_rollups;
 mod query_rollups;
 mod read;
 mod retention;
@@ -520,8 +521,22 @@ impl Store for SqliteStore {
             if budget_left == 0 {
                 return Ok(endpoint_rows);
             }
-            Ok(endpoint_rows + query_rollups::coarsen(writer.connection(), project_id, cutoff_unix_nano, budget_left)?)
+            let query_rows = query_rollups::coarsen(writer.connection(), project_id, cutoff_unix_nano, budget_left)?;
+            let budget_left = budget_left.saturating_sub(query_rows);
+            if budget_left == 0 {
+                return Ok(endpoint_rows + query_rows);
+            }
+            let job_rows = job_rollups::coarsen(writer.connection(), project_id, cutoff_unix_nano, budget_left)?;
+            Ok(endpoint_rows + query_rows + job_rows)
         })
+    }
+
+    fn job_rollups(
+        &self,
+        project_id: i64,
+        query: &super::job_rollups::JobRollupQuery,
+    ) -> StoreResult<Vec<super::job_rollups::JobRollup>> {
+        job_rollups::job_rollups(&*self.reader()?, project_id, query)
     }
 
     fn query_rollups(

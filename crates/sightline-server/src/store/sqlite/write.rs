@@ -132,6 +132,7 @@ impl Writer {
         self.pairing.expire(now_unix_nano, &mut edges);
         super::service_map::merge_edges(&transaction, edges.into_rollups())?;
         super::query_rollups::merge_query_rollups(&transaction, batches)?;
+        super::job_rollups::merge_job_rollups(&transaction, batches)?;
         transaction.commit()?;
         self.resource_ids.extend(pending.resource_ids);
         self.scope_ids.extend(pending.scope_ids);
