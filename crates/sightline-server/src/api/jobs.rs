@@ -250,7 +250,12 @@ async fn job_detail(
 
 /// Per-bucket counts, failures, p95 duration and p95 lag from `from` to `to`, empty buckets
 /// included.
-fn series(rollups: &[JobRollup], from_unix_nano: u64, to_unix_nano: u64, bucket_seconds: u64) -> Result<Value, ApiError> {
+fn series(
+    rollups: &[JobRollup],
+    from_unix_nano: u64,
+    to_unix_nano: u64,
+    bucket_seconds: u64,
+) -> Result<Value, ApiError> {
     let width = bucket_seconds * 1_000_000_000;
     let first = from_unix_nano / width * width;
     let count = (to_unix_nano.saturating_sub(first) / width + 1) as usize;

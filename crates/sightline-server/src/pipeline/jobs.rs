@@ -114,7 +114,8 @@ fn destination_of(span: &Span) -> String {
 /// The semconv operation type of a messaging span (see the module docs).
 fn operation_of(span: &Span) -> String {
     let attributes = &span.attributes;
-    let sent = non_empty(attributes, "messaging.operation.type").or_else(|| non_empty(attributes, "messaging.operation"));
+    let sent =
+        non_empty(attributes, "messaging.operation.type").or_else(|| non_empty(attributes, "messaging.operation"));
     match sent {
         Some("publish") => "send".to_owned(),
         Some("deliver") => "process".to_owned(),
@@ -162,7 +163,9 @@ fn lag_of(span: &Span, creation_starts: &HashMap<(TraceId, SpanId), u64>, operat
     }
     let enqueued = enqueued_time_nanos(&span.attributes).or_else(|| {
         let parent = span.parent_span_id.and_then(|parent| creation_starts.get(&(span.trace_id, parent)));
-        parent.or_else(|| span.links.iter().find_map(|link| creation_starts.get(&(link.trace_id, link.span_id)))).copied()
+        parent
+            .or_else(|| span.links.iter().find_map(|link| creation_starts.get(&(link.trace_id, link.span_id))))
+            .copied()
     })?;
     span.start_time_unix_nano.checked_sub(enqueued)
 }

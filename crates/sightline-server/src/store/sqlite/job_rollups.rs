@@ -137,7 +137,11 @@ fn collect_rows(
 }
 
 /// Rows matching the query, by bucket start.
-pub(super) fn job_rollups(connection: &Connection, project_id: i64, query: &JobRollupQuery) -> StoreResult<Vec<JobRollup>> {
+pub(super) fn job_rollups(
+    connection: &Connection,
+    project_id: i64,
+    query: &JobRollupQuery,
+) -> StoreResult<Vec<JobRollup>> {
     let from = query.from_unix_nano.min(i64::MAX as u64) as i64;
     let to = query.to_unix_nano.min(i64::MAX as u64) as i64;
     let mut statement = connection.prepare_cached(&format!(
