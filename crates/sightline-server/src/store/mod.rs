@@ -100,6 +100,17 @@ pub trait Store: Send + Sync + 'static {
     /// Looks a key up by its hash; revoked keys are not found.
     fn find_api_key(&self, key: &ApiKeySecret) -> StoreResult<Option<ApiKeyRecord>>;
 
+    /// A key by its numeric id; revoked keys are not found.
+    fn find_api_key_by_id(&self, key_id: i64) -> StoreResult<Option<ApiKeyRecord>>;
+    /// Lets a key with scope `read` or `all` read another project too (its API routes and the
+    /// cross-project analytics); false when it already could. `NotFound` for an unknown key or
+    /// project, `Conflict` for an ingest key.
+    fn grant_project_read(&self, key_id: i64, project_id: i64) -> StoreResult<bool>;
+    /// Withdraws a read grant; false when there was none.
+    fn revoke_project_read(&self, key_id: i64, project_id: i64) -> StoreResult<bool>;
+    /// True when the key has a read scope and the project is its own or granted to it.
+    fn key_may_read(&self, key: &ApiKeyRecord, project_id: i64) -> StoreResult<bool>;
+
     /// Commits every batch in one transaction: all or nothing.
     fn commit(&self, batches: &[WriteBatch]) -> StoreResult<()>;
 

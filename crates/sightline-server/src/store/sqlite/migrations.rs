@@ -540,6 +540,16 @@ const MIGRATIONS: &[&str] = &[
     ) WITHOUT ROWID;
     CREATE INDEX job_rollups_by_width_time ON job_rollups (project_id, bucket_seconds, bucket_start_unix_nano);
     "#,
+    // 14: read grants of API keys on other projects (`store/sqlite/grants.rs`): one key may read
+    // several projects (cross-project analytics). Looked up by (key, project) only.
+    r#"
+    CREATE TABLE api_key_grants (
+        key_id INTEGER NOT NULL REFERENCES api_keys(id),
+        project_id INTEGER NOT NULL REFERENCES projects(id),
+        granted_at_unix_ms INTEGER NOT NULL,
+        PRIMARY KEY (key_id, project_id)
+    ) WITHOUT ROWID;
+    "#,
 ];
 
 /// Applies every migration newer than the database's `user_version`, each in its own

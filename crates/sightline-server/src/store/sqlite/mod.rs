@@ -5,6 +5,7 @@ mod analytics;
 mod checkpoint;
 mod events;
 mod filter;
+mod grants;
 mod issues_read;
 mod issues_write;
 mod job_rollups;
@@ -283,6 +284,22 @@ impl Store for SqliteStore {
             let record = ApiKeyRecord { id: connection.last_insert_rowid(), project_id, scope, prefix, name: name.to_owned() };
             Ok((secret, record))
         })
+    }
+
+    fn find_api_key_by_id(&self, key_id: i64) -> StoreResult<Option<ApiKeyRecord>> {
+        grants::find_key_by_id(&*self.reader()?, key_id)
+    }
+
+    fn grant_project_read(&self, key_id: i64, project_id: i64) -> StoreResult<bool> {
+        self.with_writer(|writer| grants::grant(writer.connection(), key_id, project_id, now_unix_ms()))
+    }
+
+    fn revoke_project_read(&self, key_id: i64, project_id: i64) -> StoreResult<bool> {
+        self.with_writer(|writer| grants::revoke(writer.connection(), key_id, project_id))
+    }
+
+    fn key_may_read(&self, key: &ApiKeyRecord, project_id: i64) -> StoreResult<bool> {
+        grants::may_read(&*self.reader()?, key, project_id)
     }
 
     fn find_api_key(&self, key: &ApiKeySecret) -> StoreResult<Option<ApiKeyRecord>> {
