@@ -128,10 +128,10 @@ fn forbidden(message: String) -> ApiError {
 /// The projects, in the order asked, if the key may read every one (see the module docs).
 fn readable_projects(
     store: &dyn Store,
-    headers_key: crate::auth::ApiKeySecret,
+    key: crate::auth::ApiKeySecret,
     slugs: &[String],
 ) -> Result<Vec<Project>, ApiError> {
-    let record = store.find_api_key(&headers_key)?.ok_or_else(|| ApiError {
+    let record = store.find_api_key(&key)?.ok_or_else(|| ApiError {
         status: StatusCode::UNAUTHORIZED,
         code: "unauthenticated",
         message: "unknown or revoked API key".into(),
