@@ -1,6 +1,6 @@
 //! `sightline`: the single binary. `serve` runs the server on the embedded store; `project`
-//! and `key` administer projects and API keys; `user` administers dashboard users and their
-//! project memberships; `bench` measures ingest throughput.
+//! and `key` administer projects, API keys and read grants; `user` administers dashboard users
+//! and their project memberships; `bench` measures ingest throughput.
 
 mod bench;
 
@@ -172,6 +172,27 @@ enum ProjectCommand {
     },
     /// List projects.
     List {
+        #[command(flatten)]
+        data: DataDirArgs,
+    },
+    /// Let a read key of another project read this one too (its API routes and the
+    /// cross-project analytics).
+    Grant {
+        /// Project slug or id to grant.
+        project: String,
+        /// Id of the key (printed by 'sightline key create'); scope read or all.
+        #[arg(long)]
+        key_id: i64,
+        #[command(flatten)]
+        data: DataDirArgs,
+    },
+    /// Withdraw a grant made with 'sightline project grant'.
+    Revoke {
+        /// Project slug or id.
+        project: String,
+        /// Id of the key.
+        #[arg(long)]
+        key_id: i64,
         #[command(flatten)]
         data: DataDirArgs,
     },
@@ -394,8 +415,38 @@ fn project(command: ProjectCommand) -> anyhow::Result<()> {
                 );
             }
         }
+        ProjectCommand::Grant { project, key_id, data } => {
+            let store = open_store(&config_for(&data))?;
+            let found = find_project(store.as_ref(), &project)?;
+            let added = store
+                .grant_project_read(key_id, found.id)
+                .with_context(|| format!("granting key {key_id} read access to '{}'", found.slug))?;
+            if added {
+                println!("Key {key_id} may now read project '{}'.", found.slug);
+            } else {
+                println!("Key {key_id} could already read project '{}'.", found.slug);
+            }
+        }
+        ProjectCommand::Revoke { project, key_id, data } => {
+            let store = open_store(&config_for(&data))?;
+            let found = find_project(store.as_ref(), &project)?;
+            if store.revoke_project_read(key_id, found.id)? {
+                println!("Key {key_id} no longer reads project '{}'.", found.slug);
+            } else {
+                println!("Key {key_id} had no grant on project '{}'.", found.slug);
+            }
+        }
     }
     Ok(())
+}
+
+fn find_project(
+    store: &dyn sightline_server::store::Store,
+    project: &str,
+) -> anyhow::Result<sightline_server::store::Project> {
+    store
+        .find_project(project)?
+        .with_context(|| format!("no project {project:?}; list them with 'sightline project list'"))
 }
 
 fn key(command: KeyCommand) -> anyhow::Result<()> {
@@ -410,9 +461,14 @@ fn key(command: KeyCommand) -> anyhow::Result<()> {
                 ScopeArg::Read => KeyScope::Read,
                 ScopeArg::All => KeyScope::All,
             };
-            let (key, _) = store.create_api_key(found.id, scope, &name)?;
+            let (key, record) = store.create_api_key(found.id, scope, &name)?;
             println!("{}", key.expose());
-            eprintln!("Created a {} key for project '{}'; it is shown only this once.", scope.as_str(), found.slug);
+            eprintln!(
+                "Created {} key {} for project '{}'; it is shown only this once.",
+                scope.as_str(),
+                record.id,
+                found.slug
+            );
         }
     }
     Ok(())

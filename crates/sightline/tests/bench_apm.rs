@@ -1,6 +1,6 @@
 //! `sightline bench apm` end to end with the real binary on a tiny workload: both ingest phases
-//! (rollups off, then on) commit every span, and the performance query is timed before and
-//! after coarsening.
+//! (rollups off, then on) commit every span, the performance query is timed before and after
+//! coarsening, and the jobs list counts every producer and consumer span the workload has.
 
 use std::process::Command;
 
@@ -36,4 +36,7 @@ fn tiny_apm_benchmark_reports_both_phases_and_the_queries() {
         let requests: u64 = row.split('|').nth(2).and_then(|cell| cell.trim().parse().ok()).expect("a count");
         assert!(requests > 0, "the performance page counts the checkout requests: {row}");
     }
+    let jobs_row = report.lines().find(|line| line.starts_with("| every queue, 7d")).expect("a jobs row");
+    let spans: u64 = jobs_row.split('|').nth(2).and_then(|cell| cell.trim().parse().ok()).expect("a count");
+    assert_eq!(spans, 6 * 32 / 4 * 2, "one producer and one consumer in each of the 48 traces: {jobs_row}");
 }

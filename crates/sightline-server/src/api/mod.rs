@@ -4,11 +4,13 @@
 //! path (slug or id). Errors are JSON `{"error": {"code", "message"}}` with the matching status.
 
 mod analytics;
+mod cross_project;
 mod databases;
 mod event_stats;
 mod events;
 pub(crate) mod health;
 pub(crate) mod issues;
+mod jobs;
 mod journeys;
 mod logs;
 mod metrics;
@@ -106,9 +108,10 @@ pub(crate) enum Access {
     Admin,
 }
 
-/// Resolves `{project}` and checks the request's key may read it. Errors: 401 without a valid
-/// key, 403 for an ingest-only key, 404 when the project does not exist or the key belongs to
-/// another project (not revealing which projects exist).
+/// Resolves `{project}` and checks the request's key may read it: the key's own project, or one
+/// granted to it (`sightline project grant`). Errors: 401 without a valid key, 403 for an
+/// ingest-only key, 404 when the project does not exist or the key may not read it (not
+/// revealing which projects exist).
 pub(crate) async fn authorize_read(
     state: &AppState,
     headers: &HeaderMap,
@@ -148,8 +151,14 @@ pub(crate) async fn authorize(
             }
             _ => {}
         }
-        let found = store.find_project(&project)?.filter(|found| found.id == record.project_id);
-        found.ok_or_else(|| ApiError::not_found(format!("project {project:?} not found for this key")))
+        let not_found = || ApiError::not_found(format!("project {project:?} not found for this key"));
+        let found = store.find_project(&project)?.ok_or_else(not_found)?;
+        // Settings stay with the key's own project; reading extends to granted projects.
+        let allowed = match access {
+            Access::Admin => found.id == record.project_id,
+            Access::Read => found.id == record.project_id || store.key_may_read(&record, found.id)?,
+        };
+        if allowed { Ok(found) } else { Err(not_found()) }
     })
     .await
 }
@@ -204,6 +213,8 @@ pub fn routes() -> Router<Arc<AppState>> {
         .merge(health::routes())
         .merge(service_map::routes())
         .merge(databases::routes())
+        .merge(jobs::routes())
+        .merge(cross_project::routes())
         .merge(system::routes())
         .merge(prometheus_view::routes())
         .merge(sourcemaps::routes())

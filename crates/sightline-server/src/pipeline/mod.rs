@@ -7,6 +7,7 @@
 
 pub mod db_queries;
 pub mod errors;
+pub mod jobs;
 pub mod otel_events;
 pub mod query_normalize;
 pub mod rollups;
@@ -263,6 +264,7 @@ fn prepared(
         trace_summaries,
         endpoint_rollups,
         query_rollups: Vec::new(),
+        job_rollups: Vec::new(),
         call_halves: Vec::new(),
         outcomes,
         errors,
@@ -296,11 +298,13 @@ pub fn prepare_traces(context: &PrepareContext, project: &Project, request: &Exp
     let report = IngestReport { accepted: batch_len(&kept) as u64, sampled_out, ..report_base };
     let query_rollups = if context.endpoint_rollups { db_queries::query_rollups_from_spans(&kept) } else { Vec::new() };
     let call_halves = if context.endpoint_rollups { crate::store::service_map::call_halves(&kept) } else { Vec::new() };
+    let job_rollups = if context.endpoint_rollups { jobs::job_rollups_from_spans(&kept) } else { Vec::new() };
     let mut prepared =
         prepared(project, report, SignalBatch::Traces(kept), trace_summaries, endpoint_rollups, errors, Vec::new());
     if let Some(batch) = &mut prepared.batch {
         batch.query_rollups = query_rollups;
         batch.call_halves = call_halves;
+        batch.job_rollups = job_rollups;
     }
     context.attach_forward(&mut prepared, OtlpSignal::Traces, || OtlpPayload::traces(request));
     prepared

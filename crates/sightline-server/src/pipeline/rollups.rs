@@ -130,7 +130,7 @@ pub fn status_code_of(attributes: &Attributes) -> Option<u16> {
 }
 
 /// `deployment.environment.name`, else the old `deployment.environment`; empty when neither.
-fn environment_of(resource_attributes: &Attributes) -> &str {
+pub(crate) fn environment_of(resource_attributes: &Attributes) -> &str {
     non_empty(resource_attributes, "deployment.environment.name")
         .or_else(|| non_empty(resource_attributes, "deployment.environment"))
         .unwrap_or("")

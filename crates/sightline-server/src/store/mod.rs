@@ -9,6 +9,7 @@ pub mod analytics;
 pub mod errors;
 pub mod health;
 pub mod otlp_outbox;
+pub mod job_rollups;
 pub mod query_rollups;
 pub mod rollups;
 pub mod service_map;
@@ -120,6 +121,16 @@ pub trait Store: Send + Sync + 'static {
     fn find_ui_session(&self, token_hash: &[u8; 32]) -> StoreResult<Option<users::UiSession>>;
     /// Ends a session (sign-out); an unknown one is not an error.
     fn delete_ui_session(&self, token_hash: &[u8; 32]) -> StoreResult<()>;
+    /// A key by its numeric id; revoked keys are not found.
+    fn find_api_key_by_id(&self, key_id: i64) -> StoreResult<Option<ApiKeyRecord>>;
+    /// Lets a key with scope `read` or `all` read another project too (its API routes and the
+    /// cross-project analytics); false when it already could. `NotFound` for an unknown key or
+    /// project, `Conflict` for an ingest key.
+    fn grant_project_read(&self, key_id: i64, project_id: i64) -> StoreResult<bool>;
+    /// Withdraws a read grant; false when there was none.
+    fn revoke_project_read(&self, key_id: i64, project_id: i64) -> StoreResult<bool>;
+    /// True when the key has a read scope and the project is its own or granted to it.
+    fn key_may_read(&self, key: &ApiKeyRecord, project_id: i64) -> StoreResult<bool>;
 
     /// Commits every batch in one transaction: all or nothing.
     fn commit(&self, batches: &[WriteBatch]) -> StoreResult<()>;
@@ -268,7 +279,7 @@ pub trait Store: Send + Sync + 'static {
     ) -> StoreResult<Vec<rollups::EndpointRollup>>;
     /// Requests, errors and duration sums per endpoint over every stored rollup row.
     fn rollup_totals(&self, project_id: i64) -> StoreResult<Vec<rollups::RollupTotals>>;
-    /// Merges up to `max_rows` 1-minute rollup rows (endpoint rollups, then query rollups) of
+    /// Merges up to `max_rows` 1-minute rollup rows (endpoint, then query, then job rollups) of
     /// whole hours before the cutoff into 1-hour rows, in short transactions; returns the
     /// minute rows merged (callers loop until 0).
     fn coarsen_rollups(&self, project_id: i64, cutoff_unix_nano: u64, max_rows: usize) -> StoreResult<usize>;
@@ -279,6 +290,13 @@ pub trait Store: Send + Sync + 'static {
         project_id: i64,
         query: &query_rollups::QueryRollupQuery,
     ) -> StoreResult<Vec<query_rollups::QueryRollup>>;
+    /// Background job and messaging rollup rows matching the query (buckets starting in
+    /// `[from, to)`), by bucket start; 1-minute rows and, for older data, 1-hour rows.
+    fn job_rollups(
+        &self,
+        project_id: i64,
+        query: &job_rollups::JobRollupQuery,
+    ) -> StoreResult<Vec<job_rollups::JobRollup>>;
     /// True when the store answers (for `/ready`).
     fn is_ready(&self) -> bool;
 }

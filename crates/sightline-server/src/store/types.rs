@@ -122,6 +122,10 @@ pub struct WriteBatch {
     /// Database query rollup deltas, one per (query, minute) of the batch's database spans
     /// (traces only; empty when rollups are switched off).
     pub query_rollups: Vec<crate::store::query_rollups::QueryRollup>,
+    /// Background job and messaging rollup deltas, one per (destination or job, operation,
+    /// minute) of the batch's messaging and job spans (traces only; empty when rollups are
+    /// switched off).
+    pub job_rollups: Vec<crate::store::job_rollups::JobRollup>,
     /// The halves of cross-service calls in the batch's spans, for the service map (traces only;
     /// empty when derived APM data is switched off). Spans committed without them do not feed
     /// the map.

@@ -6,7 +6,9 @@
 //! → ingest it over OTLP/HTTP into a fresh server with rollups switched off (the same-run
 //! baseline) → again into another fresh server with rollups on → on that server, time
 //! `GET .../services/{service}/performance?timeRange=7d` with every minute row still kept, then
-//! after the coarsening pass merged rows older than a day into hours (the steady state).
+//! after the coarsening pass merged rows older than a day into hours (the steady state), and
+//! `GET .../jobs?timeRange=7d`. With `--messaging-min-trace-spans` (default 3) every trace has a
+//! Kafka producer and its linked consumer, so the job and messaging rollups work too.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -15,6 +17,8 @@ use anyhow::Context;
 use bytes::Bytes;
 use clap::Args;
 use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
+use opentelemetry_proto::tonic::common::v1::{AnyValue, KeyValue, any_value};
+use opentelemetry_proto::tonic::trace::v1::span::{self, SpanKind};
 use prost::Message;
 use sightline_server::auth::KeyScope;
 use sightline_server::server::open_store;
@@ -46,6 +50,69 @@ pub struct ApmArgs {
     /// Timed performance queries per measurement.
     #[arg(long, default_value_t = 20)]
     pub query_runs: usize,
+    /// In every trace of this many spans or more, turn the 2nd span into a PRODUCER sending to
+    /// a queue and the 3rd into the CONSUMER processing it (linked to the producer, OTel
+    /// messaging semconv), so job and messaging rollups do real work; 0 keeps plain HTTP traces.
+    #[arg(long, default_value_t = 3)]
+    pub messaging_min_trace_spans: usize,
+}
+
+/// Queues the messaging spans of the workload go to.
+const QUEUES: [&str; 4] = ["orders", "emails", "thumbnails", "invoices"];
+
+fn string_attribute(key: &str, value: &str) -> KeyValue {
+    KeyValue {
+        key: key.to_owned(),
+        value: Some(AnyValue { value: Some(any_value::Value::StringValue(value.to_owned())) }),
+        ..Default::default()
+    }
+}
+
+/// Makes the 2nd and 3rd span of each trace of at least `min_trace_spans` spans a producer and
+/// its linked consumer (see [`ApmArgs::messaging_min_trace_spans`]). Traces are runs of spans
+/// sharing a trace id, as the generator writes them.
+fn add_messaging(request: &mut ExportTraceServiceRequest, min_trace_spans: usize) {
+    if min_trace_spans < 3 {
+        return;
+    }
+    for scope in request.resource_spans.iter_mut().flat_map(|resource| &mut resource.scope_spans) {
+        let spans = &mut scope.spans;
+        let mut trace_start = 0;
+        while trace_start < spans.len() {
+            let trace_id = spans[trace_start].trace_id.clone();
+            let trace_end =
+                (trace_start..spans.len()).find(|&index| spans[index].trace_id != trace_id).unwrap_or(spans.len());
+            if trace_end - trace_start >= min_trace_spans {
+                let queue = QUEUES[spans[trace_start].span_id.first().copied().unwrap_or(0) as usize % QUEUES.len()];
+                let producer = &mut spans[trace_start + 1];
+                producer.kind = SpanKind::Producer as i32;
+                producer.name = format!("send {queue}");
+                producer.attributes = vec![
+                    string_attribute("messaging.system", "kafka"),
+                    string_attribute("messaging.destination.name", queue),
+                    string_attribute("messaging.operation.type", "send"),
+                ];
+                let link = span::Link {
+                    trace_id: producer.trace_id.clone(),
+                    span_id: producer.span_id.clone(),
+                    ..Default::default()
+                };
+                let produced_at = producer.start_time_unix_nano;
+                let consumer = &mut spans[trace_start + 2];
+                consumer.kind = SpanKind::Consumer as i32;
+                consumer.name = format!("process {queue}");
+                consumer.start_time_unix_nano = consumer.start_time_unix_nano.max(produced_at);
+                consumer.end_time_unix_nano = consumer.end_time_unix_nano.max(consumer.start_time_unix_nano);
+                consumer.attributes = vec![
+                    string_attribute("messaging.system", "kafka"),
+                    string_attribute("messaging.destination.name", queue),
+                    string_attribute("messaging.operation.type", "process"),
+                ];
+                consumer.links = vec![link];
+            }
+            trace_start = trace_end;
+        }
+    }
 }
 
 /// Ingest results of one phase.
@@ -61,13 +128,14 @@ impl Phase {
 }
 
 /// Shifts request `index`'s spans so the workload covers `spread` ending now.
-fn spread_over(workload: Workload, spread: Duration) -> anyhow::Result<Workload> {
+fn spread_over(workload: Workload, spread: Duration, messaging_min_trace_spans: usize) -> anyhow::Result<Workload> {
     let now = SystemTime::now().duration_since(UNIX_EPOCH)?.as_nanos() as u64;
     let requests = workload.bodies.len().max(1) as u64;
     let spread_nanos = spread.as_nanos() as u64;
     let mut bodies = Vec::with_capacity(workload.bodies.len());
     for (index, body) in workload.bodies.iter().enumerate() {
         let mut request = ExportTraceServiceRequest::decode(&body[..]).context("decoding a generated body")?;
+        add_messaging(&mut request, messaging_min_trace_spans);
         // Oldest first, the last request ending about now (spans were generated "now").
         let shift = spread_nanos - spread_nanos / requests * (index as u64 + 1);
         for span in request
@@ -84,7 +152,7 @@ fn spread_over(workload: Workload, spread: Duration) -> anyhow::Result<Workload>
     Ok(Workload { bodies, items_per_body: workload.items_per_body })
 }
 
-/// (p50, max) of `runs` timed GETs.
+/// (p50, max, `summary.requests` of the last answer) of `runs` timed GETs.
 async fn time_query(
     client: &reqwest::Client,
     url: &str,
@@ -118,11 +186,14 @@ pub async fn run(args: ApmArgs) -> anyhow::Result<()> {
     };
     eprintln!("Generating {} requests x {} spans", shape.requests, shape.spans_per_request);
     let spread = Duration::from_secs(args.spread_days.max(1) * 86_400);
-    let workload = tokio::task::spawn_blocking(move || spread_over(batches::generate(shape, 1), spread)).await??;
+    let messaging = args.messaging_min_trace_spans;
+    let workload =
+        tokio::task::spawn_blocking(move || spread_over(batches::generate(shape, 1), spread, messaging)).await??;
     let workload = Arc::new(workload);
 
     let mut phases = Vec::new();
     let mut query_lines = Vec::new();
+    let mut jobs_lines = Vec::new();
     for (label, rollups) in [("spans only (rollups off)", false), ("spans + endpoint rollups", true)] {
         let data_dir = DataDir::new(None)?;
         let mut config = loopback_config(&data_dir.path);
@@ -172,6 +243,16 @@ pub async fn run(args: ApmArgs) -> anyhow::Result<()> {
                 ms(max)
             ));
         }
+        if rollups {
+            let client = reqwest::Client::new();
+            let url = format!("http://{}/api/v1/projects/{}/jobs?timeRange=7d", server.http_addr, project.project.slug);
+            let (p50, max, rows) = time_jobs_query(&client, &url, read_key.expose(), args.query_runs).await?;
+            jobs_lines.push(format!(
+                "| every queue, 7d, after coarsening | {rows} | {:.1} | {:.1} |",
+                ms(p50),
+                ms(max)
+            ));
+        }
         server.shutdown().await;
         phases.push(Phase { label, outcome });
     }
@@ -204,7 +285,33 @@ pub async fn run(args: ApmArgs) -> anyhow::Result<()> {
     for line in query_lines {
         println!("{line}");
     }
+    println!("\n| `jobs` | spans reported | p50 ms | max ms |");
+    println!("|---|---:|---:|---:|");
+    for line in jobs_lines {
+        println!("{line}");
+    }
     Ok(())
+}
+
+/// (p50, max, spans counted over every job row) of `runs` timed GETs of the jobs list.
+async fn time_jobs_query(
+    client: &reqwest::Client,
+    url: &str,
+    read_key: &str,
+    runs: usize,
+) -> anyhow::Result<(Duration, Duration, u64)> {
+    let mut timings = Vec::with_capacity(runs);
+    let mut spans_reported = 0;
+    for _ in 0..runs.max(1) {
+        let started = Instant::now();
+        let response = client.get(url).bearer_auth(read_key).send().await?.error_for_status()?;
+        let body: serde_json::Value = response.json().await?;
+        timings.push(started.elapsed());
+        let jobs = body["jobs"].as_array().map(Vec::as_slice).unwrap_or_default();
+        spans_reported = jobs.iter().map(|job| job["count"].as_u64().unwrap_or(0)).sum();
+    }
+    timings.sort();
+    Ok((timings[timings.len() / 2], timings[timings.len() - 1], spans_reported))
 }
 
 fn ms(duration: Duration) -> f64 {

@@ -556,6 +556,49 @@ const MIGRATIONS: &[&str] = &[
         expires_at_unix_ms INTEGER NOT NULL
     ) WITHOUT ROWID;
     "#,
+    // 15: background job and messaging rollups (issue 5, item 4; `store::job_rollups`), merged
+    // at commit like the query rollups, with the same key order (project, bucket start first:
+    // the jobs page reads every service of a time range) and the same width/time index for
+    // retention and coarsening. Destination and job names are short, so they are in the key.
+    r#"
+    CREATE TABLE job_rollups (
+        project_id INTEGER NOT NULL,
+        bucket_start_unix_nano INTEGER NOT NULL,
+        -- 60 (fresh) or 3600 (coarsened).
+        bucket_seconds INTEGER NOT NULL,
+        service_name TEXT NOT NULL,
+        -- deployment.environment.name; '' when not sent.
+        environment TEXT NOT NULL,
+        -- messaging.system; '' for plain jobs.
+        messaging_system TEXT NOT NULL,
+        -- Destination (queue, topic) or job name.
+        name TEXT NOT NULL,
+        -- messaging.operation.type (process, send, ...) or 'job'.
+        operation TEXT NOT NULL,
+        span_count INTEGER NOT NULL,
+        failure_count INTEGER NOT NULL,
+        duration_sum_nanos REAL NOT NULL,
+        -- DDSketches (ns) in DataDog's portable binary encoding: durations, and queue lags of
+        -- the spans whose lag is known.
+        duration_sketch BLOB NOT NULL,
+        lag_sketch BLOB NOT NULL,
+        -- Slowest spans as JSON [[trace_id_hex, span_id_hex, duration_ns, start_ns], ...].
+        slowest TEXT NOT NULL,
+        PRIMARY KEY (project_id, bucket_start_unix_nano, bucket_seconds, service_name, environment, messaging_system,
+            name, operation)
+    ) WITHOUT ROWID;
+    CREATE INDEX job_rollups_by_width_time ON job_rollups (project_id, bucket_seconds, bucket_start_unix_nano);
+    "#,
+    // 16: read grants of API keys on other projects (`store/sqlite/grants.rs`): one key may read
+    // several projects (cross-project analytics). Looked up by (key, project) only.
+    r#"
+    CREATE TABLE api_key_grants (
+        key_id INTEGER NOT NULL REFERENCES api_keys(id),
+        project_id INTEGER NOT NULL REFERENCES projects(id),
+        granted_at_unix_ms INTEGER NOT NULL,
+        PRIMARY KEY (key_id, project_id)
+    ) WITHOUT ROWID;
+    "#,
 ];
 
 /// Applies every migration newer than the database's `user_version`, each in its own

@@ -5,8 +5,10 @@ mod analytics;
 mod checkpoint;
 mod events;
 mod filter;
+mod grants;
 mod issues_read;
 mod issues_write;
+mod job_rollups;
 mod migrations;
 mod otlp_outbox;
 mod query_rollups;
@@ -322,6 +324,22 @@ impl Store for SqliteStore {
         self.with_writer(|writer| users::delete_session(writer.connection(), token_hash))
     }
 
+    fn find_api_key_by_id(&self, key_id: i64) -> StoreResult<Option<ApiKeyRecord>> {
+        grants::find_key_by_id(&*self.reader()?, key_id)
+    }
+
+    fn grant_project_read(&self, key_id: i64, project_id: i64) -> StoreResult<bool> {
+        self.with_writer(|writer| grants::grant(writer.connection(), key_id, project_id, now_unix_ms()))
+    }
+
+    fn revoke_project_read(&self, key_id: i64, project_id: i64) -> StoreResult<bool> {
+        self.with_writer(|writer| grants::revoke(writer.connection(), key_id, project_id))
+    }
+
+    fn key_may_read(&self, key: &ApiKeyRecord, project_id: i64) -> StoreResult<bool> {
+        grants::may_read(&*self.reader()?, key, project_id)
+    }
+
     fn find_api_key(&self, key: &ApiKeySecret) -> StoreResult<Option<ApiKeyRecord>> {
         let connection = self.reader()?;
         let record = connection
@@ -558,8 +576,22 @@ impl Store for SqliteStore {
             if budget_left == 0 {
                 return Ok(endpoint_rows);
             }
-            Ok(endpoint_rows + query_rollups::coarsen(writer.connection(), project_id, cutoff_unix_nano, budget_left)?)
+            let query_rows = query_rollups::coarsen(writer.connection(), project_id, cutoff_unix_nano, budget_left)?;
+            let budget_left = budget_left.saturating_sub(query_rows);
+            if budget_left == 0 {
+                return Ok(endpoint_rows + query_rows);
+            }
+            let job_rows = job_rollups::coarsen(writer.connection(), project_id, cutoff_unix_nano, budget_left)?;
+            Ok(endpoint_rows + query_rows + job_rows)
         })
+    }
+
+    fn job_rollups(
+        &self,
+        project_id: i64,
+        query: &super::job_rollups::JobRollupQuery,
+    ) -> StoreResult<Vec<super::job_rollups::JobRollup>> {
+        job_rollups::job_rollups(&*self.reader()?, project_id, query)
     }
 
     fn query_rollups(

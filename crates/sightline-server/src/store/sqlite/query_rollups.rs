@@ -246,6 +246,7 @@ mod tests {
             trace_summaries: Vec::new(),
             endpoint_rollups: Vec::new(),
             query_rollups: rollups,
+            job_rollups: Vec::new(),
             call_halves: Vec::new(),
             outcomes: Outcomes::default(),
             errors: Vec::new(),

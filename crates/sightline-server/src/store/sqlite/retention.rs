@@ -142,6 +142,9 @@ pub(super) fn delete_expired(
     if deleted < max_rows {
         deleted += super::query_rollups::delete_expired(&transaction, project_id, cutoff, remaining(deleted))?;
     }
+    if deleted < max_rows {
+        deleted += super::job_rollups::delete_expired(&transaction, project_id, cutoff, remaining(deleted))?;
+    }
     transaction.commit()?;
     Ok(deleted)
 }

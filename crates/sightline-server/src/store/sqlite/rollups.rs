@@ -352,6 +352,7 @@ mod tests {
             trace_summaries: Vec::new(),
             endpoint_rollups: rollups,
             query_rollups: Vec::new(),
+            job_rollups: Vec::new(),
             call_halves: Vec::new(),
             outcomes: Outcomes::default(),
             errors: Vec::new(),

@@ -133,6 +133,7 @@ impl Writer {
         super::service_map::merge_edges(&transaction, edges.into_rollups())?;
         super::query_rollups::merge_query_rollups(&transaction, batches)?;
         super::otlp_outbox::enqueue(&transaction, batches, (now_unix_nano / 1_000_000) as i64)?;
+        super::job_rollups::merge_job_rollups(&transaction, batches)?;
         transaction.commit()?;
         self.resource_ids.extend(pending.resource_ids);
         self.scope_ids.extend(pending.scope_ids);

@@ -77,6 +77,7 @@ fn commit(fixture: &Fixture, records: Vec<LogRecord>) {
         trace_summaries: Vec::new(),
         endpoint_rollups: Vec::new(),
         query_rollups: Vec::new(),
+        job_rollups: Vec::new(),
         call_halves: Vec::new(),
         outcomes: Outcomes::default(),
         errors,

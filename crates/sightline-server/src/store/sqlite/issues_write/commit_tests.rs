@@ -71,6 +71,7 @@ fn batch(project_id: i64, errors: Vec<ErrorEvent>, serialize: bool) -> WriteBatc
         trace_summaries: Vec::new(),
         endpoint_rollups: Vec::new(),
         query_rollups: Vec::new(),
+        job_rollups: Vec::new(),
         call_halves: Vec::new(),
         outcomes: Outcomes::default(),
         errors,

@@ -167,6 +167,7 @@ fn write_batch(project_id: i64, signal: SignalBatch) -> WriteBatch {
         trace_summaries: Vec::new(),
         endpoint_rollups: Vec::new(),
         query_rollups: Vec::new(),
+        job_rollups: Vec::new(),
         call_halves: Vec::new(),
         outcomes: Outcomes::default(),
         errors,
