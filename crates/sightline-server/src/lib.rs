@@ -10,6 +10,7 @@ pub mod auth;
 pub mod clock;
 pub mod config;
 pub mod error;
+pub mod exporters;
 pub mod pipeline;
 pub mod receivers;
 pub mod retention;

@@ -26,6 +26,8 @@ pub struct AppState {
     pub max_body_bytes: usize,
     /// Database queries slower than this (p95 or max) are flagged slow (`Config::slow_query_threshold`).
     pub slow_query_threshold: Duration,
+    /// The forwarding workers (restarted when destinations change).
+    pub delivery: Arc<crate::exporters::delivery::DeliveryManager>,
 }
 
 /// A started server. Dropping it does not stop it; call [`RunningServer::shutdown`].
@@ -41,6 +43,7 @@ pub struct RunningServer {
     grpc_task: JoinHandle<()>,
     retention_task: JoinHandle<()>,
     writer: WriterHandle,
+    delivery: Arc<crate::exporters::delivery::DeliveryManager>,
 }
 
 /// Keys printed at first start.
@@ -78,6 +81,9 @@ pub async fn start(config: Config, store: Arc<dyn Store>) -> anyhow::Result<Runn
         start_writer(store.clone(), config.max_queued_items, config.max_items_per_commit, config.retry_after);
     let ingestor = Arc::new(Ingestor::new(store.clone(), queue).with_endpoint_rollups(config.endpoint_rollups));
     let (shutdown, shutdown_signal) = watch::channel(false);
+    apply_server_destinations(store.as_ref(), &config)?;
+    let delivery = crate::exporters::delivery::DeliveryManager::new(store.clone(), config.delivery_retry_base);
+    delivery.reload().map_err(|error| anyhow::anyhow!("cannot start delivery: {error}"))?;
 
     let http_listener = TcpListener::bind(config.http_addr).await.map_err(|error| {
         anyhow::anyhow!("cannot listen on {} (HTTP): {error}; pick another with --http-addr", config.http_addr)
@@ -93,6 +99,7 @@ pub async fn start(config: Config, store: Arc<dyn Store>) -> anyhow::Result<Runn
         store: store.clone(),
         max_body_bytes: config.max_body_bytes,
         slow_query_threshold: config.slow_query_threshold,
+        delivery: delivery.clone(),
     });
     let router = otlp_http::routes()
         .merge(crate::receivers::events_http::routes())
@@ -134,7 +141,29 @@ pub async fn start(config: Config, store: Arc<dyn Store>) -> anyhow::Result<Runn
         config.retention_chunk_rows,
         config.rollup_coarsen_after,
     ));
-    Ok(RunningServer { http_addr, grpc_addr, store, shutdown, http_task, grpc_task, retention_task, writer })
+    Ok(RunningServer { http_addr, grpc_addr, store, shutdown, http_task, grpc_task, retention_task, writer, delivery })
+}
+
+/// Creates, updates or disables the server-wide destinations of the ProductGraph variables.
+fn apply_server_destinations(store: &dyn Store, config: &Config) -> anyhow::Result<()> {
+    let existing = store.list_destinations(Some(crate::store::outbox::SERVER_WIDE_PROJECT))?;
+    for (name, enabled, settings) in config.forwarding.destinations()? {
+        let stored = existing
+            .iter()
+            .find(|destination| destination.project_id == crate::store::outbox::SERVER_WIDE_PROJECT && destination.name == name);
+        match (settings, stored) {
+            (Some(settings), _) => {
+                store.upsert_server_destination(name, enabled, &settings)?;
+                tracing::info!(destination = name, enabled, "Server-wide destination configured");
+            }
+            (None, Some(stored)) if stored.enabled => {
+                store.update_destination(stored.id, name, false, &stored.config)?;
+                tracing::info!(destination = name, "Server-wide destination disabled (no key configured)");
+            }
+            (None, _) => {}
+        }
+    }
+    Ok(())
 }
 
 impl RunningServer {
@@ -142,6 +171,8 @@ impl RunningServer {
     pub async fn shutdown(self) {
         let _ = self.shutdown.send(true);
         self.retention_task.abort();
+        // Unsent outbox rows stay queued and go out at the next start.
+        self.delivery.stop();
         let _ = self.http_task.await;
         let _ = self.grpc_task.await;
         // All senders are gone with the servers' state, so the writer drains and exits.

@@ -69,6 +69,50 @@ struct ServeArgs {
     /// (2 to 2160; long ranges then read fewer rows, short ones keep minute resolution).
     #[arg(long, env = "SIGHTLINE_ROLLUP_COARSEN_HOURS", default_value_t = 24)]
     rollup_coarsen_hours: u64,
+    #[command(flatten)]
+    forwarding: ForwardingArgs,
+}
+
+/// ProductGraph's forwarding variables (server-wide Amplitude / Mixpanel destinations for every
+/// project). Keys are secrets: `--help` hides their values and logs never show them.
+#[derive(Args)]
+struct ForwardingArgs {
+    /// Master switch of product-event forwarding (true/false, 1/0, yes/no).
+    #[arg(long, env = "ANALYTICS_ENABLED", default_value = "false", value_parser = clap::builder::BoolishValueParser::new())]
+    analytics_enabled: bool,
+    /// Forward to Amplitude (with --analytics-enabled).
+    #[arg(long, env = "AMPLITUDE_ENABLED", default_value = "false", value_parser = clap::builder::BoolishValueParser::new())]
+    amplitude_enabled: bool,
+    /// Amplitude project API key.
+    #[arg(long, env = "AMPLITUDE_API_KEY", hide_env_values = true)]
+    amplitude_api_key: Option<String>,
+    /// URL replacing https://api2.amplitude.com/2/httpapi (e.g. the EU endpoint).
+    #[arg(long, env = "SIGHTLINE_AMPLITUDE_ENDPOINT")]
+    amplitude_endpoint: Option<String>,
+    /// Forward to Mixpanel (with --analytics-enabled).
+    #[arg(long, env = "MIXPANEL_ENABLED", default_value = "false", value_parser = clap::builder::BoolishValueParser::new())]
+    mixpanel_enabled: bool,
+    /// Mixpanel project token.
+    #[arg(long, env = "MIXPANEL_TOKEN", hide_env_values = true)]
+    mixpanel_token: Option<String>,
+    /// URL replacing https://api.mixpanel.com/import (e.g. https://api-eu.mixpanel.com/import).
+    #[arg(long, env = "SIGHTLINE_MIXPANEL_ENDPOINT")]
+    mixpanel_endpoint: Option<String>,
+}
+
+impl ForwardingArgs {
+    fn into_config(self) -> sightline_server::config::ProductGraphForwarding {
+        use sightline_server::exporters::Secret;
+        sightline_server::config::ProductGraphForwarding {
+            analytics_enabled: self.analytics_enabled,
+            amplitude_enabled: self.amplitude_enabled,
+            amplitude_api_key: self.amplitude_api_key.map(Secret::new),
+            amplitude_endpoint: self.amplitude_endpoint,
+            mixpanel_enabled: self.mixpanel_enabled,
+            mixpanel_token: self.mixpanel_token.map(Secret::new),
+            mixpanel_endpoint: self.mixpanel_endpoint,
+        }
+    }
 }
 
 #[derive(Subcommand)]
@@ -144,6 +188,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         retention_interval: Duration::from_secs(args.retention_interval_secs.max(1)),
         slow_query_threshold: Duration::from_millis(args.slow_query_ms),
         rollup_coarsen_after: Duration::from_secs(args.rollup_coarsen_hours.saturating_mul(3600)),
+        forwarding: args.forwarding.into_config(),
         ..Config::default()
     };
     // Before anything is created on disk: a bad flag must not leave a half-made data directory.

@@ -5,6 +5,7 @@
 
 mod analytics;
 mod databases;
+mod destinations;
 mod event_stats;
 mod events;
 mod health;
@@ -204,6 +205,7 @@ pub fn routes() -> Router<Arc<AppState>> {
         .merge(health::routes())
         .merge(service_map::routes())
         .merge(databases::routes())
+        .merge(destinations::routes())
         .merge(system::routes())
         .merge(prometheus_view::routes())
         .merge(sourcemaps::routes())
