@@ -222,8 +222,11 @@ async fn webhook_batches_are_signed_and_bad_input_is_refused() {
     let (status, _) =
         admin(&server, reqwest::Method::POST, "/destinations", Some(json!({"name": "hook", "config": {"type": "webhook", "url": vendor.url("/hook"), "secret": "s"}}))).await;
     assert_eq!(status, 400, "duplicate name");
+    // A client retry of the same batch is stored once and queued once (else 20 would go).
+    post_events(&server, (0..10).map(|index| event(index, json!({}))).collect()).await;
     post_events(&server, (0..10).map(|index| event(index, json!({}))).collect()).await;
     let view = wait_for(&server, id, "the webhook", settled(10)).await;
+    assert!(vendor.seen.lock().unwrap().received.values().all(|count| *count == 1), "a retried batch is sent once");
     assert_eq!(view["config"]["secret"], "set");
     assert!(vendor.seen.lock().unwrap().violations.is_empty());
     assert_eq!(vendor.ingested_ids().len(), 10);

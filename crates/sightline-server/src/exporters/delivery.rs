@@ -255,14 +255,14 @@ impl DestinationWorker {
                 return;
             }
         };
-        let mut last_stats = Instant::now() - Duration::from_secs(10);
+        let mut last_stats: Option<Instant> = None;
         loop {
             if *self.stop.borrow() {
                 return;
             }
-            if last_stats.elapsed() >= Duration::from_secs(1) {
+            if last_stats.is_none_or(|published| published.elapsed() >= Duration::from_secs(1)) {
                 self.publish_stats().await;
-                last_stats = Instant::now();
+                last_stats = Some(Instant::now());
             }
             let store = self.store.clone();
             let destination_id = self.destination_id;

@@ -382,3 +382,104 @@ pub(super) fn replay(connection: &mut Connection, destination_id: i64, ids: Opti
     transaction.commit()?;
     Ok(moved)
 }
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use crate::exporters::DestinationConfig;
+    use crate::store::outbox::{DeliveryReport, NewDeadLetter};
+    use crate::store::sqlite::SqliteStore;
+    use crate::store::{Outcomes, SignalBatch, Store, WriteBatch};
+
+    fn events(ids: &[&str], event_type: &str) -> Vec<sightline_model::ProductEvent> {
+        ids.iter()
+            .map(|id| {
+                sightline_model::event::parse_event(
+                    &json!({"event_id": id, "product_id": "p", "session.id": "sess-1", "event.type": event_type,
+                        "event.timestamp": "2026-11-24T10:00:00Z"}),
+                    1,
+                )
+                .expect("valid")
+            })
+            .collect()
+    }
+
+    fn batch(project_id: i64, events: Vec<sightline_model::ProductEvent>) -> WriteBatch {
+        let mut batch = WriteBatch {
+            project_id,
+            signal: SignalBatch::Events(events),
+            trace_summaries: Vec::new(),
+            endpoint_rollups: Vec::new(),
+            query_rollups: Vec::new(),
+            call_halves: Vec::new(),
+            outcomes: Outcomes::default(),
+            errors: Vec::new(),
+            derived_events: Vec::new(),
+            sessions: Default::default(),
+            serialized: Default::default(),
+        };
+        batch.serialize_items();
+        batch
+    }
+
+    fn webhook(routing: serde_json::Value) -> DestinationConfig {
+        serde_json::from_value(json!({"type": "webhook", "url": "http://127.0.0.1:9/", "secret": "s", "routing": routing}))
+            .expect("config")
+    }
+
+    #[test]
+    fn outbox_rows_follow_routing_fresh_events_and_delivery_reports() {
+        let directory = tempfile::tempdir().expect("directory");
+        let store = SqliteStore::open(&directory.path().join("sightline.db")).expect("store");
+        let shop = store.create_project("Shop").expect("project");
+        let other = store.create_project("Other").expect("project");
+        let pages = store.create_destination(shop.id, "pages", true, &webhook(json!({"events": ["page.*"]}))).expect("created");
+        let everything = store.create_destination(shop.id, "all", true, &webhook(json!({}))).expect("created");
+        let paused = store.create_destination(shop.id, "paused", false, &webhook(json!({}))).expect("created");
+        assert!(store.create_destination(shop.id, "all", true, &webhook(json!({}))).is_err(), "names are unique");
+
+        store.commit(&[batch(shop.id, events(&["a", "b"], "page.view")), batch(shop.id, events(&["c"], "ui.click"))]).expect("commit");
+        // A client retry: the same events again queue nothing more.
+        store.commit(&[batch(shop.id, events(&["a", "b"], "page.view"))]).expect("commit");
+        // Another project's events are not this project's destinations' business.
+        store.commit(&[batch(other.id, events(&["x"], "page.view"))]).expect("commit");
+
+        let queued = |id: i64| store.outbox_stats(id).expect("stats").queued;
+        assert_eq!((queued(pages.id), queued(everything.id), queued(paused.id)), (2, 3, 0));
+        let pending = store.pending_outbox(everything.id, 10).expect("pending");
+        let ids: Vec<&str> = pending.iter().filter_map(|item| item.event.as_ref()).map(|event| event.event_id.as_str()).collect();
+        assert_eq!(ids, ["a", "b", "c"], "oldest first");
+
+        store
+            .record_delivery(&DeliveryReport {
+                destination_id: everything.id,
+                delivered: vec![pending[0].outbox_id, pending[1].outbox_id],
+                filtered: vec![],
+                dead: vec![NewDeadLetter {
+                    outbox_id: pending[2].outbox_id,
+                    event_rowid: pending[2].event_rowid,
+                    event_id: "c".into(),
+                    reason: "invalid".into(),
+                    last_response: Some("{}".into()),
+                    attempts: 1,
+                }],
+                last_error: Some("HTTP 400".into()),
+            })
+            .expect("recorded");
+        let destination = store.get_destination(everything.id).expect("read").expect("exists");
+        assert_eq!((destination.delivered_count, destination.dead_letter_count), (2, 1));
+        assert_eq!(destination.last_error.as_deref(), Some("HTTP 400"));
+        assert_eq!(queued(everything.id), 0);
+        let letters = store.dead_letters(everything.id, 10, None).expect("letters");
+        assert_eq!(letters.len(), 1);
+        assert_eq!(store.replay_dead_letters(everything.id, None).expect("replay"), 1);
+        assert_eq!(queued(everything.id), 1);
+        assert!(store.dead_letters(everything.id, 10, None).expect("letters").is_empty());
+
+        assert!(store.delete_destination(pages.id).expect("deleted"));
+        store.commit(&[batch(shop.id, events(&["d"], "page.view"))]).expect("commit");
+        assert_eq!(queued(pages.id), 0, "a deleted destination queues nothing");
+        assert_eq!(queued(everything.id), 2);
+    }
+}
