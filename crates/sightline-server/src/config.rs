@@ -72,13 +72,15 @@ pub struct ProductGraphForwarding {
     pub mixpanel_endpoint: Option<String>,
 }
 
+/// A server-wide destination the variables describe: (name, enabled, settings — `None` when
+/// the vendor has no key at all).
+pub type ServerDestination = (&'static str, bool, Option<crate::exporters::DestinationConfig>);
+
 impl ProductGraphForwarding {
     /// The server-wide destinations these variables describe: (name, enabled, settings);
     /// `None` settings when the vendor is not configured at all. Errors when a vendor is
     /// enabled without its key.
-    pub fn destinations(
-        &self,
-    ) -> Result<Vec<(&'static str, bool, Option<crate::exporters::DestinationConfig>)>, ConfigError> {
+    pub fn destinations(&self) -> Result<Vec<ServerDestination>, ConfigError> {
         use crate::exporters::config::{AmplitudeSettings, MixpanelSettings};
         use crate::exporters::{DestinationConfig, DestinationSettings};
         let present = |secret: &Option<crate::exporters::Secret>| secret.clone().filter(|secret| !secret.is_empty());

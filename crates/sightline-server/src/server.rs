@@ -148,9 +148,9 @@ pub async fn start(config: Config, store: Arc<dyn Store>) -> anyhow::Result<Runn
 fn apply_server_destinations(store: &dyn Store, config: &Config) -> anyhow::Result<()> {
     let existing = store.list_destinations(Some(crate::store::outbox::SERVER_WIDE_PROJECT))?;
     for (name, enabled, settings) in config.forwarding.destinations()? {
-        let stored = existing
-            .iter()
-            .find(|destination| destination.project_id == crate::store::outbox::SERVER_WIDE_PROJECT && destination.name == name);
+        let stored = existing.iter().find(|destination| {
+            destination.project_id == crate::store::outbox::SERVER_WIDE_PROJECT && destination.name == name
+        });
         match (settings, stored) {
             (Some(settings), _) => {
                 store.upsert_server_destination(name, enabled, &settings)?;

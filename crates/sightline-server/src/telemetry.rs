@@ -115,7 +115,11 @@ static METRICS: LazyLock<ServerMetrics> = LazyLock::new(|| {
         server_spans.clone(),
     );
     let delivery_events = Family::<DeliveryLabels, Counter>::default();
-    registry.register("delivery_events", "Forwarded product events by destination and outcome", delivery_events.clone());
+    registry.register(
+        "delivery_events",
+        "Forwarded product events by destination and outcome",
+        delivery_events.clone(),
+    );
     let delivery_requests = Family::<DeliveryLabels, Counter>::default();
     registry.register(
         "delivery_requests",

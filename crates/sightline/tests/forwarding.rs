@@ -39,17 +39,19 @@ async fn post_events(server: &TestServer, events: Vec<Value>) {
         .json(&json!({"events": events}))
         .send()
         .await
-        .unwrap();
+        .expect("ingest request");
     assert_eq!(response.status(), 202);
 }
 
 async fn admin(server: &TestServer, method: reqwest::Method, path: &str, body: Option<Value>) -> (u16, Value) {
-    let mut request =
-        server.http.request(method, format!("{}/api/v1/projects/default{path}", server.http_base())).bearer_auth(&server.admin_key);
+    let mut request = server
+        .http
+        .request(method, format!("{}/api/v1/projects/default{path}", server.http_base()))
+        .bearer_auth(&server.admin_key);
     if let Some(body) = body {
         request = request.json(&body);
     }
-    let response = request.send().await.unwrap();
+    let response = request.send().await.expect("API request");
     let status = response.status().as_u16();
     (status, response.json::<Value>().await.unwrap_or(Value::Null))
 }
@@ -58,7 +60,7 @@ async fn create_destination(server: &TestServer, name: &str, config: Value) -> i
     let (status, body) =
         admin(server, reqwest::Method::POST, "/destinations", Some(json!({"name": name, "config": config}))).await;
     assert_eq!(status, 201, "{body}");
-    body["id"].as_i64().unwrap()
+    body["id"].as_i64().expect("an integer")
 }
 
 /// Polls the destination until `done` holds (deadline 30 s); returns its last view.
@@ -117,7 +119,7 @@ async fn amplitude_gets_documented_requests_through_every_fault() {
     assert!(!view.to_string().contains("amp-key-123456"), "the key is never returned");
 
     {
-        let seen = vendor.seen.lock().unwrap();
+        let seen = vendor.seen.lock().expect("vendor state lock");
         assert!(seen.violations.is_empty(), "{:?}", seen.violations);
         assert!(seen.requests >= 6, "4 faults, a 400 and the accepted resend: {}", seen.requests);
         assert!(seen.received.values().all(|count| *count == 1), "no event ingested twice");
@@ -126,24 +128,41 @@ async fn amplitude_gets_documented_requests_through_every_fault() {
         assert_eq!(sample["user_id"], "user-0000");
         assert_eq!(sample["time"], 1_795_514_400_000i64);
         assert_eq!(sample["event_properties"]["page_path"], "/checkout");
-        assert!(sample["session_id"].as_i64().unwrap() > 1_700_000_000_000, "session start in ms: {sample}");
+        assert!(
+            sample["session_id"].as_i64().expect("an integer") > 1_700_000_000_000,
+            "session start in ms: {sample}"
+        );
     }
 
     let (status, letters) =
         admin(&server, reqwest::Method::GET, &format!("/destinations/{id}/dead-letters"), None).await;
     assert_eq!(status, 200);
-    let letters = letters["dead_letters"].as_array().unwrap().clone();
+    let letters = letters["dead_letters"].as_array().expect("an array").clone();
     let reason_of = |event_id: &str| {
         letters.iter().find(|letter| letter["event_id"] == event_id).map(|letter| letter["reason"].clone())
     };
-    assert!(reason_of("evt-00003").unwrap().as_str().unwrap().contains("invalid fields: time"));
-    assert!(reason_of("evt-00005").unwrap().as_str().unwrap().contains("5 characters"));
-    let refused = letters.iter().find(|letter| letter["event_id"] == "evt-00003").unwrap();
-    assert!(refused["last_response"].as_str().unwrap().contains("events_with_invalid_fields"), "{refused}");
+    assert!(
+        reason_of("evt-00003")
+            .expect("a dead letter for this event")
+            .as_str()
+            .expect("a string")
+            .contains("invalid fields: time")
+    );
+    assert!(
+        reason_of("evt-00005")
+            .expect("a dead letter for this event")
+            .as_str()
+            .expect("a string")
+            .contains("5 characters")
+    );
+    let refused =
+        letters.iter().find(|letter| letter["event_id"] == "evt-00003").expect("a dead letter for this event");
+    assert!(refused["last_response"].as_str().expect("a string").contains("events_with_invalid_fields"), "{refused}");
 
     // Replay: the vendor now accepts evt-00003; evt-00005 is refused again before sending.
     let (status, replayed) =
-        admin(&server, reqwest::Method::POST, &format!("/destinations/{id}/dead-letters/replay"), Some(json!({}))).await;
+        admin(&server, reqwest::Method::POST, &format!("/destinations/{id}/dead-letters/replay"), Some(json!({})))
+            .await;
     assert_eq!((status, replayed["replayed"].as_u64()), (200, Some(2)));
     wait_for(&server, id, "the replay", |view| view["state"]["delivered"] == 39 && view["state"]["queued"] == 0).await;
     assert_eq!(vendor.ingested_ids().len(), 39);
@@ -173,18 +192,19 @@ async fn mixpanel_imports_split_on_413_and_keep_partial_successes() {
     let view = wait_for(&server, id, "the import", settled(30)).await;
     assert_eq!(view["state"]["delivered"], 29, "{view}");
     assert_eq!(view["state"]["dead_lettered"], 1, "the failed record");
-    let seen = vendor.seen.lock().unwrap();
-    assert!(seen.violations.is_empty(), "{:?}", seen.violations);
-    assert!(seen.request_sizes.iter().all(|size| *size <= 8), "split below the limit: {:?}", seen.request_sizes);
-    assert!(seen.encodings.iter().all(|encoding| encoding == "gzip"), "gzip: {:?}", seen.encodings);
-    assert_eq!(seen.ingested.len(), 29, "routing kept ui.click and the pii event out");
-    assert!(seen.received.values().all(|count| *count == 1), "partial success: the others were not resent");
-    let record = &seen.ingested["evt-00000"]["properties"];
-    assert_eq!(record["distinct_id"], "user-0000");
-    assert_eq!(record["time"], 1_795_514_400_000i64);
-    assert!(record.get("$current_url").is_none(), "page.url denied by routing: {record}");
-    assert_eq!(record["page_path"], "/checkout");
-    drop(seen);
+    {
+        let seen = vendor.seen.lock().expect("vendor state lock");
+        assert!(seen.violations.is_empty(), "{:?}", seen.violations);
+        assert!(seen.request_sizes.iter().all(|size| *size <= 8), "split below the limit: {:?}", seen.request_sizes);
+        assert!(seen.encodings.iter().all(|encoding| encoding == "gzip"), "gzip: {:?}", seen.encodings);
+        assert_eq!(seen.ingested.len(), 29, "routing kept ui.click and the pii event out");
+        assert!(seen.received.values().all(|count| *count == 1), "partial success: the others were not resent");
+        let record = &seen.ingested["evt-00000"]["properties"];
+        assert_eq!(record["distinct_id"], "user-0000");
+        assert_eq!(record["time"], 1_795_514_400_000i64);
+        assert!(record.get("$current_url").is_none(), "page.url denied by routing: {record}");
+        assert_eq!(record["page_path"], "/checkout");
+    }
     server.stop().await;
 }
 
@@ -200,8 +220,14 @@ async fn webhook_batches_are_signed_and_bad_input_is_refused() {
     )
     .await;
     assert_eq!(status, 400, "{body}");
-    assert!(body["error"]["message"].as_str().unwrap().contains("url"));
-    let (status, _) = admin(&server, reqwest::Method::POST, "/destinations", Some(json!({"name": "x", "config": {"type": "carrier-pigeon"}}))).await;
+    assert!(body["error"]["message"].as_str().expect("a string").contains("url"));
+    let (status, _) = admin(
+        &server,
+        reqwest::Method::POST,
+        "/destinations",
+        Some(json!({"name": "x", "config": {"type": "carrier-pigeon"}})),
+    )
+    .await;
     assert_eq!(status, 400);
     let read_only = server
         .http
@@ -210,7 +236,7 @@ async fn webhook_batches_are_signed_and_bad_input_is_refused() {
         .json(&json!({}))
         .send()
         .await
-        .unwrap();
+        .expect("API request");
     assert_eq!(read_only.status(), 403);
 
     let id = create_destination(
@@ -219,21 +245,34 @@ async fn webhook_batches_are_signed_and_bad_input_is_refused() {
         json!({"type": "webhook", "url": vendor.url("/hook"), "secret": "hook-secret", "batch": {"interval_ms": 20}}),
     )
     .await;
-    let (status, _) =
-        admin(&server, reqwest::Method::POST, "/destinations", Some(json!({"name": "hook", "config": {"type": "webhook", "url": vendor.url("/hook"), "secret": "s"}}))).await;
+    let (status, _) = admin(
+        &server,
+        reqwest::Method::POST,
+        "/destinations",
+        Some(json!({"name": "hook", "config": {"type": "webhook", "url": vendor.url("/hook"), "secret": "s"}})),
+    )
+    .await;
     assert_eq!(status, 400, "duplicate name");
     // A client retry of the same batch is stored once and queued once (else 20 would go).
     post_events(&server, (0..10).map(|index| event(index, json!({}))).collect()).await;
     post_events(&server, (0..10).map(|index| event(index, json!({}))).collect()).await;
     let view = wait_for(&server, id, "the webhook", settled(10)).await;
-    assert!(vendor.seen.lock().unwrap().received.values().all(|count| *count == 1), "a retried batch is sent once");
+    assert!(
+        vendor.seen.lock().expect("vendor state lock").received.values().all(|count| *count == 1),
+        "a retried batch is sent once"
+    );
     assert_eq!(view["config"]["secret"], "set");
-    assert!(vendor.seen.lock().unwrap().violations.is_empty());
+    assert!(vendor.seen.lock().expect("vendor state lock").violations.is_empty());
     assert_eq!(vendor.ingested_ids().len(), 10);
 
     // PATCH keeps the secret (merge patch) and can disable; DELETE removes.
-    let (status, patched) =
-        admin(&server, reqwest::Method::PATCH, &format!("/destinations/{id}"), Some(json!({"enabled": false, "config": {"gzip": true}}))).await;
+    let (status, patched) = admin(
+        &server,
+        reqwest::Method::PATCH,
+        &format!("/destinations/{id}"),
+        Some(json!({"enabled": false, "config": {"gzip": true}})),
+    )
+    .await;
     assert_eq!(status, 200, "{patched}");
     assert_eq!((patched["enabled"].clone(), patched["config"]["secret"].clone()), (json!(false), json!("set")));
     let (status, _) = admin(&server, reqwest::Method::DELETE, &format!("/destinations/{id}"), None).await;
@@ -257,15 +296,15 @@ async fn a_server_killed_mid_delivery_delivers_everything_once_after_restart() {
     // Two batches go through; the third request is held in flight when the server is killed.
     post_events(&server, (0..500).map(|index| event(index, json!({}))).collect()).await;
     let deadline = Instant::now() + Duration::from_secs(30);
-    while vendor.seen.lock().unwrap().ingested.len() < 500 {
+    while vendor.seen.lock().expect("vendor state lock").ingested.len() < 500 {
         assert!(Instant::now() < deadline, "the first two batches were not delivered");
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
-    let requests_before = vendor.seen.lock().unwrap().requests;
+    let requests_before = vendor.seen.lock().expect("vendor state lock").requests;
     vendor.inject([Fault::HoldUntilReleased]);
     post_events(&server, (500..1000).map(|index| event(index, json!({}))).collect()).await;
     let deadline = Instant::now() + Duration::from_secs(30);
-    while vendor.seen.lock().unwrap().requests <= requests_before {
+    while vendor.seen.lock().expect("vendor state lock").requests <= requests_before {
         assert!(Instant::now() < deadline, "no request reached the hold");
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
@@ -282,12 +321,13 @@ async fn a_server_killed_mid_delivery_delivers_everything_once_after_restart() {
     assert_eq!(ids, expected);
     // Vendor-side dedup by insert_id: a batch interrupted by the kill may arrive twice, but
     // batches that were acknowledged before it are never sent again.
-    let seen = vendor.seen.lock().unwrap();
-    let repeats: usize = seen.received.values().map(|count| count - 1).sum();
-    assert!(repeats > 0, "the interrupted batch was resent after the restart");
-    assert!(repeats <= 250, "at most the interrupted batch is resent, got {repeats} repeats");
-    assert!(seen.violations.is_empty(), "{:?}", seen.violations);
-    drop(seen);
+    {
+        let seen = vendor.seen.lock().expect("vendor state lock");
+        let repeats: usize = seen.received.values().map(|count| count - 1).sum();
+        assert!(repeats > 0, "the interrupted batch was resent after the restart");
+        assert!(repeats <= 250, "at most the interrupted batch is resent, got {repeats} repeats");
+        assert!(seen.violations.is_empty(), "{:?}", seen.violations);
+    }
     server.stop().await;
 }
 
@@ -309,7 +349,7 @@ async fn productgraph_variables_configure_a_server_wide_destination() {
     let destination = &list["destinations"][0];
     assert_eq!((destination["name"].clone(), destination["scope"].clone()), (json!("amplitude"), json!("server")));
     assert!(!list.to_string().contains("env-amp-key"));
-    let id = destination["id"].as_i64().unwrap();
+    let id = destination["id"].as_i64().expect("an integer");
     let (status, _) =
         admin(&server, reqwest::Method::PATCH, &format!("/destinations/{id}"), Some(json!({"enabled": false}))).await;
     assert_eq!(status, 403, "server-wide destinations are changed through the environment");

@@ -39,10 +39,7 @@ const MAX_NAME_BYTES: usize = 128;
 pub(super) fn routes() -> Router<Arc<AppState>> {
     Router::new()
         .route("/api/v1/projects/{project}/destinations", get(list).post(create))
-        .route(
-            "/api/v1/projects/{project}/destinations/{destination_id}",
-            get(get_one).patch(update).delete(delete),
-        )
+        .route("/api/v1/projects/{project}/destinations/{destination_id}", get(get_one).patch(update).delete(delete))
         .route("/api/v1/projects/{project}/destinations/{destination_id}/dead-letters", get(dead_letters))
         .route("/api/v1/projects/{project}/destinations/{destination_id}/dead-letters/replay", post(replay))
 }
@@ -50,7 +47,8 @@ pub(super) fn routes() -> Router<Arc<AppState>> {
 fn view(state: &AppState, destination: &Destination) -> Result<Value, ApiError> {
     let stats = state.store.outbox_stats(destination.id)?;
     let worker = state.delivery.worker_state(destination.id);
-    let in_flight = worker.as_ref().map(|worker| worker.in_flight.load(std::sync::atomic::Ordering::Relaxed)).unwrap_or(0);
+    let in_flight =
+        worker.as_ref().map(|worker| worker.in_flight.load(std::sync::atomic::Ordering::Relaxed)).unwrap_or(0);
     Ok(json!({
         "id": destination.id,
         "name": destination.name,
@@ -77,7 +75,8 @@ fn parse_json(body: &Bytes, headers: &HeaderMap, allow_empty: bool) -> Result<Va
     if body.is_empty() && allow_empty {
         return Ok(json!({}));
     }
-    let content_type = headers.get(axum::http::header::CONTENT_TYPE).and_then(|value| value.to_str().ok()).unwrap_or("");
+    let content_type =
+        headers.get(axum::http::header::CONTENT_TYPE).and_then(|value| value.to_str().ok()).unwrap_or("");
     if !content_type.is_empty() && !content_type.starts_with("application/json") {
         return Err(ApiError {
             status: StatusCode::UNSUPPORTED_MEDIA_TYPE,
@@ -215,12 +214,8 @@ async fn update(
             }
         };
         let name = name.unwrap_or_else(|| destination.name.clone());
-        let updated = state.store.update_destination(
-            destination_id,
-            &name,
-            enabled.unwrap_or(destination.enabled),
-            &config,
-        )?;
+        let updated =
+            state.store.update_destination(destination_id, &name, enabled.unwrap_or(destination.enabled), &config)?;
         reload(&state);
         view(&state, &updated)
     })

@@ -225,12 +225,12 @@ impl DestinationConfig {
                     continue;
                 }
                 let present = object.get(field).and_then(|value| value.as_str()).is_some_and(|text| !text.is_empty());
-                let applies = match (&self.settings, field) {
-                    (DestinationSettings::Amplitude(_), "api_key") => true,
-                    (DestinationSettings::Mixpanel(_), "token" | "service_account_secret") => true,
-                    (DestinationSettings::Webhook(_), "secret") => true,
-                    _ => false,
-                };
+                let applies = matches!(
+                    (&self.settings, field),
+                    (DestinationSettings::Amplitude(_), "api_key")
+                        | (DestinationSettings::Mixpanel(_), "token" | "service_account_secret")
+                        | (DestinationSettings::Webhook(_), "secret")
+                );
                 if applies {
                     object.insert(field.into(), serde_json::Value::from(if present { "set" } else { "unset" }));
                 }
@@ -302,7 +302,10 @@ mod tests {
     fn merge_patch_keeps_what_is_not_sent() {
         let mut stored = json!({"type": "amplitude", "api_key": "k", "routing": {"events": ["a"]}});
         merge_patch(&mut stored, &json!({"routing": {"deny_properties": ["x"]}, "region": "eu"}));
-        assert_eq!(stored, json!({"type": "amplitude", "api_key": "k", "region": "eu",
-            "routing": {"events": ["a"], "deny_properties": ["x"]}}));
+        assert_eq!(
+            stored,
+            json!({"type": "amplitude", "api_key": "k", "region": "eu",
+            "routing": {"events": ["a"], "deny_properties": ["x"]}})
+        );
     }
 }

@@ -72,7 +72,9 @@ pub trait Exporter: Send + Sync + 'static {
 /// The exporter for a destination's settings.
 pub fn exporter_for(settings: &DestinationSettings) -> Box<dyn Exporter> {
     match settings {
-        DestinationSettings::Amplitude(amplitude) => Box::new(super::amplitude::AmplitudeExporter::new(amplitude.clone())),
+        DestinationSettings::Amplitude(amplitude) => {
+            Box::new(super::amplitude::AmplitudeExporter::new(amplitude.clone()))
+        }
         DestinationSettings::Mixpanel(mixpanel) => Box::new(super::mixpanel::MixpanelExporter::new(mixpanel.clone())),
         DestinationSettings::Webhook(webhook) => Box::new(super::webhook::WebhookExporter::new(webhook.clone())),
     }
@@ -139,8 +141,11 @@ impl DeliveryManager {
     pub fn reload(&self) -> Result<(), StoreError> {
         let destinations = self.store.list_destinations(None)?;
         let mut workers = self.workers.lock().map_err(|_| StoreError::Database("delivery lock poisoned".into()))?;
-        let wanted: HashMap<i64, &Destination> =
-            destinations.iter().filter(|destination| destination.enabled).map(|destination| (destination.id, destination)).collect();
+        let wanted: HashMap<i64, &Destination> = destinations
+            .iter()
+            .filter(|destination| destination.enabled)
+            .map(|destination| (destination.id, destination))
+            .collect();
         workers.retain(|id, worker| {
             let keep = wanted.get(id).is_some_and(|destination| destination.config == worker.config);
             if !keep {
@@ -326,9 +331,11 @@ impl DestinationWorker {
 
     fn count(&self, report: &DeliveryReport) {
         let metrics = crate::telemetry::metrics();
-        for (outcome, count) in
-            [("delivered", report.delivered.len()), ("dead_lettered", report.dead.len()), ("filtered", report.filtered.len())]
-        {
+        for (outcome, count) in [
+            ("delivered", report.delivered.len()),
+            ("dead_lettered", report.dead.len()),
+            ("filtered", report.filtered.len()),
+        ] {
             if count > 0 {
                 metrics
                     .delivery_events
@@ -344,13 +351,21 @@ impl DestinationWorker {
     fn count_request(&self, result: &str) {
         crate::telemetry::metrics()
             .delivery_requests
-            .get_or_create(&crate::telemetry::DeliveryLabels { destination: self.label.clone(), outcome: result.into() })
+            .get_or_create(&crate::telemetry::DeliveryLabels {
+                destination: self.label.clone(),
+                outcome: result.into(),
+            })
             .inc();
     }
 
     /// Prepares, encodes and sends `items`; returns what happened to each and whether the
     /// worker is stopping (the unsent rest stays in the outbox).
-    async fn deliver(&mut self, client: &reqwest::Client, items: Vec<OutboxEvent>, limits: Limits) -> (DeliveryReport, bool) {
+    async fn deliver(
+        &mut self,
+        client: &reqwest::Client,
+        items: Vec<OutboxEvent>,
+        limits: Limits,
+    ) -> (DeliveryReport, bool) {
         let mut report = DeliveryReport { destination_id: self.destination_id, ..DeliveryReport::default() };
         let dead = |item: &OutboxEvent, event_id: &str, reason: String| NewDeadLetter {
             outbox_id: item.outbox_id,
@@ -492,7 +507,9 @@ impl DestinationWorker {
                 Classification::Split => {
                     self.count_request("split");
                     if part.len() == 1 {
-                        report.dead.extend(part.iter().map(|item| dead_letter(item, "too large (413) on its own".into())));
+                        report
+                            .dead
+                            .extend(part.iter().map(|item| dead_letter(item, "too large (413) on its own".into())));
                         return true;
                     }
                     let mut first = part;

@@ -69,7 +69,9 @@ pub struct RouteMatcher {
 fn compile(field: &str, globs: &[String]) -> Result<Vec<glob::Pattern>, String> {
     globs
         .iter()
-        .map(|text| glob::Pattern::new(text).map_err(|error| format!("routing.{field}: {text:?} is not a glob: {error}")))
+        .map(|text| {
+            glob::Pattern::new(text).map_err(|error| format!("routing.{field}: {text:?} is not a glob: {error}"))
+        })
         .collect()
 }
 
@@ -162,7 +164,8 @@ mod tests {
         assert!(internal.accepts(&event("a", "custom", json!({"privacy_level": "public"}))));
         assert!(!internal.accepts(&event("a", "custom", json!({"privacy_level": "pii"}))));
         assert!(!internal.accepts(&event("a", "custom", json!({"privacy_level": "secret"}))), "unknown fails closed");
-        let public = Routing { max_privacy_level: PrivacyLevel::Public, ..Routing::default() }.compile().expect("globs");
+        let public =
+            Routing { max_privacy_level: PrivacyLevel::Public, ..Routing::default() }.compile().expect("globs");
         assert!(!public.accepts(&event("a", "custom", json!({}))));
     }
 

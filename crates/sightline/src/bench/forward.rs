@@ -83,8 +83,8 @@ fn event(run: u128, index: usize) -> Value {
         "product_id": "shop",
         "session.id": format!("sess-{:x}-{:08}", run, index % 5_000),
         "user.id": format!("user-{:06}", index % 20_000),
-        "event.type": if index % 3 == 0 { "page.view" } else { "ui.click" },
-        "event.name": if index % 3 == 0 { "Page View" } else { "Add To Cart" },
+        "event.type": if index.is_multiple_of(3) { "page.view" } else { "ui.click" },
+        "event.name": if index.is_multiple_of(3) { "Page View" } else { "Add To Cart" },
         "page.path": "/products/42",
         "page.url": "https://shop.example.com/products/42",
         "ui.component.name": "AddToCartButton",
@@ -263,7 +263,12 @@ pub async fn run(args: ForwardArgs) -> anyhow::Result<()> {
     }
     server.shutdown().await;
     latencies.sort();
-    anyhow::ensure!(latencies.len() == args.latency_samples, "{} of {} samples arrived", latencies.len(), args.latency_samples);
+    anyhow::ensure!(
+        latencies.len() == args.latency_samples,
+        "{} of {} samples arrived",
+        latencies.len(),
+        args.latency_samples
+    );
 
     let rate = |duration: Duration| total as f64 / duration.as_secs_f64();
     let (p50, p99, max) = (percentile(&latencies, 0.5), percentile(&latencies, 0.99), percentile(&latencies, 1.0));
@@ -281,9 +286,21 @@ pub async fn run(args: ForwardArgs) -> anyhow::Result<()> {
     );
     println!("| phase | events | time | events/s |");
     println!("|---|---|---|---|");
-    println!("| ingest, project without destination (baseline) | {total} | {:.2} s | {:.0} |", without.as_secs_f64(), rate(without));
-    println!("| ingest, project with one destination (outbox rows in the same transaction) | {total} | {:.2} s | {:.0} |", with.as_secs_f64(), rate(with));
-    println!("| forwarding: outbox drained to the local Amplitude-shaped sink | {total} | {:.2} s | {:.0} |", drain.as_secs_f64(), rate(drain));
+    println!(
+        "| ingest, project without destination (baseline) | {total} | {:.2} s | {:.0} |",
+        without.as_secs_f64(),
+        rate(without)
+    );
+    println!(
+        "| ingest, project with one destination (outbox rows in the same transaction) | {total} | {:.2} s | {:.0} |",
+        with.as_secs_f64(),
+        rate(with)
+    );
+    println!(
+        "| forwarding: outbox drained to the local Amplitude-shaped sink | {total} | {:.2} s | {:.0} |",
+        drain.as_secs_f64(),
+        rate(drain)
+    );
     println!();
     println!(
         "Accept (202) → first delivery attempt at the sink, default batch interval (200 ms), {} single-event requests: p50 {:.0} ms, p99 {:.0} ms, max {:.0} ms.",

@@ -107,8 +107,8 @@ impl Vendor {
             secret: secret.to_owned(),
         };
         let router = Router::new().route(path, post(handle)).with_state(state);
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("loopback port");
+        let addr = listener.local_addr().expect("bound address");
         tokio::spawn(async move {
             let _ = axum::serve(listener, router).await;
         });
@@ -117,7 +117,7 @@ impl Vendor {
 
     /// Queues faults for the next requests.
     pub fn inject(&self, faults: impl IntoIterator<Item = Fault>) {
-        self.faults.lock().unwrap().extend(faults);
+        self.faults.lock().expect("vendor state lock").extend(faults);
     }
 
     /// Lets held requests answer.
@@ -130,18 +130,18 @@ impl Vendor {
     }
 
     pub fn ingested_ids(&self) -> Vec<String> {
-        let mut ids: Vec<String> = self.seen.lock().unwrap().ingested.keys().cloned().collect();
+        let mut ids: Vec<String> = self.seen.lock().expect("vendor state lock").ingested.keys().cloned().collect();
         ids.sort();
         ids
     }
 }
 
 fn json_response(status: u16, body: Value) -> Response {
-    (StatusCode::from_u16(status).unwrap(), axum::Json(body)).into_response()
+    (StatusCode::from_u16(status).expect("valid status"), axum::Json(body)).into_response()
 }
 
 async fn handle(State(state): State<VendorState>, uri: Uri, headers: HeaderMap, body: Bytes) -> Response {
-    let fault = state.faults.lock().unwrap().pop_front();
+    let fault = state.faults.lock().expect("vendor state lock").pop_front();
     let encoding = headers.get("content-encoding").and_then(|value| value.to_str().ok()).unwrap_or("").to_owned();
     let plain = if encoding == "gzip" {
         let mut text = Vec::new();
@@ -153,7 +153,7 @@ async fn handle(State(state): State<VendorState>, uri: Uri, headers: HeaderMap, 
         body.to_vec()
     };
     {
-        let mut seen = state.seen.lock().unwrap();
+        let mut seen = state.seen.lock().expect("vendor state lock");
         seen.requests += 1;
         seen.encodings.push(encoding);
     }
@@ -179,7 +179,7 @@ async fn handle(State(state): State<VendorState>, uri: Uri, headers: HeaderMap, 
 }
 
 fn violation(state: &VendorState, message: String) -> Response {
-    state.seen.lock().unwrap().violations.push(message.clone());
+    state.seen.lock().expect("vendor state lock").violations.push(message.clone());
     json_response(400, json!({"code": 400, "error": message}))
 }
 
@@ -240,7 +240,7 @@ fn amplitude(state: &VendorState, body: &[u8]) -> Response {
             invalid_fields.push(index);
         }
     }
-    let mut seen = state.seen.lock().unwrap();
+    let mut seen = state.seen.lock().expect("vendor state lock");
     let first_time: Vec<usize> = invalid_fields
         .iter()
         .copied()
@@ -292,7 +292,7 @@ fn mixpanel(state: &VendorState, uri: &Uri, headers: &HeaderMap, body: &[u8]) ->
         return json_response(413, json!({"error": "too many records"}));
     }
     let mut failed = Vec::new();
-    let mut seen = state.seen.lock().unwrap();
+    let mut seen = state.seen.lock().expect("vendor state lock");
     seen.request_sizes.push(events.len());
     for (index, event) in events.iter().enumerate() {
         let properties = &event["properties"];
@@ -329,7 +329,7 @@ fn webhook(state: &VendorState, headers: &HeaderMap, body: &[u8]) -> Response {
         return violation(state, "invalid JSON".into());
     };
     let events = request["events"].as_array().cloned().unwrap_or_default();
-    let mut seen = state.seen.lock().unwrap();
+    let mut seen = state.seen.lock().expect("vendor state lock");
     seen.request_sizes.push(events.len());
     for event in &events {
         let id = event["event_id"].as_str().unwrap_or("").to_owned();

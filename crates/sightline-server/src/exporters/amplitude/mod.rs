@@ -63,9 +63,9 @@ impl AmplitudeExporter {
 }
 
 fn text_property<'a>(event: &'a ProductEvent, names: &[&str]) -> Option<&'a str> {
-    names.iter().find_map(|name| {
-        event.properties.get(*name).or_else(|| event.metadata.get(*name)).and_then(Value::as_str)
-    })
+    names
+        .iter()
+        .find_map(|name| event.properties.get(*name).or_else(|| event.metadata.get(*name)).and_then(Value::as_str))
 }
 
 /// The Amplitude event object for one event. Errors (the event can never be accepted) when
@@ -167,8 +167,9 @@ mod tests {
 
     #[test]
     fn events_map_to_the_http_v2_shape() {
-        let object = amplitude_event(&event(json!({"metadata": {"user_properties": {"plan": "pro"}}})), Some(1_764_000))
-            .expect("encodes");
+        let object =
+            amplitude_event(&event(json!({"metadata": {"user_properties": {"plan": "pro"}}})), Some(1_764_000))
+                .expect("encodes");
         assert_eq!(object["event_type"], "Page View");
         assert_eq!(object["user_id"], "user-42");
         assert_eq!(object["device_id"], "sess-lx3k2a-8f3kd92a");

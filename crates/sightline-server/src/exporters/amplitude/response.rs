@@ -61,7 +61,8 @@ mod tests {
     #[test]
     fn documented_bodies() {
         let headers = http::HeaderMap::new();
-        let success = br#"{"code":200,"events_ingested":50,"payload_size_bytes":50,"server_upload_time":1396381378123}"#;
+        let success =
+            br#"{"code":200,"events_ingested":50,"payload_size_bytes":50,"server_upload_time":1396381378123}"#;
         assert_eq!(classify(200, &headers, success), Classification::Delivered);
         // The 400 example of the HTTP V2 docs.
         let invalid = br#"{"code":400,"error":"Request missing required field","missing_field":"api_key",

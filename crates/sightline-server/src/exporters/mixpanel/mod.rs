@@ -74,10 +74,7 @@ pub fn insert_id(event_id: &str) -> String {
 pub fn mixpanel_event(event: &ProductEvent) -> Value {
     let mut properties = Map::with_capacity(event.properties.len() + 6);
     properties.insert("time".into(), Value::from((event.timestamp_unix_nano / 1_000_000) as i64));
-    properties.insert(
-        "distinct_id".into(),
-        Value::from(event.user_id.as_deref().unwrap_or(event.session_id.as_str())),
-    );
+    properties.insert("distinct_id".into(), Value::from(event.user_id.as_deref().unwrap_or(event.session_id.as_str())));
     properties.insert("$insert_id".into(), Value::from(insert_id(&event.event_id)));
     properties.insert("session_id".into(), Value::from(event.session_id.as_str()));
     properties.insert("event_category".into(), Value::from(event.event_type.as_str()));

@@ -359,7 +359,8 @@ pub(super) fn replay(connection: &mut Connection, destination_id: i64, ids: Opti
             "INSERT INTO outbox (destination_id, event_rowid, created_at_unix_ms)
              SELECT destination_id, event_rowid, ?3 FROM dead_letters WHERE destination_id = ?1 AND id = ?2",
         )?;
-        let mut remove = transaction.prepare_cached("DELETE FROM dead_letters WHERE destination_id = ?1 AND id = ?2")?;
+        let mut remove =
+            transaction.prepare_cached("DELETE FROM dead_letters WHERE destination_id = ?1 AND id = ?2")?;
         let all: Vec<i64> = match ids {
             Some(ids) => ids.to_vec(),
             None => {
@@ -424,8 +425,10 @@ mod tests {
     }
 
     fn webhook(routing: serde_json::Value) -> DestinationConfig {
-        serde_json::from_value(json!({"type": "webhook", "url": "http://127.0.0.1:9/", "secret": "s", "routing": routing}))
-            .expect("config")
+        serde_json::from_value(
+            json!({"type": "webhook", "url": "http://127.0.0.1:9/", "secret": "s", "routing": routing}),
+        )
+        .expect("config")
     }
 
     #[test]
@@ -434,12 +437,15 @@ mod tests {
         let store = SqliteStore::open(&directory.path().join("sightline.db")).expect("store");
         let shop = store.create_project("Shop").expect("project");
         let other = store.create_project("Other").expect("project");
-        let pages = store.create_destination(shop.id, "pages", true, &webhook(json!({"events": ["page.*"]}))).expect("created");
+        let pages =
+            store.create_destination(shop.id, "pages", true, &webhook(json!({"events": ["page.*"]}))).expect("created");
         let everything = store.create_destination(shop.id, "all", true, &webhook(json!({}))).expect("created");
         let paused = store.create_destination(shop.id, "paused", false, &webhook(json!({}))).expect("created");
         assert!(store.create_destination(shop.id, "all", true, &webhook(json!({}))).is_err(), "names are unique");
 
-        store.commit(&[batch(shop.id, events(&["a", "b"], "page.view")), batch(shop.id, events(&["c"], "ui.click"))]).expect("commit");
+        store
+            .commit(&[batch(shop.id, events(&["a", "b"], "page.view")), batch(shop.id, events(&["c"], "ui.click"))])
+            .expect("commit");
         // A client retry: the same events again queue nothing more.
         store.commit(&[batch(shop.id, events(&["a", "b"], "page.view"))]).expect("commit");
         // Another project's events are not this project's destinations' business.
@@ -448,7 +454,8 @@ mod tests {
         let queued = |id: i64| store.outbox_stats(id).expect("stats").queued;
         assert_eq!((queued(pages.id), queued(everything.id), queued(paused.id)), (2, 3, 0));
         let pending = store.pending_outbox(everything.id, 10).expect("pending");
-        let ids: Vec<&str> = pending.iter().filter_map(|item| item.event.as_ref()).map(|event| event.event_id.as_str()).collect();
+        let ids: Vec<&str> =
+            pending.iter().filter_map(|item| item.event.as_ref()).map(|event| event.event_id.as_str()).collect();
         assert_eq!(ids, ["a", "b", "c"], "oldest first");
 
         store
