@@ -53,6 +53,84 @@ pub struct Config {
     /// Mark the dashboard's session cookie `Secure` (sent over HTTPS only). Default off, since
     /// the listener speaks plain HTTP; turn it on when a TLS-terminating proxy fronts Sightline.
     pub secure_cookies: bool,
+    /// The server-wide destinations of the ProductGraph environment variables.
+    pub forwarding: ProductGraphForwarding,
+    /// First delay of the delivery backoff (doubling per attempt, jittered, capped at 60 s).
+    /// Default 250 ms.
+    pub delivery_retry_base: Duration,
+}
+
+/// Forwarding as ProductGraph configures it (`ANALYTICS_ENABLED`, `AMPLITUDE_ENABLED`,
+/// `AMPLITUDE_API_KEY`, `MIXPANEL_ENABLED`, `MIXPANEL_TOKEN`): server-wide destinations named
+/// `amplitude` and `mixpanel` that take the product events of every project. A destination is
+/// on when `analytics_enabled` and its own flag are both true; a run without them disables
+/// (but keeps) the destination a previous run created.
+#[derive(Debug, Clone, Default)]
+pub struct ProductGraphForwarding {
+    /// `ANALYTICS_ENABLED`: master switch. Default false.
+    pub analytics_enabled: bool,
+    /// `AMPLITUDE_ENABLED`. Default false.
+    pub amplitude_enabled: bool,
+    /// `AMPLITUDE_API_KEY` (required when Amplitude is enabled).
+    pub amplitude_api_key: Option<crate::exporters::Secret>,
+    /// `SIGHTLINE_AMPLITUDE_ENDPOINT`: a URL replacing `https://api2.amplitude.com/2/httpapi`
+    /// (e.g. `https://api.eu.amplitude.com/2/httpapi` for the EU data centre).
+    pub amplitude_endpoint: Option<String>,
+    /// `MIXPANEL_ENABLED`. Default false.
+    pub mixpanel_enabled: bool,
+    /// `MIXPANEL_TOKEN` (required when Mixpanel is enabled).
+    pub mixpanel_token: Option<crate::exporters::Secret>,
+    /// `SIGHTLINE_MIXPANEL_ENDPOINT`: a URL replacing `https://api.mixpanel.com/import`.
+    pub mixpanel_endpoint: Option<String>,
+}
+
+/// A server-wide destination the variables describe: (name, enabled, settings — `None` when
+/// the vendor has no key at all).
+pub type ServerDestination = (&'static str, bool, Option<crate::exporters::DestinationConfig>);
+
+impl ProductGraphForwarding {
+    /// The server-wide destinations these variables describe: (name, enabled, settings);
+    /// `None` settings when the vendor is not configured at all. Errors when a vendor is
+    /// enabled without its key.
+    pub fn destinations(&self) -> Result<Vec<ServerDestination>, ConfigError> {
+        use crate::exporters::config::{AmplitudeSettings, MixpanelSettings};
+        use crate::exporters::{DestinationConfig, DestinationSettings};
+        let present = |secret: &Option<crate::exporters::Secret>| secret.clone().filter(|secret| !secret.is_empty());
+        let amplitude_on = self.analytics_enabled && self.amplitude_enabled;
+        let mixpanel_on = self.analytics_enabled && self.mixpanel_enabled;
+        if amplitude_on && present(&self.amplitude_api_key).is_none() {
+            return Err(ConfigError("AMPLITUDE_ENABLED needs AMPLITUDE_API_KEY".into()));
+        }
+        if mixpanel_on && present(&self.mixpanel_token).is_none() {
+            return Err(ConfigError("MIXPANEL_ENABLED needs MIXPANEL_TOKEN".into()));
+        }
+        let config = |settings| DestinationConfig { settings, routing: Default::default(), batch: Default::default() };
+        let amplitude = present(&self.amplitude_api_key).map(|api_key| {
+            config(DestinationSettings::Amplitude(AmplitudeSettings {
+                api_key,
+                region: Default::default(),
+                api: Default::default(),
+                endpoint: self.amplitude_endpoint.clone(),
+            }))
+        });
+        let mixpanel = present(&self.mixpanel_token).map(|token| {
+            config(DestinationSettings::Mixpanel(MixpanelSettings {
+                token: Some(token),
+                service_account_username: None,
+                service_account_secret: None,
+                project_id: None,
+                region: Default::default(),
+                endpoint: self.mixpanel_endpoint.clone(),
+            }))
+        });
+        let destinations = vec![("amplitude", amplitude_on, amplitude), ("mixpanel", mixpanel_on, mixpanel)];
+        for (name, _, config) in &destinations {
+            if let Some(config) = config {
+                config.validate().map_err(|message| ConfigError(format!("{name}: {message}")))?;
+            }
+        }
+        Ok(destinations)
+    }
 }
 
 impl Default for Config {
@@ -73,6 +151,8 @@ impl Default for Config {
             forward_otlp: None,
             forward_otlp_max_queue_bytes: 512 << 20,
             secure_cookies: false,
+            forwarding: ProductGraphForwarding::default(),
+            delivery_retry_base: Duration::from_millis(250),
         }
     }
 }
@@ -114,6 +194,7 @@ impl Config {
         if self.forward_otlp_max_queue_bytes < 1 << 20 {
             return Err(ConfigError("OTLP forwarding queue must hold at least 1 MiB".into()));
         }
+        self.forwarding.destinations()?;
         Ok(())
     }
 
@@ -134,6 +215,21 @@ mod tests {
         assert!(too_soon.validate().is_err());
         let too_late = Config { rollup_coarsen_after: Duration::from_secs(91 * 86_400), ..Config::default() };
         assert!(too_late.validate().is_err());
+    }
+
+    #[test]
+    fn productgraph_variables_need_their_keys_and_never_show_them() {
+        let mut forwarding =
+            ProductGraphForwarding { analytics_enabled: true, amplitude_enabled: true, ..Default::default() };
+        assert!(Config { forwarding: forwarding.clone(), ..Config::default() }.validate().is_err());
+        forwarding.amplitude_api_key = Some(crate::exporters::Secret::new("amp-key-secret"));
+        let config = Config { forwarding, ..Config::default() };
+        config.validate().expect("valid");
+        assert!(!format!("{config:?}").contains("amp-key-secret"), "Debug of the config redacts keys");
+        let destinations = config.forwarding.destinations().expect("destinations");
+        assert_eq!(destinations[0].0, "amplitude");
+        assert!(destinations[0].1, "analytics and amplitude enabled");
+        assert!(!destinations[1].1 && destinations[1].2.is_none(), "mixpanel not configured");
     }
 
     #[test]

@@ -28,6 +28,8 @@ pub struct AppState {
     pub slow_query_threshold: Duration,
     /// Dashboard session cookies carry `Secure` (`Config::secure_cookies`).
     pub secure_cookies: bool,
+    /// The forwarding workers (restarted when destinations change).
+    pub delivery: Arc<crate::exporters::delivery::DeliveryManager>,
 }
 
 /// A started server. Dropping it does not stop it; call [`RunningServer::shutdown`].
@@ -44,6 +46,7 @@ pub struct RunningServer {
     retention_task: JoinHandle<()>,
     forwarding_tasks: Vec<JoinHandle<()>>,
     writer: WriterHandle,
+    delivery: Arc<crate::exporters::delivery::DeliveryManager>,
 }
 
 /// Outbox name of the server-wide OTLP forwarding destination (`Config::forward_otlp`).
@@ -130,6 +133,9 @@ pub async fn start(config: Config, store: Arc<dyn Store>) -> anyhow::Result<Runn
             .with_endpoint_rollups(config.endpoint_rollups)
             .with_otlp_forwarding(forwarding),
     );
+    apply_server_destinations(store.as_ref(), &config)?;
+    let delivery = crate::exporters::delivery::DeliveryManager::new(store.clone(), config.delivery_retry_base);
+    delivery.reload().map_err(|error| anyhow::anyhow!("cannot start delivery: {error}"))?;
 
     let http_listener = TcpListener::bind(config.http_addr).await.map_err(|error| {
         anyhow::anyhow!("cannot listen on {} (HTTP): {error}; pick another with --http-addr", config.http_addr)
@@ -146,6 +152,7 @@ pub async fn start(config: Config, store: Arc<dyn Store>) -> anyhow::Result<Runn
         max_body_bytes: config.max_body_bytes,
         slow_query_threshold: config.slow_query_threshold,
         secure_cookies: config.secure_cookies,
+        delivery: delivery.clone(),
     });
     let router = otlp_http::routes()
         .merge(crate::receivers::events_http::routes())
@@ -198,7 +205,30 @@ pub async fn start(config: Config, store: Arc<dyn Store>) -> anyhow::Result<Runn
         retention_task,
         forwarding_tasks,
         writer,
+        delivery,
     })
+}
+
+/// Creates, updates or disables the server-wide destinations of the ProductGraph variables.
+fn apply_server_destinations(store: &dyn Store, config: &Config) -> anyhow::Result<()> {
+    let existing = store.list_destinations(Some(crate::store::outbox::SERVER_WIDE_PROJECT))?;
+    for (name, enabled, settings) in config.forwarding.destinations()? {
+        let stored = existing.iter().find(|destination| {
+            destination.project_id == crate::store::outbox::SERVER_WIDE_PROJECT && destination.name == name
+        });
+        match (settings, stored) {
+            (Some(settings), _) => {
+                store.upsert_server_destination(name, enabled, &settings)?;
+                tracing::info!(destination = name, enabled, "Server-wide destination configured");
+            }
+            (None, Some(stored)) if stored.enabled => {
+                store.update_destination(stored.id, name, false, &stored.config)?;
+                tracing::info!(destination = name, "Server-wide destination disabled (no key configured)");
+            }
+            (None, _) => {}
+        }
+    }
+    Ok(())
 }
 
 impl RunningServer {
@@ -206,6 +236,8 @@ impl RunningServer {
     pub async fn shutdown(self) {
         let _ = self.shutdown.send(true);
         self.retention_task.abort();
+        // Unsent outbox rows stay queued and go out at the next start.
+        self.delivery.stop();
         let _ = self.http_task.await;
         let _ = self.grpc_task.await;
         // All senders are gone with the servers' state, so the writer drains and exits.

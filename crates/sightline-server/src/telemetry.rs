@@ -20,6 +20,12 @@
 //! - `sightline_otlp_forward_queued_bytes{destination}` and
 //!   `sightline_otlp_forward_lag_seconds{destination}`: the outbox's size and the age of its
 //!   oldest request.
+//! - `sightline_delivery_events_total{destination, outcome}`: forwarded product events by
+//!   outcome (`delivered`, `dead_lettered`, `filtered`) per destination id; and
+//!   `sightline_delivery_requests_total{destination, result}` (`delivered`, `partial`, `retry`,
+//!   `split`, `permanent`).
+//! - `sightline_delivery_queued_events{destination}`, `sightline_delivery_in_flight_events`,
+//!   `sightline_delivery_lag_seconds{destination}` (age of the oldest queued event).
 //!
 //! One registry per process: counters are process-wide, like the process they describe.
 
@@ -75,15 +81,35 @@ pub struct ForwardAttemptLabels {
     pub result: String,
 }
 
-/// Labels of the per-destination forwarding gauges.
+/// Labels of `sightline_delivery_events_total`.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct DeliveryLabels {
+    /// The destination's id.
+    pub destination: String,
+    /// `delivered`, `dead_lettered` or `filtered`.
+    pub outcome: String,
+}
+
+/// Labels of the per-destination gauges (product-event destinations by id, the OTLP
+/// forwarding destination by name).
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct DestinationLabels {
-    /// Destination name.
+    /// The destination's id or name.
     pub destination: String,
 }
 
 /// The process's metrics.
 pub struct ServerMetrics {
+    /// Forwarded events by destination and outcome.
+    pub delivery_events: Family<DeliveryLabels, Counter>,
+    /// Delivery requests by destination and classification (`outcome` label holds it).
+    pub delivery_requests: Family<DeliveryLabels, Counter>,
+    /// Events waiting in the outbox per destination.
+    pub delivery_queued: Family<DestinationLabels, Gauge>,
+    /// Events in requests being sent per destination.
+    pub delivery_in_flight: Family<DestinationLabels, Gauge>,
+    /// Age of the oldest queued event per destination, seconds.
+    pub delivery_lag_seconds: Family<DestinationLabels, Gauge<f64, std::sync::atomic::AtomicU64>>,
     registry: Registry,
     /// Items by signal and outcome.
     pub items: Family<ItemLabels, Counter>,
@@ -149,6 +175,24 @@ static METRICS: LazyLock<ServerMetrics> = LazyLock::new(|| {
         "Age of the oldest waiting OTLP request per destination",
         otlp_forward_lag_seconds.clone(),
     );
+    let delivery_events = Family::<DeliveryLabels, Counter>::default();
+    registry.register(
+        "delivery_events",
+        "Forwarded product events by destination and outcome",
+        delivery_events.clone(),
+    );
+    let delivery_requests = Family::<DeliveryLabels, Counter>::default();
+    registry.register(
+        "delivery_requests",
+        "Delivery requests by destination and response classification",
+        delivery_requests.clone(),
+    );
+    let delivery_queued = Family::<DestinationLabels, Gauge>::default();
+    registry.register("delivery_queued_events", "Events waiting in the outbox", delivery_queued.clone());
+    let delivery_in_flight = Family::<DestinationLabels, Gauge>::default();
+    registry.register("delivery_in_flight_events", "Events in requests being sent", delivery_in_flight.clone());
+    let delivery_lag_seconds = Family::<DestinationLabels, Gauge<f64, std::sync::atomic::AtomicU64>>::default();
+    registry.register("delivery_lag_seconds", "Age of the oldest queued event", delivery_lag_seconds.clone());
     ServerMetrics {
         registry,
         items,
@@ -161,6 +205,11 @@ static METRICS: LazyLock<ServerMetrics> = LazyLock::new(|| {
         otlp_forward_attempts,
         otlp_forward_queued_bytes,
         otlp_forward_lag_seconds,
+        delivery_events,
+        delivery_requests,
+        delivery_queued,
+        delivery_in_flight,
+        delivery_lag_seconds,
     }
 });
 

@@ -7,6 +7,7 @@ mod bugs;
 mod errors;
 mod errors_report;
 mod events;
+mod forward;
 mod ingest;
 mod issue_api;
 mod load;
@@ -36,6 +37,10 @@ pub enum BenchCommand {
     /// Endpoint RED rollups: span ingest with rollups off (baseline) and on, in the same run,
     /// then `services/{service}/performance?timeRange=7d` latency.
     Apm(apm::ApmArgs),
+    /// Product event forwarding: ingest cost of the outbox (same-run baseline without a
+    /// destination), drain throughput to a local Amplitude-shaped sink, and accept → first
+    /// delivery attempt latency.
+    Forward(forward::ForwardArgs),
 }
 
 /// Runs a benchmark.
@@ -45,5 +50,6 @@ pub async fn run(command: BenchCommand) -> anyhow::Result<()> {
         BenchCommand::Errors(args) => errors::run(args).await,
         BenchCommand::Events(args) => events::run(args).await,
         BenchCommand::Apm(args) => apm::run(args).await,
+        BenchCommand::Forward(args) => forward::run(args).await,
     }
 }

@@ -94,6 +94,8 @@ struct ServeArgs {
     /// Mark the dashboard session cookie Secure (HTTPS only): set it when a TLS proxy fronts Sightline.
     #[arg(long, env = "SIGHTLINE_SECURE_COOKIES")]
     secure_cookies: bool,
+    #[command(flatten)]
+    forwarding: ForwardingArgs,
 }
 
 impl ServeArgs {
@@ -121,6 +123,48 @@ impl ServeArgs {
         }
         destination.signals = signals;
         Ok(Some(destination))
+    }
+}
+
+/// ProductGraph's forwarding variables (server-wide Amplitude / Mixpanel destinations for every
+/// project). Keys are secrets: `--help` hides their values and logs never show them.
+#[derive(Args)]
+struct ForwardingArgs {
+    /// Master switch of product-event forwarding (true/false, 1/0, yes/no).
+    #[arg(long, env = "ANALYTICS_ENABLED", default_value = "false", value_parser = clap::builder::BoolishValueParser::new())]
+    analytics_enabled: bool,
+    /// Forward to Amplitude (with --analytics-enabled).
+    #[arg(long, env = "AMPLITUDE_ENABLED", default_value = "false", value_parser = clap::builder::BoolishValueParser::new())]
+    amplitude_enabled: bool,
+    /// Amplitude project API key.
+    #[arg(long, env = "AMPLITUDE_API_KEY", hide_env_values = true)]
+    amplitude_api_key: Option<String>,
+    /// URL replacing https://api2.amplitude.com/2/httpapi (e.g. the EU endpoint).
+    #[arg(long, env = "SIGHTLINE_AMPLITUDE_ENDPOINT")]
+    amplitude_endpoint: Option<String>,
+    /// Forward to Mixpanel (with --analytics-enabled).
+    #[arg(long, env = "MIXPANEL_ENABLED", default_value = "false", value_parser = clap::builder::BoolishValueParser::new())]
+    mixpanel_enabled: bool,
+    /// Mixpanel project token.
+    #[arg(long, env = "MIXPANEL_TOKEN", hide_env_values = true)]
+    mixpanel_token: Option<String>,
+    /// URL replacing https://api.mixpanel.com/import (e.g. https://api-eu.mixpanel.com/import).
+    #[arg(long, env = "SIGHTLINE_MIXPANEL_ENDPOINT")]
+    mixpanel_endpoint: Option<String>,
+}
+
+impl ForwardingArgs {
+    fn into_config(self) -> sightline_server::config::ProductGraphForwarding {
+        use sightline_server::exporters::Secret;
+        sightline_server::config::ProductGraphForwarding {
+            analytics_enabled: self.analytics_enabled,
+            amplitude_enabled: self.amplitude_enabled,
+            amplitude_api_key: self.amplitude_api_key.map(Secret::new),
+            amplitude_endpoint: self.amplitude_endpoint,
+            mixpanel_enabled: self.mixpanel_enabled,
+            mixpanel_token: self.mixpanel_token.map(Secret::new),
+            mixpanel_endpoint: self.mixpanel_endpoint,
+        }
     }
 }
 
@@ -259,6 +303,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         forward_otlp: args.forward_otlp()?,
         forward_otlp_max_queue_bytes: args.forward_otlp_max_queue_mb.saturating_mul(1 << 20),
         secure_cookies: args.secure_cookies,
+        forwarding: args.forwarding.into_config(),
         ..Config::default()
     };
     // Before anything is created on disk: a bad flag must not leave a half-made data directory.

@@ -6,6 +6,7 @@
 mod analytics;
 mod cross_project;
 mod databases;
+mod destinations;
 mod event_stats;
 mod events;
 pub(crate) mod health;
@@ -215,6 +216,7 @@ pub fn routes() -> Router<Arc<AppState>> {
         .merge(databases::routes())
         .merge(jobs::routes())
         .merge(cross_project::routes())
+        .merge(destinations::routes())
         .merge(system::routes())
         .merge(prometheus_view::routes())
         .merge(sourcemaps::routes())

@@ -56,6 +56,7 @@ impl Fixture {
             max_body_bytes: 1 << 20,
             slow_query_threshold: Duration::from_millis(500),
             secure_cookies: false,
+            delivery: crate::exporters::delivery::DeliveryManager::new(store.clone(), Duration::from_millis(10)),
         };
         Self {
             router: super::routes().with_state(Arc::new(state)),

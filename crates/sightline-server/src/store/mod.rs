@@ -10,6 +10,7 @@ pub mod errors;
 pub mod health;
 pub mod otlp_outbox;
 pub mod job_rollups;
+pub mod outbox;
 pub mod query_rollups;
 pub mod rollups;
 pub mod service_map;
@@ -299,4 +300,53 @@ pub trait Store: Send + Sync + 'static {
     ) -> StoreResult<Vec<job_rollups::JobRollup>>;
     /// True when the store answers (for `/ready`).
     fn is_ready(&self) -> bool;
+
+    /// Creates a destination of `project_id` (or [`outbox::SERVER_WIDE_PROJECT`]); events
+    /// committed from now on are queued for it. `Conflict` when the name is taken.
+    fn create_destination(
+        &self,
+        project_id: i64,
+        name: &str,
+        enabled: bool,
+        config: &crate::exporters::DestinationConfig,
+    ) -> StoreResult<outbox::Destination>;
+    /// Creates or replaces the server-wide destination named `name` (environment variables).
+    fn upsert_server_destination(
+        &self,
+        name: &str,
+        enabled: bool,
+        config: &crate::exporters::DestinationConfig,
+    ) -> StoreResult<outbox::Destination>;
+    /// Destinations of a project and the server-wide ones (`Some`), or all (`None`), by id.
+    fn list_destinations(&self, project_id: Option<i64>) -> StoreResult<Vec<outbox::Destination>>;
+    /// One destination by id.
+    fn get_destination(&self, destination_id: i64) -> StoreResult<Option<outbox::Destination>>;
+    /// Replaces a destination's name, enabled flag and settings.
+    fn update_destination(
+        &self,
+        destination_id: i64,
+        name: &str,
+        enabled: bool,
+        config: &crate::exporters::DestinationConfig,
+    ) -> StoreResult<outbox::Destination>;
+    /// Deletes a destination with its queue and dead letters; false when there was none.
+    fn delete_destination(&self, destination_id: i64) -> StoreResult<bool>;
+    /// The oldest `limit` queued events of a destination, with their session start.
+    fn pending_outbox(&self, destination_id: i64, limit: usize) -> StoreResult<Vec<crate::exporters::OutboxEvent>>;
+    /// Records a delivery round in one transaction (deletes delivered rows, parks dead letters,
+    /// updates counters and `last_error`).
+    fn record_delivery(&self, report: &outbox::DeliveryReport) -> StoreResult<()>;
+    /// Queue length and lag of a destination.
+    fn outbox_stats(&self, destination_id: i64) -> StoreResult<outbox::QueueStats>;
+    /// Dead letters of a destination, newest first, with ids below `before_id` when given.
+    fn dead_letters(
+        &self,
+        destination_id: i64,
+        limit: usize,
+        before_id: Option<i64>,
+    ) -> StoreResult<Vec<outbox::DeadLetter>>;
+    /// Moves dead letters (all, or the given ids) back to the outbox; returns how many.
+    fn replay_dead_letters(&self, destination_id: i64, ids: Option<&[i64]>) -> StoreResult<usize>;
+    /// Notified after every commit that queued events, so workers start at once.
+    fn outbox_signal(&self) -> std::sync::Arc<tokio::sync::Notify>;
 }

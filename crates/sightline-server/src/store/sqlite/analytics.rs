@@ -304,7 +304,7 @@ mod tests {
             .with_writer(|writer| {
                 let transaction =
                     writer.connection().transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
-                insert_events(&transaction, project.id, events, &[])?;
+                insert_events(&transaction, project.id, events, &[], &mut Vec::new())?;
                 transaction.commit()?;
                 Ok(())
             })

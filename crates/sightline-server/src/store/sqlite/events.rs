@@ -13,12 +13,14 @@ use crate::store::{EventJson, EventQuery, Page, StoreError, StoreResult};
 /// Inserts events, skipping those the project already has (client retries): the same
 /// (`event.timestamp`, `event_id`), or the same `event_id` for events sent without a
 /// timestamp (see migration 7). `serialized` holds the events' JSON columns (made by the
-/// pipeline; computed here when it is shorter). Returns the ids that were duplicates.
+/// pipeline; computed here when it is shorter). Returns the ids that were duplicates and pushes
+/// (index, row id) of each fresh event to `fresh` (the outbox references the row).
 pub(super) fn insert_events(
     transaction: &Transaction<'_>,
     project_id: i64,
     events: &[ProductEvent],
     serialized: &[EventJson],
+    fresh: &mut Vec<(usize, i64)>,
 ) -> StoreResult<HashSet<String>> {
     let mut statement = transaction.prepare_cached(
         "INSERT OR IGNORE INTO product_events (project_id, event_id, product_id, session_id, user_id, org_id, event_type,
@@ -63,6 +65,8 @@ pub(super) fn insert_events(
         ])?;
         if inserted == 0 {
             duplicates.insert(event.event_id.clone());
+        } else {
+            fresh.push((index, transaction.last_insert_rowid()));
         }
     }
     Ok(duplicates)

@@ -599,6 +599,49 @@ const MIGRATIONS: &[&str] = &[
         PRIMARY KEY (key_id, project_id)
     ) WITHOUT ROWID;
     "#,
+    // 17: forwarding of product events (issue 6; `exporters`). `destinations` are per project,
+    // or server-wide with project_id 0 (from the ProductGraph environment variables; 0 rather
+    // than NULL so the unique name holds). `config` is the destination's JSON settings with its
+    // secrets (never returned by the API). `outbox` rows are written in the ingest transaction,
+    // one per (destination, fresh event), and reference the stored event row; they are deleted
+    // once delivered. Ids only grow, so the (destination_id, id) index appends. Dead letters
+    // keep the reason and the last response; replay moves them back to the outbox.
+    r#"
+    CREATE TABLE destinations (
+        id INTEGER PRIMARY KEY,
+        project_id INTEGER NOT NULL,
+        name TEXT NOT NULL,
+        kind TEXT NOT NULL,
+        enabled INTEGER NOT NULL DEFAULT 1,
+        config TEXT NOT NULL,
+        created_at_unix_ms INTEGER NOT NULL,
+        delivered_count INTEGER NOT NULL DEFAULT 0,
+        dead_letter_count INTEGER NOT NULL DEFAULT 0,
+        filtered_count INTEGER NOT NULL DEFAULT 0,
+        last_error TEXT,
+        last_error_at_unix_ms INTEGER,
+        last_delivered_at_unix_ms INTEGER,
+        UNIQUE (project_id, name)
+    );
+    CREATE TABLE outbox (
+        id INTEGER PRIMARY KEY,
+        destination_id INTEGER NOT NULL,
+        event_rowid INTEGER NOT NULL,
+        created_at_unix_ms INTEGER NOT NULL
+    );
+    CREATE INDEX outbox_by_destination ON outbox (destination_id, id);
+    CREATE TABLE dead_letters (
+        id INTEGER PRIMARY KEY,
+        destination_id INTEGER NOT NULL,
+        event_rowid INTEGER NOT NULL,
+        event_id TEXT NOT NULL,
+        reason TEXT NOT NULL,
+        last_response TEXT,
+        attempts INTEGER NOT NULL,
+        dead_at_unix_ms INTEGER NOT NULL
+    );
+    CREATE INDEX dead_letters_by_destination ON dead_letters (destination_id, id);
+    "#,
 ];
 
 /// Applies every migration newer than the database's `user_version`, each in its own

@@ -11,6 +11,7 @@ mod issues_write;
 mod job_rollups;
 mod migrations;
 mod otlp_outbox;
+mod outbox;
 mod query_rollups;
 mod read;
 mod retention;
@@ -35,6 +36,10 @@ use crate::auth::{ApiKeySecret, KeyScope};
 /// SQLite implementation of [`Store`].
 pub struct SqliteStore {
     writer: Mutex<write::Writer>,
+    /// Enabled destinations' routing, read by the writer at each commit.
+    routes: outbox::Routes,
+    /// Wakes delivery workers after commits that queued events.
+    outbox_signal: std::sync::Arc<tokio::sync::Notify>,
     readers: r2d2::Pool<SqliteConnectionManager>,
     checkpointer: checkpoint::Checkpointer,
 }
@@ -95,7 +100,26 @@ impl SqliteStore {
                 )
             });
         let readers = r2d2::Pool::builder().max_size(8).build(manager)?;
-        Ok(Self { writer: Mutex::new(write::Writer::new(connection)), readers, checkpointer })
+        let routes: outbox::Routes = std::sync::Arc::new(std::sync::RwLock::new(outbox::load_routes(&connection)?));
+        Ok(Self {
+            writer: Mutex::new(write::Writer::new(connection, routes.clone())),
+            routes,
+            outbox_signal: std::sync::Arc::new(tokio::sync::Notify::new()),
+            readers,
+            checkpointer,
+        })
+    }
+
+    /// Runs a destination change on the writer connection and reloads the writer's routing.
+    fn change_destinations<T>(&self, action: impl FnOnce(&mut Connection) -> StoreResult<T>) -> StoreResult<T> {
+        self.with_writer(|writer| {
+            let result = action(writer.connection())?;
+            let routes = outbox::load_routes(writer.connection())?;
+            if let Ok(mut shared) = self.routes.write() {
+                *shared = routes;
+            }
+            Ok(result)
+        })
     }
 
     fn with_writer<T>(&self, action: impl FnOnce(&mut write::Writer) -> StoreResult<T>) -> StoreResult<T> {
@@ -362,9 +386,86 @@ impl Store for SqliteStore {
     }
 
     fn commit(&self, batches: &[WriteBatch]) -> StoreResult<()> {
-        self.with_writer(|writer| writer.commit(batches))?;
+        let queued = self.with_writer(|writer| writer.commit(batches))?;
         self.checkpointer.committed();
+        if queued > 0 {
+            self.outbox_signal.notify_waiters();
+        }
         Ok(())
+    }
+
+    fn create_destination(
+        &self,
+        project_id: i64,
+        name: &str,
+        enabled: bool,
+        config: &crate::exporters::DestinationConfig,
+    ) -> StoreResult<super::outbox::Destination> {
+        self.change_destinations(|connection| outbox::create(connection, project_id, name, enabled, config))
+    }
+
+    fn upsert_server_destination(
+        &self,
+        name: &str,
+        enabled: bool,
+        config: &crate::exporters::DestinationConfig,
+    ) -> StoreResult<super::outbox::Destination> {
+        self.change_destinations(|connection| outbox::upsert_server(connection, name, enabled, config))
+    }
+
+    fn list_destinations(&self, project_id: Option<i64>) -> StoreResult<Vec<super::outbox::Destination>> {
+        outbox::list(&*self.reader()?, project_id)
+    }
+
+    fn get_destination(&self, destination_id: i64) -> StoreResult<Option<super::outbox::Destination>> {
+        outbox::get(&*self.reader()?, destination_id)
+    }
+
+    fn update_destination(
+        &self,
+        destination_id: i64,
+        name: &str,
+        enabled: bool,
+        config: &crate::exporters::DestinationConfig,
+    ) -> StoreResult<super::outbox::Destination> {
+        self.change_destinations(|connection| outbox::update(connection, destination_id, name, enabled, config))
+    }
+
+    fn delete_destination(&self, destination_id: i64) -> StoreResult<bool> {
+        self.change_destinations(|connection| outbox::delete(connection, destination_id))
+    }
+
+    fn pending_outbox(&self, destination_id: i64, limit: usize) -> StoreResult<Vec<crate::exporters::OutboxEvent>> {
+        outbox::pending(&*self.reader()?, destination_id, limit)
+    }
+
+    fn record_delivery(&self, report: &super::outbox::DeliveryReport) -> StoreResult<()> {
+        self.with_writer(|writer| outbox::record(writer.connection(), report))
+    }
+
+    fn outbox_stats(&self, destination_id: i64) -> StoreResult<super::outbox::QueueStats> {
+        outbox::stats(&*self.reader()?, destination_id)
+    }
+
+    fn dead_letters(
+        &self,
+        destination_id: i64,
+        limit: usize,
+        before_id: Option<i64>,
+    ) -> StoreResult<Vec<super::outbox::DeadLetter>> {
+        outbox::dead_letters(&*self.reader()?, destination_id, limit, before_id)
+    }
+
+    fn replay_dead_letters(&self, destination_id: i64, ids: Option<&[i64]>) -> StoreResult<usize> {
+        let moved = self.with_writer(|writer| outbox::replay(writer.connection(), destination_id, ids))?;
+        if moved > 0 {
+            self.outbox_signal.notify_waiters();
+        }
+        Ok(moved)
+    }
+
+    fn outbox_signal(&self) -> std::sync::Arc<tokio::sync::Notify> {
+        self.outbox_signal.clone()
     }
 
     fn get_trace(

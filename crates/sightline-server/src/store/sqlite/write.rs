@@ -21,6 +21,8 @@ pub(super) struct Writer {
     resource_ids: HashMap<(i64, i64), i64>,
     scope_ids: HashMap<(i64, i64), i64>,
     metric_ids: HashMap<MetricKey, i64>,
+    /// Enabled destinations' routing (forwarding's outbox).
+    routes: super::outbox::Routes,
 }
 
 #[derive(Default)]
@@ -34,8 +36,9 @@ struct PendingCaches {
 type ServiceCounters = HashMap<(i64, String), (u64, u64, u64, u64)>;
 
 impl Writer {
-    pub(super) fn new(connection: Connection) -> Self {
+    pub(super) fn new(connection: Connection, routes: super::outbox::Routes) -> Self {
         Self {
+            routes,
             connection,
             pairing: Default::default(),
             resource_ids: HashMap::new(),
@@ -48,8 +51,12 @@ impl Writer {
         &mut self.connection
     }
 
-    pub(super) fn commit(&mut self, batches: &[WriteBatch]) -> StoreResult<()> {
+    /// Commits the batches in one transaction; returns how many outbox rows it queued.
+    pub(super) fn commit(&mut self, batches: &[WriteBatch]) -> StoreResult<usize> {
         let mut pending = PendingCaches::default();
+        let routes = self.routes.read().map(|routes| routes.clone()).unwrap_or_default();
+        let now_unix_ms = super::now_unix_ms();
+        let mut queued = 0usize;
         let now_unix_nano = super::now_unix_nano();
         // IMMEDIATE takes the write lock up front, waiting in the busy handler. A deferred
         // transaction that read first fails at once with SQLITE_BUSY when another connection
@@ -80,17 +87,41 @@ impl Writer {
                 SignalBatch::Logs(records) => rowids.logs = context.insert_logs(records, &batch.serialized.logs)?,
                 SignalBatch::Metrics(metrics) => context.insert_metrics(metrics)?,
                 SignalBatch::Events(events) => {
-                    duplicate_event_ids =
-                        super::events::insert_events(&transaction, batch.project_id, events, &batch.serialized.events)?;
+                    let mut fresh = Vec::new();
+                    duplicate_event_ids = super::events::insert_events(
+                        &transaction,
+                        batch.project_id,
+                        events,
+                        &batch.serialized.events,
+                        &mut fresh,
+                    )?;
+                    queued += super::outbox::queue_events(
+                        &transaction,
+                        &routes,
+                        batch.project_id,
+                        events,
+                        &fresh,
+                        now_unix_ms,
+                    )?;
                 }
             }
             let mut duplicate_derived_ids = std::collections::HashSet::new();
             if !batch.derived_events.is_empty() {
+                let mut fresh = Vec::new();
                 duplicate_derived_ids = super::events::insert_events(
                     &transaction,
                     batch.project_id,
                     &batch.derived_events,
                     &batch.serialized.derived_events,
+                    &mut fresh,
+                )?;
+                queued += super::outbox::queue_events(
+                    &transaction,
+                    &routes,
+                    batch.project_id,
+                    &batch.derived_events,
+                    &fresh,
+                    now_unix_ms,
                 )?;
             }
             add_outcomes(&transaction, batch)?;
@@ -138,7 +169,7 @@ impl Writer {
         self.resource_ids.extend(pending.resource_ids);
         self.scope_ids.extend(pending.scope_ids);
         self.metric_ids.extend(pending.metric_ids);
-        Ok(())
+        Ok(queued)
     }
 }
 
