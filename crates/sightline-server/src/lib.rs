@@ -11,6 +11,7 @@ pub mod clock;
 pub mod config;
 pub mod error;
 pub mod pipeline;
+pub mod privacy;
 pub mod receivers;
 pub mod retention;
 pub mod server;
