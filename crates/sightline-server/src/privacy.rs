@@ -125,8 +125,8 @@ pub struct ProjectPrivacy {
 pub enum Forwarding {
     /// Send this copy (scrubbed with the project's rules unless it was scrubbed before storing).
     Send {
-        /// The event to send.
-        event: ProductEvent,
+        /// The event to send (boxed: an event is large next to a drop reason).
+        event: Box<ProductEvent>,
         /// What the rules changed in it for forwarding.
         remarks: Vec<Remark>,
     },
@@ -187,7 +187,7 @@ impl ProjectPrivacy {
         }
         let mut copy = event.clone();
         let remarks = if self.settings.scrub_before_storing { Vec::new() } else { self.scrubber.scrub_event(&mut copy) };
-        Forwarding::Send { event: copy, remarks }
+        Forwarding::Send { event: Box::new(copy), remarks }
     }
 }
 

@@ -13,6 +13,7 @@ mod load;
 mod log_batches;
 mod otlp_grpc;
 mod otlp_http;
+mod privacy;
 mod process;
 mod report;
 mod server;
@@ -35,6 +36,9 @@ pub enum BenchCommand {
     /// Endpoint RED rollups: span ingest with rollups off (baseline) and on, in the same run,
     /// then `services/{service}/performance?timeRange=7d` latency.
     Apm(apm::ApmArgs),
+    /// Privacy rules: product events scrubbed per second with `@common` on one thread, next
+    /// to a copy-only baseline.
+    Privacy(privacy::PrivacyArgs),
 }
 
 /// Runs a benchmark.
@@ -44,5 +48,6 @@ pub async fn run(command: BenchCommand) -> anyhow::Result<()> {
         BenchCommand::Errors(args) => errors::run(args).await,
         BenchCommand::Events(args) => events::run(args).await,
         BenchCommand::Apm(args) => apm::run(args).await,
+        BenchCommand::Privacy(args) => privacy::run(args),
     }
 }

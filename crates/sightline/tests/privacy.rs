@@ -2,6 +2,8 @@
 //! storing (product events, OTLP logs), the opt-out list, and user erasure with
 //! `DELETE .../users/{user_id}`.
 
+#![allow(clippy::unwrap_used)]
+
 mod common;
 
 use std::time::{SystemTime, UNIX_EPOCH};

@@ -142,3 +142,35 @@ pub(super) fn erase_user(connection: &mut Connection, project_id: i64, user_ids:
     transaction.commit()?;
     Ok(erasure)
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::store::Store;
+    use crate::store::sqlite::SqliteStore;
+
+    #[test]
+    fn every_project_gets_its_own_secret_key_and_settings_round_trip() {
+        let directory = tempfile::tempdir().expect("temporary directory");
+        let store = SqliteStore::open(&directory.path().join("t.db")).expect("store opens");
+        let first = store.create_project("Shop").expect("created");
+        let second = store.create_project("Blog").expect("created");
+        let first_privacy = store.privacy_settings(first.id).expect("row made by the trigger");
+        let second_privacy = store.privacy_settings(second.id).expect("row made by the trigger");
+        assert_eq!(first_privacy.hash_key.as_bytes().len(), 32);
+        assert_ne!(first_privacy.hash_key, second_privacy.hash_key, "keys are random per project");
+        assert!(first_privacy.settings_json.is_none());
+        assert!(!format!("{first_privacy:?}").contains(&format!("{:?}", first_privacy.hash_key.as_bytes())));
+
+        store.put_privacy_settings(first.id, r#"{"scrub_before_storing":true}"#).expect("saved");
+        assert!(store.add_opt_out(first.id, "u-2").expect("added"));
+        assert!(store.add_opt_out(first.id, "u-1").expect("added"));
+        assert!(!store.add_opt_out(first.id, "u-1").expect("already there"));
+        let reread = store.privacy_settings(first.id).expect("reads");
+        assert_eq!(reread.settings_json.as_deref(), Some(r#"{"scrub_before_storing":true}"#));
+        assert_eq!(reread.opt_outs, ["u-1", "u-2"]);
+        assert_eq!(reread.hash_key, first_privacy.hash_key, "the key never changes");
+        assert!(store.remove_opt_out(first.id, "u-2").expect("removed"));
+        assert!(store.privacy_settings(second.id).expect("reads").opt_outs.is_empty(), "per project");
+        assert!(matches!(store.privacy_settings(999), Err(crate::store::StoreError::NotFound(_))));
+    }
+}
