@@ -12,6 +12,7 @@ pub mod config;
 pub mod error;
 pub mod exporters;
 pub mod pipeline;
+pub mod privacy;
 pub mod receivers;
 pub mod retention;
 pub mod server;

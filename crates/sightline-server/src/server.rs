@@ -135,6 +135,7 @@ pub async fn start(config: Config, store: Arc<dyn Store>) -> anyhow::Result<Runn
     );
     apply_server_destinations(store.as_ref(), &config)?;
     let delivery = crate::exporters::delivery::DeliveryManager::new(store.clone(), config.delivery_retry_base);
+    delivery.set_privacy(ingestor.privacy().clone());
     delivery.reload().map_err(|error| anyhow::anyhow!("cannot start delivery: {error}"))?;
 
     let http_listener = TcpListener::bind(config.http_addr).await.map_err(|error| {

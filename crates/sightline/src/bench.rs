@@ -15,6 +15,7 @@ mod log_batches;
 mod otlp_grpc;
 mod otlp_http;
 mod otlp_sink;
+mod privacy;
 mod process;
 mod report;
 mod server;
@@ -41,6 +42,9 @@ pub enum BenchCommand {
     /// destination), drain throughput to a local Amplitude-shaped sink, and accept → first
     /// delivery attempt latency.
     Forward(forward::ForwardArgs),
+    /// Privacy rules: product events scrubbed per second with `@common` on one thread, next
+    /// to a copy-only baseline.
+    Privacy(privacy::PrivacyArgs),
 }
 
 /// Runs a benchmark.
@@ -51,5 +55,6 @@ pub async fn run(command: BenchCommand) -> anyhow::Result<()> {
         BenchCommand::Events(args) => events::run(args).await,
         BenchCommand::Apm(args) => apm::run(args).await,
         BenchCommand::Forward(args) => forward::run(args).await,
+        BenchCommand::Privacy(args) => privacy::run(args),
     }
 }

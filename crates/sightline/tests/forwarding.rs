@@ -358,3 +358,50 @@ async fn productgraph_variables_configure_a_server_wide_destination() {
     assert_eq!(vendor.ingested_ids().len(), 5);
     server.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn privacy_rules_and_consent_apply_before_forwarding() {
+    let vendor = Vendor::webhook("hook-secret").await;
+    let server = TestServer::start().await;
+    // Events of index % 13 == 1 come from user-0001, who opts out of forwarding.
+    let (status, body) = admin(&server, reqwest::Method::POST, "/privacy/opt-outs/user-0001", None).await;
+    assert_eq!(status, 200, "{body}");
+    let id = create_destination(
+        &server,
+        "hook",
+        json!({"type": "webhook", "url": vendor.url("/hook"), "secret": "hook-secret", "batch": {"interval_ms": 20}}),
+    )
+    .await;
+    let events = (0..13)
+        .map(|index| {
+            let mut extra = json!({"page.title": "Receipt for jane.doe@example.com", "client.address": "203.0.113.9"});
+            if index == 12 {
+                extra["consent.analytics"] = json!(false);
+            }
+            event(index, extra)
+        })
+        .collect();
+    post_events(&server, events).await;
+    let view = wait_for(&server, id, "the webhook", |view| {
+        let state = &view["state"];
+        state["queued"] == 0 && state["in_flight"] == 0 && state["delivered"].as_u64().unwrap_or(0) == 11
+    })
+    .await;
+    assert_eq!(view["state"]["filtered"], 2, "the opted-out user's event and the one without consent: {view}");
+    let seen = vendor.seen.lock().expect("vendor state lock");
+    assert!(seen.violations.is_empty(), "{:?}", seen.violations);
+    let mut ids: Vec<&String> = seen.ingested.keys().collect();
+    ids.sort();
+    assert!(!ids.iter().any(|id| *id == "evt-00001" || *id == "evt-00012"), "{ids:?}");
+    assert_eq!(ids.len(), 11);
+    for event in seen.ingested.values() {
+        let text = event.to_string();
+        assert!(!text.contains("jane.doe@example.com") && !text.contains("203.0.113.9"), "scrubbed by @common: {text}");
+        assert!(text.contains("[email]"), "{text}");
+    }
+    drop(seen);
+    // Stored events keep their data: only the forwarded copies were scrubbed.
+    let stored = server.api_ok("/api/v1/projects/default/events?limit=20").await;
+    assert!(stored.to_string().contains("jane.doe@example.com"), "scrub_before_storing is off by default");
+    server.stop().await;
+}

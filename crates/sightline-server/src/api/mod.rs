@@ -17,6 +17,7 @@ mod logs;
 mod metrics;
 pub(crate) mod params;
 pub(crate) mod performance;
+mod privacy;
 mod prometheus_view;
 mod series;
 mod service_map;
@@ -221,6 +222,7 @@ pub fn routes() -> Router<Arc<AppState>> {
         .merge(prometheus_view::routes())
         .merge(sourcemaps::routes())
         .merge(sessions::routes())
+        .merge(privacy::routes())
         .fallback(|| async { ApiError::not_found("no such route; see the README for the API") })
 }
 

@@ -126,6 +126,7 @@ pub struct DeliveryManager {
     workers: Mutex<HashMap<i64, Worker>>,
     stop: watch::Sender<bool>,
     retry_base: Duration,
+    privacy: std::sync::OnceLock<Arc<crate::privacy::PrivacyEngine>>,
 }
 
 impl DeliveryManager {
@@ -133,7 +134,13 @@ impl DeliveryManager {
     /// `retry_base` is the first backoff delay (default 250 ms; tests use less).
     pub fn new(store: Arc<dyn Store>, retry_base: Duration) -> Arc<Self> {
         let (stop, _) = watch::channel(false);
-        Arc::new(Self { store, workers: Mutex::new(HashMap::new()), stop, retry_base })
+        Arc::new(Self { store, workers: Mutex::new(HashMap::new()), stop, retry_base, privacy: Default::default() })
+    }
+
+    /// Applies each project's privacy rules and consent to the events before they leave (call
+    /// before [`DeliveryManager::reload`]; workers started earlier forward without them).
+    pub fn set_privacy(&self, privacy: Arc<crate::privacy::PrivacyEngine>) {
+        let _ = self.privacy.set(privacy);
     }
 
     /// Makes the running workers match the stored destinations: new or changed enabled
@@ -175,6 +182,7 @@ impl DeliveryManager {
                 state: state.clone(),
                 stop: self.stop.subscribe(),
                 retry_base: self.retry_base,
+                privacy: self.privacy.get().cloned(),
             };
             let handle = tokio::spawn(run.run());
             workers.insert(id, Worker { handle, state, config: destination.config.clone() });
@@ -217,6 +225,7 @@ struct DestinationWorker {
     state: Arc<WorkerState>,
     stop: watch::Receiver<bool>,
     retry_base: Duration,
+    privacy: Option<Arc<crate::privacy::PrivacyEngine>>,
 }
 
 /// Runs a blocking store call off the async reactor.
@@ -358,6 +367,31 @@ impl DestinationWorker {
             .inc();
     }
 
+    /// The privacy rules of the projects `items` come from (server-wide destinations carry
+    /// several), from the engine's cache or the store. Projects whose rules cannot be read are
+    /// left out, with the failure as the round's last error.
+    async fn project_privacy(
+        &self,
+        items: &[OutboxEvent],
+        report: &mut DeliveryReport,
+    ) -> HashMap<i64, Arc<crate::privacy::ProjectPrivacy>> {
+        let mut rules = HashMap::new();
+        let Some(engine) = &self.privacy else {
+            return rules;
+        };
+        let projects: std::collections::BTreeSet<i64> = items.iter().filter_map(|item| item.project_id).collect();
+        for project_id in projects {
+            let engine = engine.clone();
+            match blocking(move || engine.for_project(project_id)).await {
+                Ok(privacy) => {
+                    rules.insert(project_id, privacy);
+                }
+                Err(error) => report.last_error = Some(format!("privacy rules of project {project_id}: {error}")),
+            }
+        }
+        rules
+    }
+
     /// Prepares, encodes and sends `items`; returns what happened to each and whether the
     /// worker is stopping (the unsent rest stays in the outbox).
     async fn deliver(
@@ -377,12 +411,23 @@ impl DestinationWorker {
         };
         let mut prepared = Vec::with_capacity(items.len());
         let body_room = limits.max_bytes.saturating_sub(self.exporter.overhead_bytes());
+        let privacy = self.project_privacy(&items, &mut report).await;
         for item in &items {
             let Some(event) = &item.event else {
                 report.dead.push(dead(item, "", "event deleted by retention before delivery".into()));
                 continue;
             };
-            let Some(ready) = prepare_for_forwarding(event, &self.routing) else {
+            let rules = match (&self.privacy, item.project_id) {
+                (None, _) => None,
+                (Some(_), Some(project_id)) => match privacy.get(&project_id) {
+                    Some(rules) => Some(rules.as_ref()),
+                    // The rules could not be read: the event waits in the outbox (it is never
+                    // sent unscrubbed).
+                    None => continue,
+                },
+                (Some(_), None) => continue,
+            };
+            let Some(ready) = prepare_for_forwarding(event, &self.routing, rules) else {
                 report.filtered.push(item.outbox_id);
                 continue;
             };

@@ -68,6 +68,8 @@ pub struct OutboxEvent {
     pub outbox_id: i64,
     /// Row id of the stored event.
     pub event_rowid: i64,
+    /// The stored event's project (its privacy rules apply); `None` when the event is gone.
+    pub project_id: Option<i64>,
     /// When the outbox row was written, ms since the epoch (lag).
     pub created_at_unix_ms: i64,
     /// The event; `None` when retention deleted it before delivery.

@@ -9,34 +9,9 @@
 use serde::{Deserialize, Serialize};
 use sightline_model::ProductEvent;
 
-/// How sensitive an event is, from its `privacy_level` property.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize, Default)]
-#[serde(rename_all = "snake_case")]
-pub enum PrivacyLevel {
-    /// Safe to share with anyone.
-    Public,
-    /// For the company's own tools (the default for unlabeled events and for destinations).
-    #[default]
-    Internal,
-    /// Personal data.
-    Pii,
-}
-
-impl PrivacyLevel {
-    /// The level of an event: its `privacy_level` property, `internal` when absent, `pii` when
-    /// it is not one of the three names.
-    pub fn of(event: &ProductEvent) -> PrivacyLevel {
-        match event.properties.get("privacy_level").or_else(|| event.metadata.get("privacy_level")) {
-            None => PrivacyLevel::Internal,
-            Some(serde_json::Value::String(text)) => match text.as_str() {
-                "public" => PrivacyLevel::Public,
-                "internal" => PrivacyLevel::Internal,
-                _ => PrivacyLevel::Pii,
-            },
-            Some(_) => PrivacyLevel::Pii,
-        }
-    }
-}
+/// How sensitive an event is (`public` < `internal` < `pii`), read from its `privacy_level`
+/// property: the privacy crate's type, so routing and consent agree on every event.
+pub use sightline_privacy::PrivacyLevel;
 
 /// A destination's routing rules, as configured (JSON). Globs use `*` (any run of characters,
 /// dots included), `?` and `[...]` (the `glob` crate's patterns).
@@ -104,7 +79,7 @@ impl RouteMatcher {
         if matches(&self.exclude_events) {
             return false;
         }
-        PrivacyLevel::of(event) <= self.max_privacy_level
+        PrivacyLevel::of_event(event) <= self.max_privacy_level
     }
 
     /// True when a property may be sent.
@@ -119,13 +94,25 @@ impl RouteMatcher {
 /// The one place an event is prepared for leaving Sightline: a copy of the event with only
 /// the properties the destination allows, or `None` when it must not go at all.
 ///
-/// Today this applies routing only. The privacy work (scrubbing rules and consent,
-/// `sightline-privacy`) plugs in here: scrub the copy, check consent, return `None` to drop.
-pub fn prepare_for_forwarding(event: &ProductEvent, routing: &RouteMatcher) -> Option<ProductEvent> {
+/// Order: routing (names, types, privacy level) → the project's privacy rules and consent
+/// (`crate::privacy::ProjectPrivacy::prepare_for_forwarding`: opt-outs and
+/// `consent.analytics` drop the event, the scrubbing rules clean the copy unless the event was
+/// scrubbed before storing) → the destination's property allow/deny lists.
+pub fn prepare_for_forwarding(
+    event: &ProductEvent,
+    routing: &RouteMatcher,
+    privacy: Option<&crate::privacy::ProjectPrivacy>,
+) -> Option<ProductEvent> {
     if !routing.accepts(event) {
         return None;
     }
-    let mut copy = event.clone();
+    let mut copy = match privacy {
+        None => event.clone(),
+        Some(privacy) => match privacy.prepare_for_forwarding(event, routing.max_privacy_level) {
+            crate::privacy::Forwarding::Send { event, .. } => *event,
+            crate::privacy::Forwarding::Drop(_) => return None,
+        },
+    };
     copy.properties.retain(|name, _| name != "privacy_level" && routing.allows_property(name));
     Some(copy)
 }
@@ -178,7 +165,7 @@ mod tests {
         }
         .compile()
         .expect("globs");
-        let prepared = prepare_for_forwarding(&event("a", "custom", json!({"cart.total": 3})), &routing).expect("sent");
+        let prepared = prepare_for_forwarding(&event("a", "custom", json!({"cart.total": 3})), &routing, None).expect("sent");
         let names: Vec<&String> = prepared.properties.keys().collect();
         assert_eq!(names, ["page.path"]);
     }

@@ -1,4 +1,5 @@
-//! Processing: authenticate → validate (OTLP → model) → sample → derive summaries, endpoint
+//! Processing: authenticate → validate (OTLP → model) → sample → scrub (privacy rules, when the
+//! project scrubs before storing) → derive summaries, endpoint
 //! and database query rollups, sessions and errors (symbolicating JavaScript frames with source
 //! maps) → commit.
 //!
@@ -12,6 +13,7 @@ pub mod otel_events;
 pub mod query_normalize;
 pub mod rollups;
 pub mod sample;
+pub mod scrub;
 pub mod session;
 pub mod symbolicate;
 pub mod trace_summary;
@@ -30,6 +32,7 @@ use sightline_model::{Countable, batch_len};
 use crate::auth::ApiKeySecret;
 use crate::error::IngestError;
 use crate::exporters::otlp::{OtlpPayload, OtlpSignal};
+use crate::privacy::{PrivacyEngine, ProjectPrivacy};
 use crate::store::{Outcomes, Project, SignalBatch, Store, TraceSummaryDelta, WriteBatch};
 use errors::DeriveOptions;
 use symbolicate::{ProjectSourceMaps, SourceMapCache};
@@ -60,12 +63,13 @@ pub struct PrepareContext {
     sourcemaps: Arc<SourceMapCache>,
     endpoint_rollups: bool,
     otlp_forwarding: Option<Arc<crate::exporters::otlp::OtlpForwarding>>,
+    privacy: Option<Arc<PrivacyEngine>>,
 }
 
 impl PrepareContext {
     /// A context using `sourcemaps`.
     pub fn new(sourcemaps: Arc<SourceMapCache>) -> Self {
-        Self { sourcemaps, endpoint_rollups: true, otlp_forwarding: None }
+        Self { sourcemaps, endpoint_rollups: true, otlp_forwarding: None, privacy: None }
     }
 
     /// The same context queuing every export request that produced a batch for the OTLP
@@ -89,6 +93,31 @@ impl PrepareContext {
         if forwarding.wants(signal) {
             batch.otlp_forward = forwarding.admit(encode());
         }
+    }
+
+    /// The same context applying each project's privacy rules before storing, when the project
+    /// asks for it (without an engine nothing is scrubbed).
+    pub fn with_privacy(mut self, privacy: Arc<PrivacyEngine>) -> Self {
+        self.privacy = Some(privacy);
+        self
+    }
+
+    /// The project's privacy settings when it scrubs before storing. Normally found in the
+    /// cache, which [`Ingestor::authenticate`] refreshed; otherwise read from the store here
+    /// (blocking; a failure is logged and nothing is scrubbed).
+    fn scrub_before_storing(&self, project: &Project) -> Option<Arc<ProjectPrivacy>> {
+        let engine = self.privacy.as_ref()?;
+        let privacy = match engine.cached(project.id) {
+            Some(privacy) => privacy,
+            None => match engine.for_project(project.id) {
+                Ok(privacy) => privacy,
+                Err(error) => {
+                    tracing::error!(project = %project.slug, %error, "Privacy settings unavailable; not scrubbing");
+                    return None;
+                }
+            },
+        };
+        privacy.scrub_before_storing().then_some(privacy)
     }
 
     /// The same context deriving endpoint rollups from spans or not (on by default; the
@@ -115,13 +144,16 @@ pub struct Ingestor {
     queue: IngestQueue,
     keys: Mutex<HashMap<[u8; 32], (Instant, Option<Project>)>>,
     prepare_context: PrepareContext,
+    privacy: Arc<PrivacyEngine>,
 }
 
 impl Ingestor {
     /// Creates an ingestor writing through `queue`.
     pub fn new(store: Arc<dyn Store>, queue: IngestQueue) -> Self {
-        let prepare_context = PrepareContext::new(Arc::new(SourceMapCache::new(store.clone())));
-        Self { store, queue, keys: Mutex::new(HashMap::new()), prepare_context }
+        let privacy = Arc::new(PrivacyEngine::new(store.clone()));
+        let prepare_context =
+            PrepareContext::new(Arc::new(SourceMapCache::new(store.clone()))).with_privacy(privacy.clone());
+        Self { store, queue, keys: Mutex::new(HashMap::new()), prepare_context, privacy }
     }
 
     /// Derive endpoint rollups from spans or not (`Config::endpoint_rollups`).
@@ -141,14 +173,31 @@ impl Ingestor {
         self.prepare_context.clone()
     }
 
+    /// Every project's privacy settings (the privacy API invalidates them; exporters call
+    /// [`PrivacyEngine::for_project`] and `ProjectPrivacy::prepare_for_forwarding`).
+    pub fn privacy(&self) -> &Arc<PrivacyEngine> {
+        &self.privacy
+    }
+
     /// The source map cache (the upload API invalidates it).
     pub fn sourcemaps(&self) -> &SourceMapCache {
         &self.prepare_context.sourcemaps
     }
 
-    /// The project an ingest key belongs to. Errors: `Unauthenticated` (missing, unknown or
-    /// revoked key), `PermissionDenied` (read-only key), `Unavailable` (store failure).
+    /// The project an ingest key belongs to, with its privacy settings loaded into the cache the
+    /// prepare steps read. Errors: `Unauthenticated` (missing, unknown or revoked key),
+    /// `PermissionDenied` (read-only key), `Unavailable` (store failure; nothing is stored
+    /// unscrubbed because its settings could not be read).
     pub async fn authenticate(&self, key: Option<ApiKeySecret>) -> Result<Project, IngestError> {
+        let project = self.authenticate_key(key).await?;
+        self.privacy.refresh(project.id).await.map_err(|error| IngestError::Unavailable {
+            reason: format!("privacy settings unavailable: {error}"),
+            retry_after: Duration::from_secs(1),
+        })?;
+        Ok(project)
+    }
+
+    async fn authenticate_key(&self, key: Option<ApiKeySecret>) -> Result<Project, IngestError> {
         let key = key.ok_or(IngestError::Unauthenticated)?;
         let hash = key.hash();
         if let Some((fetched_at, cached)) = self.keys.lock().ok().and_then(|keys| keys.get(&hash).cloned())
@@ -290,7 +339,10 @@ fn in_app_rules(project: &Project) -> sightline_grouping::InAppRules {
 /// when the request carries stack traces.
 pub fn prepare_traces(context: &PrepareContext, project: &Project, request: &ExportTraceServiceRequest) -> Prepared {
     let (report_base, batch) = split(otlp::convert_traces(request));
-    let (kept, sampled_out) = sample::sample_traces(batch, project.trace_sample_rate);
+    let (mut kept, sampled_out) = sample::sample_traces(batch, project.trace_sample_rate);
+    if let Some(privacy) = context.scrub_before_storing(project) {
+        scrub::scrub_spans(&privacy, &mut kept);
+    }
     let trace_summaries = trace_summary::summarize(&kept);
     let endpoint_rollups = if context.endpoint_rollups { rollups::rollups_from_spans(&kept) } else { Vec::new() };
     let rules = in_app_rules(project);
@@ -312,7 +364,10 @@ pub fn prepare_traces(context: &PrepareContext, project: &Project, request: &Exp
 
 /// Validate → derive errors, for a logs export. Like [`prepare_traces`], may load source maps.
 pub fn prepare_logs(context: &PrepareContext, project: &Project, request: &ExportLogsServiceRequest) -> Prepared {
-    let (report_base, batch) = split(otlp::convert_logs(request));
+    let (report_base, mut batch) = split(otlp::convert_logs(request));
+    if let Some(privacy) = context.scrub_before_storing(project) {
+        scrub::scrub_logs(&privacy, &mut batch);
+    }
     let rules = in_app_rules(project);
     let errors = errors::errors_from_logs(&batch, context.derive_options(project, &rules));
     let report = IngestReport { accepted: batch_len(&batch) as u64, ..report_base };
@@ -323,14 +378,17 @@ pub fn prepare_logs(context: &PrepareContext, project: &Project, request: &Expor
     prepared
 }
 
-/// Derive errors (events of type `error`), for product events already parsed and validated by
+/// Scrub (when the project asks) → derive errors (events of type `error`), for product events already parsed and validated by
 /// the `/v1/events` receiver; `rejected` counts the events it refused.
 pub fn prepare_events(
     context: &PrepareContext,
     project: &Project,
-    events: Vec<sightline_model::ProductEvent>,
+    mut events: Vec<sightline_model::ProductEvent>,
     rejected: u64,
 ) -> Prepared {
+    if let Some(privacy) = context.scrub_before_storing(project) {
+        scrub::scrub_events(&privacy, &mut events);
+    }
     let rules = in_app_rules(project);
     let errors = errors::errors_from_product_events(&events, context.derive_options(project, &rules));
     let report = IngestReport { accepted: events.len() as u64, rejected, sampled_out: 0, error_message: String::new() };

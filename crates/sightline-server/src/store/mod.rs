@@ -11,6 +11,7 @@ pub mod health;
 pub mod otlp_outbox;
 pub mod job_rollups;
 pub mod outbox;
+pub mod privacy;
 pub mod query_rollups;
 pub mod rollups;
 pub mod service_map;
@@ -349,4 +350,18 @@ pub trait Store: Send + Sync + 'static {
     fn replay_dead_letters(&self, destination_id: i64, ids: Option<&[i64]>) -> StoreResult<usize>;
     /// Notified after every commit that queued events, so workers start at once.
     fn outbox_signal(&self) -> std::sync::Arc<tokio::sync::Notify>;
+    /// The project's privacy settings, hash key and opt-out list; `NotFound` for an unknown
+    /// project.
+    fn privacy_settings(&self, project_id: i64) -> StoreResult<privacy::StoredPrivacy>;
+    /// Replaces the project's privacy settings (JSON validated by the caller); `NotFound` for an
+    /// unknown project.
+    fn put_privacy_settings(&self, project_id: i64, settings_json: &str) -> StoreResult<()>;
+    /// Adds a user to the opt-out list; false when already there.
+    fn add_opt_out(&self, project_id: i64, user_id: &str) -> StoreResult<bool>;
+    /// Removes a user from the opt-out list; false when not there.
+    fn remove_opt_out(&self, project_id: i64, user_id: &str) -> StoreResult<bool>;
+    /// Erases the data of a user known by any of `user_ids` (the id and its pseudonyms), in one
+    /// transaction, and reports what went (see [`privacy::Erasure`]). Idempotent: a second call
+    /// reports zeros.
+    fn erase_user(&self, project_id: i64, user_ids: &[String]) -> StoreResult<privacy::Erasure>;
 }

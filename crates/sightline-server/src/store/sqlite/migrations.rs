@@ -642,6 +642,29 @@ const MIGRATIONS: &[&str] = &[
     );
     CREATE INDEX dead_letters_by_destination ON dead_letters (destination_id, id);
     "#,
+    // 18 (privacy, issue 6 item 4): per-project privacy settings (`crate::privacy::PrivacySettings`
+    // as JSON; NULL = defaults) and the project's secret key for HMAC-SHA256 pseudonyms, plus
+    // the users who opted out of forwarding. Self-contained: existing projects get their key
+    // here and new ones from the trigger, so project creation needs no change. `randomblob` is
+    // SQLite's CSPRNG (ChaCha20 seeded from the OS's randomness, https://sqlite.org/c3ref/randomness.html).
+    r#"
+    CREATE TABLE project_privacy (
+        project_id INTEGER PRIMARY KEY,
+        hash_key BLOB NOT NULL,
+        settings TEXT,
+        updated_at_unix_ms INTEGER NOT NULL DEFAULT 0
+    );
+    INSERT INTO project_privacy (project_id, hash_key) SELECT id, randomblob(32) FROM projects;
+    CREATE TRIGGER project_privacy_for_new_projects AFTER INSERT ON projects BEGIN
+        INSERT INTO project_privacy (project_id, hash_key) VALUES (new.id, randomblob(32));
+    END;
+    CREATE TABLE privacy_opt_outs (
+        project_id INTEGER NOT NULL,
+        user_id TEXT NOT NULL,
+        created_at_unix_ms INTEGER NOT NULL,
+        PRIMARY KEY (project_id, user_id)
+    ) WITHOUT ROWID;
+    "#,
 ];
 
 /// Applies every migration newer than the database's `user_version`, each in its own

@@ -12,6 +12,7 @@ mod job_rollups;
 mod migrations;
 mod otlp_outbox;
 mod outbox;
+mod privacy;
 mod query_rollups;
 mod read;
 mod retention;
@@ -746,6 +747,26 @@ impl Store for SqliteStore {
         self.reader()
             .and_then(|connection| Ok(connection.query_row("SELECT 1", [], |row| row.get::<_, i64>(0))?))
             .is_ok()
+    }
+
+    fn privacy_settings(&self, project_id: i64) -> StoreResult<crate::store::privacy::StoredPrivacy> {
+        privacy::privacy_settings(&*self.reader()?, project_id)
+    }
+
+    fn put_privacy_settings(&self, project_id: i64, settings_json: &str) -> StoreResult<()> {
+        self.with_writer(|writer| privacy::put_privacy_settings(writer.connection(), project_id, settings_json))
+    }
+
+    fn add_opt_out(&self, project_id: i64, user_id: &str) -> StoreResult<bool> {
+        self.with_writer(|writer| privacy::add_opt_out(writer.connection(), project_id, user_id))
+    }
+
+    fn remove_opt_out(&self, project_id: i64, user_id: &str) -> StoreResult<bool> {
+        self.with_writer(|writer| privacy::remove_opt_out(writer.connection(), project_id, user_id))
+    }
+
+    fn erase_user(&self, project_id: i64, user_ids: &[String]) -> StoreResult<crate::store::privacy::Erasure> {
+        self.with_writer(|writer| privacy::erase_user(writer.connection(), project_id, user_ids))
     }
 }
 

@@ -225,7 +225,7 @@ pub(super) fn pending(connection: &Connection, destination_id: i64, limit: usize
     let mut statement = connection.prepare_cached(
         "SELECT o.id, o.event_rowid, o.created_at_unix_ms, e.event_id, e.product_id, e.session_id, e.user_id, e.org_id,
                 e.event_type, e.event_name, e.timestamp_unix_nano, e.sequence, e.properties, e.metadata,
-                s.first_seen_unix_nano
+                s.first_seen_unix_nano, e.project_id
          FROM outbox o
          LEFT JOIN product_events e ON e.id = o.event_rowid
          LEFT JOIN sessions s ON s.project_id = e.project_id AND s.session_id = e.session_id
@@ -258,6 +258,7 @@ pub(super) fn pending(connection: &Connection, destination_id: i64, limit: usize
         items.push(OutboxEvent {
             outbox_id: row.get(0)?,
             event_rowid: row.get(1)?,
+            project_id: row.get(15)?,
             created_at_unix_ms: row.get(2)?,
             event,
             session_start_unix_ms: row.get::<_, Option<i64>>(14)?.map(|nanos| nanos / 1_000_000),
