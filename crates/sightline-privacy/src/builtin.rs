@@ -24,7 +24,10 @@ pub const COMMON: &[&str] = &["@bearer", "@url_auth", "@password", "@email", "@c
 /// What a leaf rule looks for.
 #[derive(Debug, Clone)]
 pub(crate) enum Matcher {
-    Pattern { regex: Regex, groups: Vec<usize> },
+    Pattern {
+        regex: Regex,
+        groups: Vec<usize>,
+    },
     Email,
     Ip,
     Creditcard,

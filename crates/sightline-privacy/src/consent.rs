@@ -195,7 +195,10 @@ mod tests {
         let nested = event(json!({"metadata": {"consent": {"analytics": false}}}));
         assert_eq!(policy.decide(&nested), ForwardDecision::Drop(DropReason::ConsentDenied));
         let custom = ConsentPolicy { attribute: "gdpr".into(), ..ConsentPolicy::default() };
-        assert_eq!(custom.decide(&event(json!({"gdpr": "no", "consent.analytics": true}))), ForwardDecision::Drop(DropReason::ConsentDenied));
+        assert_eq!(
+            custom.decide(&event(json!({"gdpr": "no", "consent.analytics": true}))),
+            ForwardDecision::Drop(DropReason::ConsentDenied)
+        );
         let opt_in = ConsentPolicy { require_consent: true, ..ConsentPolicy::default() };
         assert_eq!(opt_in.decide(&event(json!({}))), ForwardDecision::Drop(DropReason::ConsentMissing));
         assert_eq!(opt_in.decide(&event(json!({"consent.analytics": "granted"}))), ForwardDecision::Forward);
@@ -204,7 +207,10 @@ mod tests {
     #[test]
     fn opted_out_users_are_dropped_first() {
         let policy = ConsentPolicy { opt_outs: HashSet::from(["u-1".to_owned()]), ..ConsentPolicy::default() };
-        assert_eq!(policy.decide(&event(json!({"consent.analytics": true}))), ForwardDecision::Drop(DropReason::OptedOut));
+        assert_eq!(
+            policy.decide(&event(json!({"consent.analytics": true}))),
+            ForwardDecision::Drop(DropReason::OptedOut)
+        );
     }
 
     #[test]
@@ -214,9 +220,15 @@ mod tests {
         assert_eq!(PrivacyLevel::of_event(&event(json!({"privacy_level": "secret"}))), PrivacyLevel::Pii);
         let policy = ConsentPolicy::default();
         let pii = event(json!({"privacy_level": "pii"}));
-        assert_eq!(policy.decide_for_destination(&pii, PrivacyLevel::Internal), ForwardDecision::Drop(DropReason::PrivacyLevel));
+        assert_eq!(
+            policy.decide_for_destination(&pii, PrivacyLevel::Internal),
+            ForwardDecision::Drop(DropReason::PrivacyLevel)
+        );
         assert_eq!(policy.decide_for_destination(&pii, PrivacyLevel::Pii), ForwardDecision::Forward);
         let internal = event(json!({}));
-        assert_eq!(policy.decide_for_destination(&internal, PrivacyLevel::Public), ForwardDecision::Drop(DropReason::PrivacyLevel));
+        assert_eq!(
+            policy.decide_for_destination(&internal, PrivacyLevel::Public),
+            ForwardDecision::Drop(DropReason::PrivacyLevel)
+        );
     }
 }

@@ -18,7 +18,9 @@ fn builtin(pattern: &str) -> Regex {
 }
 
 static EMAIL: LazyLock<Regex> = LazyLock::new(|| {
-    builtin(r"[\p{L}\p{N}.!#$%&'*+/=?^_`{|}~-]+@[\p{L}\p{N}](?:[\p{L}\p{N}-]*[\p{L}\p{N}])?(?:\.[\p{L}\p{N}](?:[\p{L}\p{N}-]*[\p{L}\p{N}])?)*\.\p{L}{2,}")
+    builtin(
+        r"[\p{L}\p{N}.!#$%&'*+/=?^_`{|}~-]+@[\p{L}\p{N}](?:[\p{L}\p{N}-]*[\p{L}\p{N}])?(?:\.[\p{L}\p{N}](?:[\p{L}\p{N}-]*[\p{L}\p{N}])?)*\.\p{L}{2,}",
+    )
 });
 static IPV4: LazyLock<Regex> = LazyLock::new(|| builtin(r"\d{1,3}\.\d{1,3}\.\d{1,3}\.\d{1,3}"));
 /// Runs of characters an IPv6 address is written with; checked with `Ipv6Addr`'s parser.
@@ -26,13 +28,11 @@ static IPV6_RUN: LazyLock<Regex> = LazyLock::new(|| builtin(r"[0-9A-Fa-f:.]*:[0-
 /// Digit groups joined by single spaces or dashes (`4111 1111-1111 1111`).
 static DIGIT_GROUPS: LazyLock<Regex> = LazyLock::new(|| builtin(r"\d+(?:[ -]\d+)*"));
 static IBAN: LazyLock<Regex> = LazyLock::new(|| builtin(r"(?i)[A-Z]{2}\d{2}(?: ?[A-Z0-9]){11,32}"));
-static UUID: LazyLock<Regex> = LazyLock::new(|| {
-    builtin(r"(?i)\b[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}\b")
-});
+static UUID: LazyLock<Regex> =
+    LazyLock::new(|| builtin(r"(?i)\b[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}\b"));
 static PHONE_INTERNATIONAL: LazyLock<Regex> =
     LazyLock::new(|| builtin(r"(?:\+|\b00)[1-9](?:[ .\-]?\(?\d{1,4}\)?){2,7}"));
-static PHONE_NANP: LazyLock<Regex> =
-    LazyLock::new(|| builtin(r"(?:\(\d{3}\) ?|\b\d{3}[ .\-])\d{3}[ .\-]\d{4}\b"));
+static PHONE_NANP: LazyLock<Regex> = LazyLock::new(|| builtin(r"(?:\(\d{3}\) ?|\b\d{3}[ .\-])\d{3}[ .\-]\d{4}\b"));
 static BEARER: LazyLock<Regex> = LazyLock::new(|| builtin(r"(?i)\bbearer\s+([A-Za-z0-9\-._~+/]+=*)"));
 static URL_AUTH: LazyLock<Regex> =
     LazyLock::new(|| builtin(r"(?i)\b[a-z][a-z0-9+.\-]*://([^/?#@\s:]+(?::[^/?#@\s]*)?)@"));
@@ -60,7 +60,8 @@ pub fn ip(text: &str) -> Vec<Range<usize>> {
             let range = found.range();
             let digit_before = range.start > 0 && bytes[range.start - 1].is_ascii_digit();
             let digit_after = bytes.get(range.end).is_some_and(u8::is_ascii_digit);
-            let inside_ipv6 = ranges.iter().any(|known: &Range<usize>| known.start <= range.start && range.end <= known.end);
+            let inside_ipv6 =
+                ranges.iter().any(|known: &Range<usize>| known.start <= range.start && range.end <= known.end);
             if !digit_before && !digit_after && !inside_ipv6 && found.as_str().parse::<Ipv4Addr>().is_ok() {
                 ranges.push(range.clone());
                 position = range.end;
@@ -180,17 +181,94 @@ pub fn luhn_valid(digits: &[u8]) -> bool {
 
 /// IBAN length per country code (SWIFT's IBAN registry).
 const IBAN_LENGTHS: &[(&str, usize)] = &[
-    ("AD", 24), ("AE", 23), ("AL", 28), ("AT", 20), ("AZ", 28), ("BA", 20), ("BE", 16), ("BG", 22),
-    ("BH", 22), ("BI", 27), ("BR", 29), ("BY", 28), ("CH", 21), ("CR", 22), ("CY", 28), ("CZ", 24),
-    ("DE", 22), ("DJ", 27), ("DK", 18), ("DO", 28), ("EE", 20), ("EG", 29), ("ES", 24), ("FI", 18),
-    ("FK", 18), ("FO", 18), ("FR", 27), ("GB", 22), ("GE", 22), ("GI", 23), ("GL", 18), ("GR", 27),
-    ("GT", 28), ("HR", 21), ("HU", 28), ("IE", 22), ("IL", 23), ("IQ", 23), ("IS", 26), ("IT", 27),
-    ("JO", 30), ("KW", 30), ("KZ", 20), ("LB", 28), ("LC", 32), ("LI", 21), ("LT", 20), ("LU", 20),
-    ("LV", 21), ("LY", 25), ("MC", 27), ("MD", 24), ("ME", 22), ("MK", 19), ("MN", 20), ("MR", 27),
-    ("MT", 31), ("MU", 30), ("NI", 28), ("NL", 18), ("NO", 15), ("OM", 23), ("PK", 24), ("PL", 28),
-    ("PS", 29), ("PT", 25), ("QA", 29), ("RO", 24), ("RS", 22), ("RU", 33), ("SA", 24), ("SC", 31),
-    ("SD", 18), ("SE", 24), ("SI", 19), ("SK", 24), ("SM", 27), ("SO", 23), ("ST", 25), ("SV", 28),
-    ("TL", 23), ("TN", 24), ("TR", 26), ("UA", 29), ("VA", 22), ("VG", 24), ("XK", 20), ("YE", 30),
+    ("AD", 24),
+    ("AE", 23),
+    ("AL", 28),
+    ("AT", 20),
+    ("AZ", 28),
+    ("BA", 20),
+    ("BE", 16),
+    ("BG", 22),
+    ("BH", 22),
+    ("BI", 27),
+    ("BR", 29),
+    ("BY", 28),
+    ("CH", 21),
+    ("CR", 22),
+    ("CY", 28),
+    ("CZ", 24),
+    ("DE", 22),
+    ("DJ", 27),
+    ("DK", 18),
+    ("DO", 28),
+    ("EE", 20),
+    ("EG", 29),
+    ("ES", 24),
+    ("FI", 18),
+    ("FK", 18),
+    ("FO", 18),
+    ("FR", 27),
+    ("GB", 22),
+    ("GE", 22),
+    ("GI", 23),
+    ("GL", 18),
+    ("GR", 27),
+    ("GT", 28),
+    ("HR", 21),
+    ("HU", 28),
+    ("IE", 22),
+    ("IL", 23),
+    ("IQ", 23),
+    ("IS", 26),
+    ("IT", 27),
+    ("JO", 30),
+    ("KW", 30),
+    ("KZ", 20),
+    ("LB", 28),
+    ("LC", 32),
+    ("LI", 21),
+    ("LT", 20),
+    ("LU", 20),
+    ("LV", 21),
+    ("LY", 25),
+    ("MC", 27),
+    ("MD", 24),
+    ("ME", 22),
+    ("MK", 19),
+    ("MN", 20),
+    ("MR", 27),
+    ("MT", 31),
+    ("MU", 30),
+    ("NI", 28),
+    ("NL", 18),
+    ("NO", 15),
+    ("OM", 23),
+    ("PK", 24),
+    ("PL", 28),
+    ("PS", 29),
+    ("PT", 25),
+    ("QA", 29),
+    ("RO", 24),
+    ("RS", 22),
+    ("RU", 33),
+    ("SA", 24),
+    ("SC", 31),
+    ("SD", 18),
+    ("SE", 24),
+    ("SI", 19),
+    ("SK", 24),
+    ("SM", 27),
+    ("SO", 23),
+    ("ST", 25),
+    ("SV", 28),
+    ("TL", 23),
+    ("TN", 24),
+    ("TR", 26),
+    ("UA", 29),
+    ("VA", 22),
+    ("VG", 24),
+    ("XK", 20),
+    ("YE", 30),
 ];
 
 /// Byte ranges of IBANs, compact (`DE89370400440532013000`) or in groups of four separated by
@@ -306,9 +384,29 @@ pub fn url_auth(text: &str) -> Vec<Range<usize>> {
 
 /// Words that name a secret wherever they appear in a key (`userPassword`, `x-api-key`).
 const SECRET_KEY_SUBSTRINGS: &[&str] = &[
-    "password", "passwd", "secret", "apikey", "api_key", "api-key", "api.key", "privatekey", "private_key",
-    "private-key", "credential", "accesstoken", "access_token", "authtoken", "auth_token", "refreshtoken",
-    "refresh_token", "sessiontoken", "session_token", "authorization", "cookie", "bearer", "mysql_pwd",
+    "password",
+    "passwd",
+    "secret",
+    "apikey",
+    "api_key",
+    "api-key",
+    "api.key",
+    "privatekey",
+    "private_key",
+    "private-key",
+    "credential",
+    "accesstoken",
+    "access_token",
+    "authtoken",
+    "auth_token",
+    "refreshtoken",
+    "refresh_token",
+    "sessiontoken",
+    "session_token",
+    "authorization",
+    "cookie",
+    "bearer",
+    "mysql_pwd",
 ];
 /// Words that name a secret only as a whole segment of a key (`token`, but not `input_tokens`).
 const SECRET_KEY_SEGMENTS: &[&str] = &["token", "auth", "pwd", "pass", "otp", "jwt", "csrf", "xsrf", "signature"];
@@ -382,7 +480,10 @@ mod tests {
         let text = "id 123e4567-e89b-12d3-a456-426614174000 trace 4bf92f3577b34da6a3ce929d0e0e4736";
         assert_eq!(found(uuid(text), text), ["123e4567-e89b-12d3-a456-426614174000"]);
         let text = "call +49 30 1234567, +1 (555) 123-4567, 0044 20 7946 0958 or (555) 765-4321; not 2026-12-01";
-        assert_eq!(found(phone(text), text), ["+49 30 1234567", "+1 (555) 123-4567", "0044 20 7946 0958", "(555) 765-4321"]);
+        assert_eq!(
+            found(phone(text), text),
+            ["+49 30 1234567", "+1 (555) 123-4567", "0044 20 7946 0958", "(555) 765-4321"]
+        );
         let text = "Authorization: Bearer eyJhbGciOi.eyJzdWIi.sig== done";
         assert_eq!(found(bearer(text), text), ["eyJhbGciOi.eyJzdWIi.sig=="]);
         let text = "postgres://app:hunter2@db:5432/x and https://token@example.com and mailto:a@b.c";
@@ -391,7 +492,16 @@ mod tests {
 
     #[test]
     fn password_keys() {
-        for key in ["password", "userPassword", "x-api-key", "http.request.header.authorization", "client_secret", "token", "auth.token", "Set-Cookie"] {
+        for key in [
+            "password",
+            "userPassword",
+            "x-api-key",
+            "http.request.header.authorization",
+            "client_secret",
+            "token",
+            "auth.token",
+            "Set-Cookie",
+        ] {
             assert!(is_password_key(key), "{key}");
         }
         for key in ["gen_ai.usage.input_tokens", "author", "user.id", "page.url", "passenger"] {

@@ -46,7 +46,8 @@ impl Selector {
     /// segment, a `$` segment other than `$query`, something after `$query.<name>`, a `**`
     /// query parameter name or more than four `**`.
     pub fn parse(text: &str) -> Result<Self, PrivacyConfigError> {
-        let bad = |reason: &str| PrivacyConfigError::BadSelector { selector: text.to_owned(), reason: reason.to_owned() };
+        let bad =
+            |reason: &str| PrivacyConfigError::BadSelector { selector: text.to_owned(), reason: reason.to_owned() };
         if text.trim().is_empty() {
             return Err(bad("empty selector"));
         }

@@ -58,6 +58,8 @@ pub struct Config {
     /// First delay of the delivery backoff (doubling per attempt, jittered, capped at 60 s).
     /// Default 250 ms.
     pub delivery_retry_base: Duration,
+    /// Destinations declared in the configuration file (`--config`), created or updated at start.
+    pub file_destinations: Vec<crate::config_file::FileDestination>,
 }
 
 /// Forwarding as ProductGraph configures it (`ANALYTICS_ENABLED`, `AMPLITUDE_ENABLED`,
@@ -153,6 +155,7 @@ impl Default for Config {
             secure_cookies: false,
             forwarding: ProductGraphForwarding::default(),
             delivery_retry_base: Duration::from_millis(250),
+            file_destinations: Vec::new(),
         }
     }
 }

@@ -9,6 +9,7 @@ pub mod api;
 pub mod auth;
 pub mod clock;
 pub mod config;
+pub mod config_file;
 pub mod error;
 pub mod exporters;
 pub mod pipeline;

@@ -51,11 +51,7 @@ pub struct PrivacySettings {
 
 impl Default for PrivacySettings {
     fn default() -> Self {
-        Self {
-            scrub_before_storing: false,
-            config: PrivacyConfig::common_preset(),
-            consent: ConsentPolicy::default(),
-        }
+        Self { scrub_before_storing: false, config: PrivacyConfig::common_preset(), consent: ConsentPolicy::default() }
     }
 }
 
@@ -186,7 +182,8 @@ impl ProjectPrivacy {
             return Forwarding::Drop(reason);
         }
         let mut copy = event.clone();
-        let remarks = if self.settings.scrub_before_storing { Vec::new() } else { self.scrubber.scrub_event(&mut copy) };
+        let remarks =
+            if self.settings.scrub_before_storing { Vec::new() } else { self.scrubber.scrub_event(&mut copy) };
         Forwarding::Send { event: Box::new(copy), remarks }
     }
 }
@@ -267,16 +264,15 @@ impl PrivacyEngine {
         };
         let scrub_before_storing = settings.scrub_before_storing;
         let consent = settings.consent.clone();
-        let privacy =
-            match ProjectPrivacy::compile(settings, stored.hash_key.clone(), stored.opt_outs.clone()) {
-                Ok(privacy) => privacy,
-                Err(error) => {
-                    tracing::error!(project_id, %error, "Stored privacy rules do not compile; using @common");
-                    let fallback = PrivacySettings { scrub_before_storing, consent, ..PrivacySettings::default() };
-                    ProjectPrivacy::compile(fallback, stored.hash_key, stored.opt_outs)
-                        .map_err(|error| StoreError::Database(error.to_string()))?
-                }
-            };
+        let privacy = match ProjectPrivacy::compile(settings, stored.hash_key.clone(), stored.opt_outs.clone()) {
+            Ok(privacy) => privacy,
+            Err(error) => {
+                tracing::error!(project_id, %error, "Stored privacy rules do not compile; using @common");
+                let fallback = PrivacySettings { scrub_before_storing, consent, ..PrivacySettings::default() };
+                ProjectPrivacy::compile(fallback, stored.hash_key, stored.opt_outs)
+                    .map_err(|error| StoreError::Database(error.to_string()))?
+            }
+        };
         let privacy = Arc::new(privacy);
         if let Ok(mut cache) = self.cache.lock() {
             if cache.len() > 10_000 {
@@ -315,8 +311,9 @@ mod tests {
     #[test]
     fn forwarding_applies_consent_levels_and_rules() {
         let key = sightline_privacy::HashKey::new("k");
-        let settings = PrivacySettings::parse(br#"{"applications": {"**": ["@common"], "user.id": ["@anything:hash"]}}"#)
-            .expect("valid");
+        let settings =
+            PrivacySettings::parse(br#"{"applications": {"**": ["@common"], "user.id": ["@anything:hash"]}}"#)
+                .expect("valid");
         let privacy = ProjectPrivacy::compile(settings, key, vec!["opted-out".into()]).expect("compiles");
         let event = |user: &str, extra: serde_json::Value| {
             let mut body = serde_json::json!({"event_id": "e", "product_id": "p", "session.id": "s",
@@ -335,13 +332,22 @@ mod tests {
             other => panic!("expected Send, got {other:?}"),
         }
         let opted_out = event("opted-out", serde_json::json!({}));
-        assert_eq!(privacy.prepare_for_forwarding(&opted_out, PrivacyLevel::Pii), Forwarding::Drop(DropReason::OptedOut));
+        assert_eq!(
+            privacy.prepare_for_forwarding(&opted_out, PrivacyLevel::Pii),
+            Forwarding::Drop(DropReason::OptedOut)
+        );
         // Stored with a pseudonym (scrubbed before storing): still recognised.
         let pseudonymous = event(&privacy.pseudonym("opted-out").expect("keyed"), serde_json::json!({}));
         assert_eq!(privacy.decide(&pseudonymous), ForwardDecision::Drop(DropReason::OptedOut));
         let denied = event("u-2", serde_json::json!({"consent.analytics": false}));
-        assert_eq!(privacy.prepare_for_forwarding(&denied, PrivacyLevel::Pii), Forwarding::Drop(DropReason::ConsentDenied));
+        assert_eq!(
+            privacy.prepare_for_forwarding(&denied, PrivacyLevel::Pii),
+            Forwarding::Drop(DropReason::ConsentDenied)
+        );
         let pii = event("u-2", serde_json::json!({"privacy_level": "pii"}));
-        assert_eq!(privacy.prepare_for_forwarding(&pii, PrivacyLevel::Internal), Forwarding::Drop(DropReason::PrivacyLevel));
+        assert_eq!(
+            privacy.prepare_for_forwarding(&pii, PrivacyLevel::Internal),
+            Forwarding::Drop(DropReason::PrivacyLevel)
+        );
     }
 }

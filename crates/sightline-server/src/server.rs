@@ -134,6 +134,7 @@ pub async fn start(config: Config, store: Arc<dyn Store>) -> anyhow::Result<Runn
             .with_otlp_forwarding(forwarding),
     );
     apply_server_destinations(store.as_ref(), &config)?;
+    apply_file_destinations(store.as_ref(), &config.file_destinations)?;
     let delivery = crate::exporters::delivery::DeliveryManager::new(store.clone(), config.delivery_retry_base);
     delivery.set_privacy(ingestor.privacy().clone());
     delivery.reload().map_err(|error| anyhow::anyhow!("cannot start delivery: {error}"))?;
@@ -228,6 +229,38 @@ fn apply_server_destinations(store: &dyn Store, config: &Config) -> anyhow::Resu
             }
             (None, _) => {}
         }
+    }
+    Ok(())
+}
+
+/// Creates or updates the destinations of the configuration file, by project and name.
+fn apply_file_destinations(
+    store: &dyn Store,
+    destinations: &[crate::config_file::FileDestination],
+) -> anyhow::Result<()> {
+    for destination in destinations {
+        let name = destination.name.as_str();
+        let Some(slug) = &destination.project else {
+            store.upsert_server_destination(name, destination.enabled, &destination.config)?;
+            tracing::info!(destination = name, enabled = destination.enabled, "Server-wide destination from the file");
+            continue;
+        };
+        let project = store.find_project(slug)?.ok_or_else(|| {
+            anyhow::anyhow!("configuration file: destination {name:?} names project {slug:?}, which does not exist; create it with `sightline project create`")
+        })?;
+        let stored = store
+            .list_destinations(Some(project.id))?
+            .into_iter()
+            .find(|stored| stored.project_id == project.id && stored.name == name);
+        match stored {
+            Some(stored) => {
+                store.update_destination(stored.id, name, destination.enabled, &destination.config)?;
+            }
+            None => {
+                store.create_destination(project.id, name, destination.enabled, &destination.config)?;
+            }
+        }
+        tracing::info!(destination = name, project = %slug, enabled = destination.enabled, "Destination from the file");
     }
     Ok(())
 }

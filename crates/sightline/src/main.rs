@@ -96,6 +96,10 @@ struct ServeArgs {
     secure_cookies: bool,
     #[command(flatten)]
     forwarding: ForwardingArgs,
+    /// A TOML configuration file declaring forwarding destinations (`[[destinations]]`, see the
+    /// README); they are created or updated at every start.
+    #[arg(long, env = "SIGHTLINE_CONFIG")]
+    config: Option<PathBuf>,
 }
 
 impl ServeArgs {
@@ -303,6 +307,15 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         forward_otlp: args.forward_otlp()?,
         forward_otlp_max_queue_bytes: args.forward_otlp_max_queue_mb.saturating_mul(1 << 20),
         secure_cookies: args.secure_cookies,
+        file_destinations: match &args.config {
+            None => Vec::new(),
+            Some(path) => {
+                let text = std::fs::read_to_string(path).with_context(|| {
+                    format!("cannot read the configuration file {}; check --config / SIGHTLINE_CONFIG", path.display())
+                })?;
+                sightline_server::config_file::parse(&text)?
+            }
+        },
         forwarding: args.forwarding.into_config(),
         ..Config::default()
     };

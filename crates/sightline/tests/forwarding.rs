@@ -405,3 +405,38 @@ async fn privacy_rules_and_consent_apply_before_forwarding() {
     assert!(stored.to_string().contains("jane.doe@example.com"), "scrub_before_storing is off by default");
     server.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn destinations_declared_in_the_configuration_file_are_applied_at_start() {
+    let vendor = Vendor::webhook("file-secret").await;
+    let text = format!(
+        "[[destinations]]\nproject = \"default\"\nname = \"from-file\"\n[destinations.config]\ntype = \"webhook\"\n\
+         url = \"{}\"\nsecret = \"file-secret\"\n[destinations.config.batch]\ninterval_ms = 20\n",
+        vendor.url("/hook")
+    );
+    let declared = sightline_server::config_file::parse(&text).expect("valid file");
+    let mut server = TestServer::start_with(|config| config.file_destinations = declared.clone()).await;
+    let listed = server.api_ok("/api/v1/projects/default/destinations").await;
+    let id = listed["destinations"]
+        .as_array()
+        .and_then(|all| all.iter().find(|destination| destination["name"] == "from-file"))
+        .and_then(|destination| destination["id"].as_i64())
+        .unwrap_or_else(|| panic!("the file's destination is listed: {listed}"));
+    assert_eq!(listed["destinations"][0]["config"]["secret"], "set", "secrets from the file stay hidden");
+    post_events(&server, (0..5).map(|index| event(index, json!({}))).collect()).await;
+    wait_for(&server, id, "the file's webhook", settled(5)).await;
+    assert_eq!(vendor.ingested_ids().len(), 5);
+
+    // A second start with the same file updates the destination instead of adding another.
+    server.restart_with(|config| config.file_destinations = declared).await;
+    let listed = server.api_ok("/api/v1/projects/default/destinations").await;
+    let named: Vec<&Value> = listed["destinations"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|destination| destination["name"] == "from-file")
+        .collect();
+    assert_eq!(named.len(), 1, "{listed}");
+    assert_eq!(named[0]["id"].as_i64(), Some(id));
+    server.stop().await;
+}

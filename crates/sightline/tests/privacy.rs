@@ -36,7 +36,13 @@ async fn post_events(server: &TestServer, events: Vec<Value>) {
     assert_eq!(response.status(), 202, "{}", response.text().await.unwrap());
 }
 
-async fn send(server: &TestServer, method: reqwest::Method, path: &str, key: &str, body: Option<Value>) -> (u16, Value) {
+async fn send(
+    server: &TestServer,
+    method: reqwest::Method,
+    path: &str,
+    key: &str,
+    body: Option<Value>,
+) -> (u16, Value) {
     let mut request = server.http.request(method, format!("{}{path}", server.http_base())).bearer_auth(key);
     if let Some(body) = body {
         request = request.json(&body);
@@ -65,7 +71,10 @@ async fn settings_are_validated_and_scrub_before_storing() {
 
     // Stored as sent while the project does not scrub before storing.
     post_events(&server, vec![event("raw-1", "user-42", "sess-raw", "page.view")]).await;
-    assert_eq!(events_of(&server, "session=sess-raw").await[0]["properties"]["page.title"], "Receipt for jane@example.com");
+    assert_eq!(
+        events_of(&server, "session=sess-raw").await[0]["properties"]["page.title"],
+        "Receipt for jane@example.com"
+    );
 
     let put = |key: String, body: Value| {
         let server = &server;
@@ -105,7 +114,10 @@ async fn settings_are_validated_and_scrub_before_storing() {
     let pseudonym = stored["user.id"].as_str().unwrap();
     assert!(pseudonym.len() == 64 && pseudonym != "user-42", "{pseudonym}");
     let remarks = stored["metadata"]["privacy.remarks"].as_array().unwrap();
-    assert!(remarks.contains(&json!({"rule_id": "@anything:hash", "path": "user.id", "method": "hash"})), "{remarks:?}");
+    assert!(
+        remarks.contains(&json!({"rule_id": "@anything:hash", "path": "user.id", "method": "hash"})),
+        "{remarks:?}"
+    );
     assert!(remarks.contains(&json!({"rule_id": "@email", "path": "page.url.$query.email", "method": "replace"})));
     // The same user gets the same pseudonym.
     post_events(&server, vec![event("scrubbed-2", "user-42", "sess-scrubbed", "ui.click")]).await;
@@ -178,7 +190,10 @@ async fn erasure_removes_a_users_data_and_reports_it() {
     assert_eq!(remaining[0]["user.id"], "user-7");
     let sessions = server.api_ok("/api/v1/projects/default/sessions?user=user-42").await;
     assert_eq!(sessions["sessions"], json!([]));
-    assert_eq!(server.api_ok("/api/v1/projects/default/sessions?user=user-7").await["sessions"].as_array().unwrap().len(), 1);
+    assert_eq!(
+        server.api_ok("/api/v1/projects/default/sessions?user=user-7").await["sessions"].as_array().unwrap().len(),
+        1
+    );
     let issue = server.api_ok(&format!("/api/v1/projects/default/issues/{}", issues[0]["id"])).await;
     assert_eq!(issue["issue"]["user_count"], 0);
     assert!(issue["latest_event"]["context"]["user_id"].is_null(), "{}", issue["latest_event"]["context"]);
@@ -210,7 +225,8 @@ async fn opt_outs_are_listed_and_counted() {
     let (status, removed) = send(&server, reqwest::Method::DELETE, path, &server.admin_key, None).await;
     assert_eq!((status, removed["changed"].clone()), (200, json!(true)));
     assert_eq!(server.api_ok(PRIVACY).await["opt_out_count"], 0);
-    let (status, _) = send(&server, reqwest::Method::GET, "/api/v1/projects/other/privacy", &server.read_key, None).await;
+    let (status, _) =
+        send(&server, reqwest::Method::GET, "/api/v1/projects/other/privacy", &server.read_key, None).await;
     assert_eq!(status, 404);
     server.stop().await;
 }

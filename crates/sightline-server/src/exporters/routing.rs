@@ -165,7 +165,8 @@ mod tests {
         }
         .compile()
         .expect("globs");
-        let prepared = prepare_for_forwarding(&event("a", "custom", json!({"cart.total": 3})), &routing, None).expect("sent");
+        let prepared =
+            prepare_for_forwarding(&event("a", "custom", json!({"cart.total": 3})), &routing, None).expect("sent");
         let names: Vec<&String> = prepared.properties.keys().collect();
         assert_eq!(names, ["page.path"]);
     }

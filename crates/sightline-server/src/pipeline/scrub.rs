@@ -130,7 +130,8 @@ mod tests {
 
     #[test]
     fn logs_are_scrubbed_only_when_asked() {
-        let record = log(json!("login failed for jane@example.com"), json!({"client.address": "203.0.113.7", "code": 3}));
+        let record =
+            log(json!("login failed for jane@example.com"), json!({"client.address": "203.0.113.7", "code": 3}));
         let mut untouched = group(vec![record.clone()]);
         assert_eq!(scrub_logs(&privacy(false), &mut untouched), ScrubCounts::default());
         assert_eq!(untouched[0].scopes[0].items[0], record);

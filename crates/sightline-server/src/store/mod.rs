@@ -8,8 +8,8 @@
 pub mod analytics;
 pub mod errors;
 pub mod health;
-pub mod otlp_outbox;
 pub mod job_rollups;
+pub mod otlp_outbox;
 pub mod outbox;
 pub mod privacy;
 pub mod query_rollups;

@@ -108,9 +108,10 @@ pub(super) fn erase_user(connection: &mut Connection, project_id: i64, user_ids:
             id_params(project_id, user_ids),
         )? as u64;
     }
-    erasure.events += transaction
-        .execute(&format!("DELETE FROM product_events WHERE project_id = ?1 AND user_id IN ({ids})"), id_params(project_id, user_ids))?
-        as u64;
+    erasure.events += transaction.execute(
+        &format!("DELETE FROM product_events WHERE project_id = ?1 AND user_id IN ({ids})"),
+        id_params(project_id, user_ids),
+    )? as u64;
 
     // Error events: the issues the user hit, then their events naming the user.
     let issues: Vec<i64> = transaction
@@ -129,7 +130,9 @@ pub(super) fn erase_user(connection: &mut Connection, project_id: i64, user_ids:
         for (row_id, body) in rows {
             let Some(mut event) = ErrorEvent::from_stored_body(&body) else { continue };
             let names_user = event.context.user_id.as_deref().is_some_and(|user| wanted.contains(user))
-                || USER_TAG_KEYS.iter().any(|key| event.tags.get(*key).is_some_and(|user| wanted.contains(user.as_str())));
+                || USER_TAG_KEYS
+                    .iter()
+                    .any(|key| event.tags.get(*key).is_some_and(|user| wanted.contains(user.as_str())));
             if !names_user {
                 continue;
             }
