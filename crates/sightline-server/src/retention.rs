@@ -1,7 +1,8 @@
 //! The retention job: per project, deletes data older than `retention_days` in bounded chunks
 //! (each its own short transaction, so ingest waits at most one chunk) and then returns freed
 //! pages to the file system so the database file does not grow without bound; then coarsens old
-//! 1-minute endpoint rollups into 1-hour rows.
+//! 1-minute endpoint rollups into 1-hour rows. Dead letters of forwarding follow the data they
+//! refer to (see [`Store::expire_dead_letters`]).
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -14,7 +15,9 @@ const NANOS_PER_DAY: u64 = 86_400 * 1_000_000_000;
 /// Blocking: call from a blocking thread.
 pub fn run_once(store: &dyn Store, now_unix_nano: u64, chunk_rows: usize) -> StoreResult<usize> {
     let mut total = 0;
+    let mut longest_retention_days = 1;
     for project in store.list_projects()? {
+        longest_retention_days = longest_retention_days.max(project.retention_days.max(1));
         let cutoff = now_unix_nano.saturating_sub(u64::from(project.retention_days.max(1)) * NANOS_PER_DAY);
         loop {
             let deleted = store.delete_expired(project.id, cutoff, chunk_rows)?;
@@ -24,6 +27,10 @@ pub fn run_once(store: &dyn Store, now_unix_nano: u64, chunk_rows: usize) -> Sto
             }
         }
     }
+    // Dead letters follow the data: product-event letters go with their event, OTLP letters
+    // (server-wide, holding every project's requests) after the longest project retention.
+    let otlp_cutoff_unix_nano = now_unix_nano.saturating_sub(u64::from(longest_retention_days) * NANOS_PER_DAY);
+    total += store.expire_dead_letters((otlp_cutoff_unix_nano / 1_000_000) as i64)?;
     if total > 0 {
         // Each call frees a bounded number of pages and releases the writer in between; stop
         // when nothing is left or nothing more can be freed (a database without auto_vacuum).

@@ -235,6 +235,9 @@ pub trait Store: Send + Sync + 'static {
         to_unix_nano: Option<u64>,
     ) -> StoreResult<sessions::CorrelationRate>;
 
+    /// Removes dead letters that cannot be replayed usefully any more: product-event ones whose
+    /// event is gone, OTLP ones parked before `otlp_cutoff_unix_ms`. Returns how many.
+    fn expire_dead_letters(&self, otlp_cutoff_unix_ms: i64) -> StoreResult<usize>;
     /// The oldest queued OTLP payloads of a forwarding destination (at most `max_payloads`,
     /// at most `max_bytes` together unless the first alone is larger), in acceptance order.
     fn otlp_outbox_claim(

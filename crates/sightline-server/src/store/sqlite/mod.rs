@@ -704,6 +704,10 @@ impl Store for SqliteStore {
         query_rollups::query_rollups(&*self.reader()?, project_id, query)
     }
 
+    fn expire_dead_letters(&self, otlp_cutoff_unix_ms: i64) -> StoreResult<usize> {
+        self.with_writer(|writer| otlp_outbox::expire_dead_letters(writer.connection(), otlp_cutoff_unix_ms))
+    }
+
     fn otlp_outbox_claim(
         &self,
         destination: &str,

@@ -176,6 +176,39 @@ pub(super) fn dead_letters(
     Ok(rows.collect::<Result<_, _>>()?)
 }
 
+/// Rows one expiry statement deletes at most, so ingest waits at most one short transaction.
+const EXPIRY_CHUNK_ROWS: i64 = 5_000;
+
+/// Removes dead letters that can no longer be replayed usefully: product-event dead letters
+/// whose event is gone (deleted by retention or erasure: a replay could only fail again), and
+/// OTLP dead letters parked before `otlp_cutoff_unix_ms` (the caller passes the longest
+/// project retention). Returns how many rows went.
+pub(super) fn expire_dead_letters(connection: &mut Connection, otlp_cutoff_unix_ms: i64) -> StoreResult<usize> {
+    let statements = [
+        "DELETE FROM dead_letters WHERE id IN (SELECT d.id FROM dead_letters d
+            WHERE NOT EXISTS (SELECT 1 FROM product_events e WHERE e.id = d.event_rowid) LIMIT ?1)",
+        "DELETE FROM otlp_dead_letters WHERE id IN (SELECT id FROM otlp_dead_letters
+            WHERE dead_at_unix_ms < ?2 LIMIT ?1)",
+    ];
+    let mut total = 0;
+    for sql in statements {
+        loop {
+            let transaction = connection.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+            let deleted = if sql.contains("?2") {
+                transaction.execute(sql, params![EXPIRY_CHUNK_ROWS, otlp_cutoff_unix_ms])?
+            } else {
+                transaction.execute(sql, params![EXPIRY_CHUNK_ROWS])?
+            };
+            transaction.commit()?;
+            total += deleted;
+            if deleted < EXPIRY_CHUNK_ROWS as usize {
+                break;
+            }
+        }
+    }
+    Ok(total)
+}
+
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]
 mod tests {
@@ -254,5 +287,54 @@ mod tests {
         assert_eq!(again.len(), 1);
         assert_eq!((again[0].payload.body.as_ref(), again[0].attempts), (&b"second!"[..], 0));
         assert_eq!(store.otlp_outbox_stats("a").unwrap().dead_letters, 0);
+    }
+
+    #[test]
+    fn dead_letters_expire_when_their_event_is_gone_or_they_are_older_than_retention() {
+        let directory = tempfile::tempdir().unwrap();
+        let store = SqliteStore::open(&directory.path().join("sightline.db")).unwrap();
+        let project = store.create_project("p").unwrap();
+        store.commit(&[batch(project.id, forward(OtlpSignal::Traces, b"t", 1, &["otlp"]))]).unwrap();
+        let claimed = store.otlp_outbox_claim("otlp", 10, 1 << 20).unwrap();
+        store.otlp_outbox_dead_letter(&[claimed[0].id], "HTTP 400").unwrap();
+        let now_ms = (crate::clock::now_unix_nano() / 1_000_000) as i64;
+        // Product-event dead letters: one whose event exists, one whose event is gone.
+        store
+            .with_writer(|writer| {
+                let connection = writer.connection();
+                connection.execute(
+                    "INSERT INTO product_events (project_id, event_id, product_id, session_id, event_type, event_name,
+                        timestamp_unix_nano, properties, metadata) VALUES (?1, 'e1', 'p', 's', 'custom', 'x', 1, '{}', '{}')",
+                    [project.id],
+                )?;
+                let kept = connection.last_insert_rowid();
+                for (rowid, event_id) in [(kept, "e1"), (kept + 1000, "gone")] {
+                    connection.execute(
+                        "INSERT INTO dead_letters (destination_id, event_rowid, event_id, reason, attempts, dead_at_unix_ms)
+                         VALUES (1, ?1, ?2, 'HTTP 400', 1, 0)",
+                        rusqlite::params![rowid, event_id],
+                    )?;
+                }
+                Ok(())
+            })
+            .unwrap();
+        // A cutoff before the OTLP letter was parked keeps it; the gone event's letter goes.
+        let removed =
+            store.with_writer(|writer| super::expire_dead_letters(writer.connection(), now_ms - 60_000)).unwrap();
+        assert_eq!(removed, 1);
+        let left: Vec<String> = store
+            .with_writer(|writer| {
+                let mut statement = writer.connection().prepare("SELECT event_id FROM dead_letters ORDER BY id")?;
+                let ids = statement.query_map([], |row| row.get(0))?.collect::<Result<_, _>>()?;
+                Ok(ids)
+            })
+            .unwrap();
+        assert_eq!(left, ["e1"], "a letter whose event still exists stays replayable");
+        assert_eq!(store.otlp_outbox_stats("otlp").unwrap().dead_letters, 1);
+        // Past the longest retention the OTLP letter goes too.
+        let removed =
+            store.with_writer(|writer| super::expire_dead_letters(writer.connection(), now_ms + 60_000)).unwrap();
+        assert_eq!(removed, 1);
+        assert_eq!(store.otlp_outbox_stats("otlp").unwrap().dead_letters, 0);
     }
 }
