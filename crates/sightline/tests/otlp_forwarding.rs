@@ -19,7 +19,8 @@ use opentelemetry_sdk::Resource;
 use opentelemetry_sdk::logs::SdkLoggerProvider;
 use opentelemetry_sdk::trace::SdkTracerProvider;
 use sightline_server::Config;
-use sightline_server::exporters::otlp::{OtlpDestinationConfig, OtlpProtocol, SecretHeaderValue};
+use sightline_server::exporters::Secret;
+use sightline_server::exporters::otlp::{OtlpDestinationConfig, OtlpProtocol};
 use sightline_server::server::OTLP_DESTINATION_NAME;
 
 /// Upper bound for anything asynchronous to show up (polled, not slept).
@@ -29,7 +30,7 @@ fn forward_to(endpoint: String, protocol: OtlpProtocol, key: &str) -> impl FnOnc
     let key = key.to_owned();
     move |config: &mut Config| {
         let mut destination = OtlpDestinationConfig::new(endpoint, protocol);
-        destination.headers.insert("authorization".into(), SecretHeaderValue::new(format!("Bearer {key}")));
+        destination.headers.insert("authorization".into(), Secret::new(format!("Bearer {key}")));
         config.forward_otlp = Some(destination);
     }
 }

@@ -98,8 +98,13 @@ pub fn join_json(prefix: &[u8], events: &[&[u8]], suffix: &[u8]) -> Vec<u8> {
 /// Exponential backoff with full jitter (AWS architecture blog, "Exponential Backoff and
 /// Jitter"): attempt n waits a random time in [base·2ⁿ⁻¹ / 2, base·2ⁿ⁻¹], capped at 60 s.
 pub fn backoff_delay(attempt: u32, base: Duration) -> Duration {
-    let exponent = attempt.saturating_sub(1).min(16);
-    let ceiling = base.saturating_mul(1u32 << exponent).min(Duration::from_secs(60));
+    jittered_backoff(attempt.saturating_sub(1), base, Duration::from_secs(60))
+}
+
+/// The backoff every forwarding driver uses: a random delay between half and all of
+/// `base × 2^doublings`, the ceiling capped at `max`.
+pub fn jittered_backoff(doublings: u32, base: Duration, max: Duration) -> Duration {
+    let ceiling = base.saturating_mul(1u32 << doublings.min(16)).min(max);
     let floor = ceiling / 2;
     let spread = (ceiling - floor).as_millis() as u64;
     floor + Duration::from_millis(rand::rng().random_range(0..=spread))

@@ -3,10 +3,11 @@
 //! "OpenTelemetry Protocol Exporter", `specification/protocol/exporter.md`).
 
 use std::collections::BTreeMap;
-use std::fmt;
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
+
+use crate::exporters::Secret;
 
 /// Transport to the destination.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -48,30 +49,6 @@ impl Default for OtlpSignals {
     }
 }
 
-/// A header value that may carry a credential (`Authorization: Bearer ...`, `x-honeycomb-team`,
-/// ...). Its `Debug` prints nothing of the value, so configurations can be logged.
-#[derive(Clone, PartialEq, Eq, Deserialize)]
-#[serde(transparent)]
-pub struct SecretHeaderValue(String);
-
-impl SecretHeaderValue {
-    /// Wraps a value.
-    pub fn new(value: impl Into<String>) -> Self {
-        Self(value.into())
-    }
-
-    /// The value, for building the request only.
-    pub fn expose(&self) -> &str {
-        &self.0
-    }
-}
-
-impl fmt::Debug for SecretHeaderValue {
-    fn fmt(&self, formatter: &mut fmt::Formatter<'_>) -> fmt::Result {
-        formatter.write_str("SecretHeaderValue(***)")
-    }
-}
-
 /// Where and how to forward. Deserializes from the JSON/TOML destination settings:
 /// `{"endpoint": "http://collector:4318", "protocol": "http/protobuf", "headers":
 /// {"authorization": "Bearer ..."}, "compression": "gzip", "timeout_ms": 10000,
@@ -86,7 +63,7 @@ pub struct OtlpDestinationConfig {
     pub protocol: OtlpProtocol,
     /// Extra request headers (gRPC: metadata), e.g. credentials. Names are case-insensitive.
     #[serde(default)]
-    pub headers: BTreeMap<String, SecretHeaderValue>,
+    pub headers: BTreeMap<String, Secret>,
     /// Body compression (default gzip).
     #[serde(default)]
     pub compression: OtlpCompression,
@@ -162,7 +139,7 @@ impl OtlpDestinationConfig {
     /// pairs, values percent-decoded (OTel spec, "Specifying headers via environment
     /// variables", which follows the W3C Baggage format). Errors name the bad pair's key
     /// (never its value: it may be a credential).
-    pub fn parse_headers(text: &str) -> Result<BTreeMap<String, SecretHeaderValue>, OtlpConfigError> {
+    pub fn parse_headers(text: &str) -> Result<BTreeMap<String, Secret>, OtlpConfigError> {
         let mut headers = BTreeMap::new();
         for (index, pair) in text.split(',').map(str::trim).filter(|pair| !pair.is_empty()).enumerate() {
             let Some((name, value)) = pair.split_once('=') else {
@@ -176,7 +153,7 @@ impl OtlpDestinationConfig {
             if name.is_empty() {
                 return Err(OtlpConfigError::BadHeader(String::new()));
             }
-            headers.insert(name.to_owned(), SecretHeaderValue::new(value.into_owned()));
+            headers.insert(name.to_owned(), Secret::new(value.into_owned()));
         }
         Ok(headers)
     }
@@ -209,7 +186,7 @@ mod tests {
     #[test]
     fn debug_and_redacted_views_never_show_header_values() {
         let mut config = OtlpDestinationConfig::new("http://collector:4318", OtlpProtocol::HttpProtobuf);
-        config.headers.insert("authorization".into(), SecretHeaderValue::new("Bearer very-secret-token"));
+        config.headers.insert("authorization".into(), Secret::new("Bearer very-secret-token"));
         assert!(!format!("{config:?}").contains("very-secret-token"));
         let shown = config.redacted().to_string();
         assert!(!shown.contains("very-secret-token"), "{shown}");
@@ -252,7 +229,7 @@ mod tests {
         assert!(matches!(check("https://collector:4317", OtlpProtocol::Grpc), Err(OtlpConfigError::GrpcTls(_))));
         assert_eq!(check("https://collector:4318/otlp", OtlpProtocol::HttpProtobuf), Ok(()));
         let mut config = OtlpDestinationConfig::new("http://c:4318", OtlpProtocol::HttpProtobuf);
-        config.headers.insert("bad header".into(), SecretHeaderValue::new("x"));
+        config.headers.insert("bad header".into(), Secret::new("x"));
         assert_eq!(config.validate(), Err(OtlpConfigError::BadHeader("bad header".into())));
         config.headers.clear();
         config.timeout_ms = 0;

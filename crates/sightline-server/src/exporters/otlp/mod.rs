@@ -18,7 +18,7 @@ pub mod worker;
 mod tests;
 
 pub use classify::OtlpOutcome;
-pub use config::{OtlpCompression, OtlpDestinationConfig, OtlpProtocol, OtlpSignals, SecretHeaderValue};
+pub use config::{OtlpCompression, OtlpDestinationConfig, OtlpProtocol, OtlpSignals};
 pub use request::{OtlpPayload, OtlpSignal};
 pub use service::OtlpForwarder;
 pub use worker::{DeliverySettings, OtlpForwarding};

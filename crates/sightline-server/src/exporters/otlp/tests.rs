@@ -19,6 +19,7 @@ use sightline_model::TraceId;
 
 use super::*;
 use crate::config::Config;
+use crate::exporters::Secret;
 use crate::server::{RunningServer, ensure_default_project, open_store, start};
 use crate::store::{LogQuery, Store};
 
@@ -84,7 +85,7 @@ fn trace_request(trace_id: [u8; 16], spans: usize) -> ExportTraceServiceRequest 
 
 fn config_for(endpoint: String, protocol: OtlpProtocol, key: &str) -> OtlpDestinationConfig {
     let mut config = OtlpDestinationConfig::new(endpoint, protocol);
-    config.headers.insert("Authorization".into(), SecretHeaderValue::new(format!("Bearer {key}")));
+    config.headers.insert("Authorization".into(), Secret::new(format!("Bearer {key}")));
     config.timeout_ms = 5_000;
     config
 }

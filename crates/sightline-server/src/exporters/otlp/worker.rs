@@ -10,12 +10,12 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use bytes::BytesMut;
-use rand::Rng;
 use tokio::sync::watch;
 
 use super::classify::OtlpOutcome;
 use super::request::{OtlpPayload, OtlpSignal};
 use super::service::OtlpForwarder;
+use crate::exporters::delivery::jittered_backoff;
 use crate::store::Store;
 use crate::store::otlp_outbox::{OtlpForward, QueuedPayload};
 use crate::telemetry::{DestinationLabels, ForwardAttemptLabels, ForwardItemLabels, metrics};
@@ -222,7 +222,7 @@ impl DeliveryTask {
                 tracing::warn!(destination = %name, %reason, "OTLP export failed; will retry");
                 let ids = group.ids.clone();
                 self.blocking(move |store| store.otlp_outbox_failed_attempt(&ids)).await?;
-                let backoff = backoff_delay(group.attempts, self.settings.base_backoff, self.settings.max_backoff);
+                let backoff = jittered_backoff(group.attempts, self.settings.base_backoff, self.settings.max_backoff);
                 let server_delay = retry_after.map(|delay| delay.min(self.settings.max_backoff)).unwrap_or_default();
                 Ok(Some(backoff.max(server_delay)))
             }
@@ -315,14 +315,6 @@ fn groups(claimed: Vec<QueuedPayload>, max_request_bytes: usize) -> Vec<Group> {
     groups
 }
 
-/// Exponential backoff with full jitter (AWS Architecture Blog, "Exponential Backoff and
-/// Jitter"): a random delay between half and all of `base × 2^attempts`, capped at `max`.
-pub fn backoff_delay(attempts: u32, base: Duration, max: Duration) -> Duration {
-    let ceiling = base.saturating_mul(1u32 << attempts.min(16)).min(max);
-    let factor = rand::rng().random_range(0.5..=1.0);
-    ceiling.mul_f64(factor)
-}
-
 fn count_items(destination: &str, signal: OtlpSignal, outcome: &str, items: u64) {
     if items == 0 {
         return;
@@ -381,10 +373,10 @@ mod tests {
         let base = Duration::from_secs(1);
         let max = Duration::from_secs(60);
         for attempts in 0..40 {
-            let delay = backoff_delay(attempts, base, max);
+            let delay = jittered_backoff(attempts, base, max);
             let ceiling = base.saturating_mul(1 << attempts.min(16)).min(max);
             assert!(delay <= ceiling && delay >= ceiling / 2, "attempt {attempts}: {delay:?}");
         }
-        assert!(backoff_delay(30, base, max) <= max);
+        assert!(jittered_backoff(30, base, max) <= max);
     }
 }
