@@ -6,117 +6,14 @@
 //!
 //! Needs Debian's `chromium` and `chromium-driver` (`.ci/run` installs them when missing).
 
-#![allow(clippy::unwrap_used)]
-// A failed step should stop the test where it failed.
-// The children are killed and waited for in `Drop`, which clippy does not follow.
-#![allow(clippy::zombie_processes)]
+#![allow(clippy::unwrap_used)] // A failed step should stop the test where it failed.
 
 mod common;
 
-use std::net::TcpListener;
-use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
-
 use common::TestServer;
+use common::browser::{ChromeDriver, EMAIL, PASSWORD, screenshot, wait_for_text};
 use common::dashboard::{create_user, send_checkout_trace};
-use fantoccini::{Client, ClientBuilder, Locator};
-
-const CHROMEDRIVER: &str = "/usr/bin/chromedriver";
-const CHROMIUM: &str = "/usr/bin/chromium";
-const EMAIL: &str = "alice@example.com";
-const PASSWORD: &str = "correct horse battery staple";
-/// Longest wait for a page to show what a test expects.
-const PAGE_DEADLINE: Duration = Duration::from_secs(20);
-
-/// chromedriver on an ephemeral loopback port; killed on drop.
-struct ChromeDriver {
-    child: Child,
-    url: String,
-}
-
-impl ChromeDriver {
-    async fn start() -> Self {
-        assert!(
-            std::path::Path::new(CHROMEDRIVER).exists() && std::path::Path::new(CHROMIUM).exists(),
-            "the browser tests need {CHROMIUM} and {CHROMEDRIVER}: apt-get install -y chromium chromium-driver"
-        );
-        // Ask the OS for a free port, then hand it to chromedriver (it has no "port 0" mode).
-        let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-        let child = Command::new(CHROMEDRIVER)
-            .arg(format!("--port={port}"))
-            .arg("--allowed-ips=127.0.0.1")
-            // Times must show in the viewer's zone, not UTC: give the browser a zone of its own.
-            .env("TZ", "Asia/Tokyo")
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("chromedriver starts");
-        let driver = Self { child, url: format!("http://127.0.0.1:{port}") };
-        let deadline = Instant::now() + Duration::from_secs(30);
-        let http = reqwest::Client::new();
-        loop {
-            if let Ok(response) = http.get(format!("{}/status", driver.url)).send().await
-                && response.status().is_success()
-            {
-                break;
-            }
-            assert!(Instant::now() < deadline, "chromedriver did not answer on {}", driver.url);
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-        driver
-    }
-
-    async fn browser(&self) -> Client {
-        let capabilities = serde_json::json!({
-            "goog:chromeOptions": {
-                "binary": CHROMIUM,
-                "args": ["--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--disable-gpu", "--window-size=1280,1100"]
-            }
-        });
-        let serde_json::Value::Object(capabilities) = capabilities else { unreachable!() };
-        ClientBuilder::new(hyper_util::client::legacy::connect::HttpConnector::new())
-            .capabilities(capabilities)
-            .connect(&self.url)
-            .await
-            .expect("a Chromium session")
-    }
-}
-
-impl Drop for ChromeDriver {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-/// Waits until the page's visible text contains every needle; returns the text.
-async fn wait_for_text(browser: &Client, needles: &[&str]) -> String {
-    let deadline = Instant::now() + PAGE_DEADLINE;
-    loop {
-        let text = match browser.find(Locator::Css("body")).await {
-            Ok(body) => body.text().await.unwrap_or_default(),
-            Err(_) => String::new(),
-        };
-        if needles.iter().all(|needle| text.contains(needle)) {
-            return text;
-        }
-        assert!(Instant::now() < deadline, "the page never showed {needles:?}; it shows:\n{text}");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-}
-
-fn screenshot_dir() -> PathBuf {
-    let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("ui-screenshots");
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
-}
-
-async fn screenshot(browser: &Client, name: &str) {
-    let png = browser.screenshot().await.unwrap();
-    assert!(png.starts_with(b"\x89PNG"), "a PNG screenshot");
-    std::fs::write(screenshot_dir().join(format!("{name}.png")), png).unwrap();
-}
+use fantoccini::Locator;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sign_in_resolve_an_issue_and_read_its_trace_in_chromium() {
