@@ -21,6 +21,7 @@ mod layout;
 mod overview;
 mod session;
 mod sign_in;
+pub mod sign_in_limits;
 mod traces;
 
 use std::sync::Arc;
