@@ -5,7 +5,7 @@
 //! - `GET /api/v1/projects/{project}/services/{service}/performance?timeRange=7d&environment=`
 //!   → `{service, environment, from_unix_nano, to_unix_nano, bucket_seconds, summary: {requests,
 //!   rpm, errors, error_rate, p50_ms, p95_ms, p99_ms}, endpoints: [EndpointStats], series:
-//!   [{start_unix_nano, requests, errors, p95_ms}]}`, endpoints by requests, most first.
+//!   [{start_unix_nano, requests, errors, p50_ms, p95_ms, p99_ms}]}`, endpoints by requests, most first.
 //!   `EndpointStats` = `{operation, method, route, requests, rpm, errors, error_percent, min_ms,
 //!   avg_ms, max_ms, p50_ms, p90_ms, p95_ms, p99_ms, status_classes: {"2xx": n, ...}}`.
 //! - `GET .../services/{service}/endpoints/{operation}?timeRange=&environment=&limit=5` (the
@@ -200,7 +200,7 @@ pub(super) fn range_start(params: &QueryParams, now_unix_nano: u64) -> Result<u6
     Ok(now_unix_nano.saturating_sub(range) / NANOS_PER_MINUTE * NANOS_PER_MINUTE)
 }
 
-/// Per-bucket requests, errors and p95 from `from` to `to`, empty buckets included.
+/// Per-bucket requests, errors and p50 / p95 / p99 from `from` to `to`, empty buckets included.
 fn series(
     rollups: &[EndpointRollup],
     from_unix_nano: u64,
@@ -226,7 +226,9 @@ fn series(
                     "start_unix_nano": first + index as u64 * width,
                     "requests": bucket.requests,
                     "errors": bucket.errors,
+                    "p50_ms": bucket.quantile_ms(0.5),
                     "p95_ms": bucket.quantile_ms(0.95),
+                    "p99_ms": bucket.quantile_ms(0.99),
                 })
             })
             .collect(),

@@ -158,8 +158,12 @@ pub(crate) fn dependencies_response(
     range_nanos: u64,
     now_unix_nano: u64,
 ) -> Result<Value, ApiError> {
-    let rows =
-        state.store.service_edges(project_id, Some(service), now_unix_nano.saturating_sub(range_nanos), now_unix_nano + 1)?;
+    let rows = state.store.service_edges(
+        project_id,
+        Some(service),
+        now_unix_nano.saturating_sub(range_nanos),
+        now_unix_nano + 1,
+    )?;
     let edges = sum_edges(&rows)?;
     let side = |upstream: bool| -> Vec<Value> {
         edges
