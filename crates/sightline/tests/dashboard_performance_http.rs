@@ -90,8 +90,18 @@ async fn performance_pages_are_private_validated_and_match_the_api() {
 
     let alice = sign_in(&base, ALICE.0, ALICE.1).await;
     for page in pages() {
+        let started = std::time::Instant::now();
         let (status, body) = get(&base, Some(&alice), &page).await;
+        eprintln!("{page}: {} ms (debug build, loopback)", started.elapsed().as_millis());
         assert_eq!(status, 200, "{page}: {body}");
+        if page == "/p/default/services" {
+            // Baselines from other sections, same session (what the shared machine costs).
+            for other in ["/", "/p/default/traces"] {
+                let started = std::time::Instant::now();
+                assert_eq!(get(&base, Some(&alice), other).await.0, 200);
+                eprintln!("baseline {other}: {} ms", started.elapsed().as_millis());
+            }
+        }
         assert!(body.contains("<h1>") && body.contains("<title>"), "{page} has a title and heading");
     }
 

@@ -25,7 +25,8 @@ pub struct Line<'a> {
 }
 
 /// A line chart of `lines` over `[from, to]` (ns), values shown with `unit` (e.g.
-/// `format::millis`). The y axis starts at zero and ends a little above the largest value.
+/// `format::millis`). The y axis starts at zero and ends a little above the largest value (shown
+/// at the top left); a bucket alone between gaps is drawn as a dot.
 /// Empty or all-gap input draws an empty frame saying "no data".
 pub fn lines(
     label: &str,
@@ -61,14 +62,14 @@ pub fn lines(
         lines.first().map(|line| line.points.iter().map(|(time, _)| *time).collect()).unwrap_or_default();
     html! {
         figure.chart.line-chart {
-            div.chart-scale aria-hidden="true" { span { (unit(top)) } span { (unit(0.0)) } }
+            div.chart-scale aria-hidden="true" { (unit(top)) }
             svg viewBox=(format!("0 0 {WIDTH} {HEIGHT}")) role="img" aria-label=(format!("{label}: {summary}")) preserveAspectRatio="none" {
                 title { (label) }
                 line x1="0" y1=(HEIGHT) x2=(WIDTH) y2=(HEIGHT) class="axis" {}
                 line x1="0" y1=(format!("{:.2}", y(top / 2.0))) x2=(WIDTH) y2=(format!("{:.2}", y(top / 2.0))) class="grid" {}
                 @for line in lines {
                     @for segment in segments(&line.points) {
-                        path class=(format!("series {}", line.class)) vector-effect="non-scaling-stroke"
+                        path class=(format!("series {}{}", line.class, if segment.len() == 1 { " dot" } else { "" })) vector-effect="non-scaling-stroke"
                             d=(path_data(&segment, &x, &y)) {}
                     }
                 }
@@ -78,7 +79,7 @@ pub fn lines(
             }
             figcaption {
                 span.legend {
-                    @for line in lines { span.swatch class=(line.class) aria-hidden="true" {} " " (line.name) " " }
+                    @for line in lines { span class=(format!("swatch {}", line.class)) aria-hidden="true" {} " " (line.name) " " }
                 }
                 " " time datetime=(rfc3339_millis(from_unix_nano)) { (rfc3339_millis(from_unix_nano)) }
                 " to " time datetime=(rfc3339_millis(to_unix_nano)) { (rfc3339_millis(to_unix_nano)) }

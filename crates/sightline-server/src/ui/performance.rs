@@ -118,7 +118,7 @@ pub(super) fn percent(value: Option<f64>) -> String {
 /// The health status badge (`healthy`, `degraded`, `failing`, `no_traffic`).
 pub(super) fn status_badge(status: &str) -> Markup {
     let label = if status == "no_traffic" { "no traffic" } else { status };
-    html! { span.badge class=(format!("status-{status}")) { (label) } }
+    html! { span class=(format!("badge status-{status}")) { (label) } }
 }
 
 /// The API parameters of a page: the query without the page's own keys.

@@ -33,7 +33,7 @@ use crate::store::Project;
 /// Node box and grid sizes, in SVG units.
 const NODE_WIDTH: f64 = 170.0;
 const NODE_HEIGHT: f64 = 46.0;
-const COLUMN: f64 = 290.0;
+const COLUMN: f64 = 400.0;
 const ROW: f64 = 96.0;
 const MARGIN: f64 = 20.0;
 
@@ -131,8 +131,10 @@ pub(crate) fn graph(project: &Project, map: &Value) -> Markup {
             svg viewBox=(format!("0 0 {width:.0} {height:.0}")) width=(format!("{width:.0}")) role="img" aria-label=(description) {
                 title { (description) }
                 defs {
-                    marker id="arrow" viewBox="0 0 10 10" refX="10" refY="5" markerWidth="8" markerHeight="8" orient="auto-start-reverse" {
-                        path d="M0 0 L10 5 L0 10 z" class="arrow-head" {}
+                    @for (id, class) in [("arrow", "arrow-head"), ("arrow-error", "arrow-head arrow-error")] {
+                        marker id=(id) viewBox="0 0 10 10" refX="10" refY="5" markerWidth="8" markerHeight="8" orient="auto-start-reverse" {
+                            path d="M0 0 L10 5 L0 10 z" class=(class) {}
+                        }
                     }
                 }
                 @for (edge, (caller, callee)) in edges.iter().zip(&pairs) {
@@ -145,7 +147,7 @@ pub(crate) fn graph(project: &Project, map: &Value) -> Markup {
                         @let failing = number(edge, "error_rate").unwrap_or(0.0) > 0.0;
                         g.edge.edge-error[failing] {
                             title { (caller) " → " (callee) ": " (edge_label(edge)) }
-                            path marker-end="url(#arrow)" d=(format!("M{start_x:.1} {start_y:.1} C{:.1} {start_y:.1}, {:.1} {end_y:.1}, {end_x:.1} {end_y:.1}", start_x + bend, end_x - bend)) {}
+                            path marker-end=(if failing { "url(#arrow-error)" } else { "url(#arrow)" }) d=(format!("M{start_x:.1} {start_y:.1} C{:.1} {start_y:.1}, {:.1} {end_y:.1}, {end_x:.1} {end_y:.1}", start_x + bend, end_x - bend)) {}
                             text x=(format!("{:.1}", (start_x + end_x) / 2.0)) y=(format!("{:.1}", (start_y + end_y) / 2.0 - 6.0)) text-anchor="middle" class="edge-label" {
                                 (edge_label(edge))
                             }
@@ -296,6 +298,6 @@ mod tests {
         assert!(!svg.contains(r#"href="/p/shop/services/stripe""#), "virtual nodes have no page");
         assert_eq!(svg.matches("edge-error").count(), 1, "only the failing edge is red");
         // web at column 0, cart at 1, stripe at 2: the viewBox spans three columns.
-        assert!(svg.contains(r#"viewBox="0 0 790 86""#), "{svg}");
+        assert!(svg.contains(r#"viewBox="0 0 1010 86""#), "{svg}");
     }
 }

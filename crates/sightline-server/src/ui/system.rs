@@ -101,7 +101,7 @@ fn host_section(host: &Value, from: u64, to: u64) -> Markup {
             Value::Array(_) => charts.push((
                 label(field),
                 field.clone(),
-                vec![Line { name: "value", class: "series-1", points: points(value) }],
+                vec![Line { name: "per bucket", class: "series-1", points: points(value) }],
             )),
             Value::Object(inner) if field == "network_bytes_per_s" => charts.push((
                 label(field),
@@ -121,7 +121,7 @@ fn host_section(host: &Value, from: u64, to: u64) -> Markup {
                     charts.push((
                         label(sub_field),
                         sub_field.clone(),
-                        vec![Line { name: "value", class: "series-1", points: points(points_value) }],
+                        vec![Line { name: "per bucket", class: "series-1", points: points(points_value) }],
                     ));
                 }
             }
