@@ -30,6 +30,7 @@ mod performance;
 mod service_map;
 mod session;
 mod sign_in;
+pub mod sign_in_limits;
 mod system;
 mod traces;
 
