@@ -5,8 +5,8 @@
 //! - `GET /api/v1/projects/{project}/services/{service}/performance?timeRange=7d&environment=`
 //!   → `{service, environment, from_unix_nano, to_unix_nano, bucket_seconds, summary: {requests,
 //!   rpm, errors, error_rate, p50_ms, p95_ms, p99_ms}, endpoints: [EndpointStats], series:
-//!   [{start_unix_nano, requests, errors, p50_ms, p95_ms, p99_ms}]}`, endpoints by requests, most first.
-//!   `EndpointStats` = `{operation, method, route, requests, rpm, errors, error_percent, min_ms,
+//!   [{start_unix_nano, requests, errors, p50_ms, p95_ms, p99_ms}]}`, endpoints by requests,
+//!   most first. `EndpointStats` = `{operation, method, route, requests, rpm, errors, error_percent, min_ms,
 //!   avg_ms, max_ms, p50_ms, p90_ms, p95_ms, p99_ms, status_classes: {"2xx": n, ...}}`.
 //! - `GET .../services/{service}/endpoints/{operation}?timeRange=&environment=&limit=5` (the
 //!   operation URL-encoded, e.g. `GET%20%2Fusers%2F%7Bid%7D`) → `{service, operation, ...,
@@ -498,5 +498,13 @@ mod tests {
         assert_eq!(series.len(), 61, "one-minute buckets over an hour, both ends");
         assert_eq!((series[0]["requests"].as_u64(), series[1]["requests"].as_u64()), (Some(3), Some(2)));
         assert_eq!(series[2]["p95_ms"], Value::Null);
+        // Each bucket has its own percentiles. The sketch ranks like DDSketch (rank q × (n − 1),
+        // rounded down): minute 10 held 10, 20, 30 ms (p50 and p99 = 20); minute 11 held 40 and
+        // 5 ms (p99 = 5).
+        let ms = |bucket: usize, field: &str| series[bucket][field].as_f64().unwrap_or(f64::NAN);
+        let close = |value: f64, exact: f64| (value - exact).abs() <= exact * 0.01;
+        assert!(close(ms(0, "p50_ms"), 20.0) && close(ms(0, "p99_ms"), 20.0), "{}", series[0]);
+        assert!(close(ms(1, "p50_ms"), 5.0) && close(ms(1, "p99_ms"), 5.0), "{}", series[1]);
+        assert_eq!(series[2]["p99_ms"], Value::Null);
     }
 }
