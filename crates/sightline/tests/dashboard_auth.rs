@@ -337,14 +337,19 @@ async fn the_overview_shows_ingest_rates_per_signal() {
     // A second checkout trace: 2 × 3 spans committed in this minute, none of the other project's.
     send_checkout_trace(&fixture.server, &fixture.server.ingest_key.clone(), "checkout-api").await;
     let cookie = sign_in(&base, ALICE.0, ALICE.1).await;
-    let html = plain_client().get(format!("{base}/")).header("cookie", cookie).send().await.unwrap().text().await.unwrap();
+    let html =
+        plain_client().get(format!("{base}/")).header("cookie", cookie).send().await.unwrap().text().await.unwrap();
     let row = |label: &str| {
-        let start = html.find(&format!(r#"<th scope="row">{label}</th>"#)).unwrap_or_else(|| panic!("{label} row: {html}"));
+        let start =
+            html.find(&format!(r#"<th scope="row">{label}</th>"#)).unwrap_or_else(|| panic!("{label} row: {html}"));
         let end = start + html[start..].find("</tr>").unwrap();
         html[start..end].to_owned()
     };
     let traces = row("Traces");
-    assert!(traces.contains(r#"<td class="num">0.1 spans</td><td class="num">6</td><td class="num">6</td>"#), "{traces}");
+    assert!(
+        traces.contains(r#"<td class="num">0.1 spans</td><td class="num">6</td><td class="num">6</td>"#),
+        "{traces}"
+    );
     assert!(traces.contains(r#"aria-label="Traces: spans accepted per minute; peak 6""#), "{traces}");
     let logs = row("Logs");
     assert!(logs.contains(r#"<td class="num">0</td><td class="num">0</td>"#), "{logs}");

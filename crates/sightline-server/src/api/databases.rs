@@ -38,7 +38,7 @@ pub(super) fn routes() -> Router<Arc<AppState>> {
 
 /// The `sort` parameter.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum SortBy {
+pub(crate) enum SortBy {
     /// 95th percentile duration.
     P95,
     /// Total time spent in the query.
@@ -57,7 +57,8 @@ impl SortBy {
         }
     }
 
-    fn as_str(self) -> &'static str {
+    /// The parameter's value for this order.
+    pub(crate) fn as_str(self) -> &'static str {
         match self {
             SortBy::P95 => "p95",
             SortBy::Total => "total",
@@ -74,6 +75,31 @@ impl SortBy {
     }
 }
 
+/// The parsed query of `GET .../databases/queries`.
+#[derive(Debug, Clone)]
+pub(crate) struct QueriesParams {
+    /// Sort key.
+    pub(crate) sort: SortBy,
+    /// Rows at most, 1..=1000.
+    pub(crate) limit: usize,
+    /// Range and filters for the store.
+    pub(crate) rollup_query: QueryRollupQuery,
+}
+
+/// Parses `sort, timeRange, service, system, limit`; 400 for unknown or bad parameters.
+pub(crate) fn parse_queries_params(params: &QueryParams, now_unix_nano: u64) -> Result<QueriesParams, ApiError> {
+    reject_unknown_params(params, &["sort", "timeRange", "service", "system", "limit"], None)?;
+    let sort = SortBy::parse(params.get("sort"))?;
+    let limit = parse_limit(params, 50, 1000)?;
+    let rollup_query = QueryRollupQuery {
+        service: params.get("service").filter(|service| !service.is_empty()).cloned(),
+        db_system: params.get("system").filter(|system| !system.is_empty()).cloned(),
+        from_unix_nano: range_start(params, now_unix_nano)?,
+        to_unix_nano: now_unix_nano,
+    };
+    Ok(QueriesParams { sort, limit, rollup_query })
+}
+
 async fn database_queries(
     State(state): State<Arc<AppState>>,
     headers: HeaderMap,
@@ -82,31 +108,29 @@ async fn database_queries(
 ) -> Result<Json<Value>, ApiError> {
     let project = path_params(path)?;
     let params = query_params(query)?;
-    reject_unknown_params(&params, &["sort", "timeRange", "service", "system", "limit"], None)?;
-    let sort = SortBy::parse(params.get("sort"))?;
-    let limit = parse_limit(&params, 50, 1000)?;
-    let now_unix_nano = crate::clock::now_unix_nano();
-    let rollup_query = QueryRollupQuery {
-        service: params.get("service").filter(|service| !service.is_empty()).cloned(),
-        db_system: params.get("system").filter(|system| !system.is_empty()).cloned(),
-        from_unix_nano: range_start(&params, now_unix_nano)?,
-        to_unix_nano: now_unix_nano,
-    };
+    let parsed = parse_queries_params(&params, crate::clock::now_unix_nano())?;
     let project = authorize_read(&state, &headers, project).await?;
     let state = state.clone();
-    blocking(move || {
-        let rollups = state.store.query_rollups(project.id, &rollup_query)?;
-        let threshold_nanos = state.slow_query_threshold.as_nanos() as f64;
-        let queries = query_table(&rollups, sort, limit, threshold_nanos, &project.slug)?;
-        Ok(Json(json!({
-            "from_unix_nano": rollup_query.from_unix_nano,
-            "to_unix_nano": rollup_query.to_unix_nano,
-            "sort": sort.as_str(),
-            "slow_query_threshold_ms": nanos_to_ms(threshold_nanos),
-            "queries": queries,
-        })))
-    })
-    .await
+    blocking(move || Ok(Json(queries_response(&state, project.id, &project.slug, &parsed)?))).await
+}
+
+/// The body of `GET .../databases/queries` (see the module docs). Blocking.
+pub(crate) fn queries_response(
+    state: &AppState,
+    project_id: i64,
+    project_slug: &str,
+    params: &QueriesParams,
+) -> Result<Value, ApiError> {
+    let rollups = state.store.query_rollups(project_id, &params.rollup_query)?;
+    let threshold_nanos = state.slow_query_threshold.as_nanos() as f64;
+    let queries = query_table(&rollups, params.sort, params.limit, threshold_nanos, project_slug)?;
+    Ok(json!({
+        "from_unix_nano": params.rollup_query.from_unix_nano,
+        "to_unix_nano": params.rollup_query.to_unix_nano,
+        "sort": params.sort.as_str(),
+        "slow_query_threshold_ms": nanos_to_ms(threshold_nanos),
+        "queries": queries,
+    }))
 }
 
 /// Merges the rows per query, sorts and renders the `queries` list.

@@ -155,7 +155,19 @@ async fn project_health(
     reject_unknown_params(&params, &["environment"], None)?;
     let project = authorize_read(&state, &headers, path_params(path)?).await?;
     let environment = params.get("environment").filter(|environment| !environment.is_empty()).cloned();
-    let now = crate::clock::now_unix_nano();
+    let state = state.clone();
+    blocking(move || Ok(Json(project_health_response(&state, &project, environment, crate::clock::now_unix_nano())?)))
+        .await
+}
+
+/// The body of `GET /api/v1/projects/{project}/health` (see the module docs) for one
+/// environment or all. Blocking.
+pub(crate) fn project_health_response(
+    state: &AppState,
+    project: &crate::store::Project,
+    environment: Option<String>,
+    now: u64,
+) -> Result<Value, ApiError> {
     let longest = WINDOWS[WINDOWS.len() - 1].1;
     let query = RollupQuery {
         service: None,
@@ -164,12 +176,8 @@ async fn project_health(
         from_unix_nano: now.saturating_sub(longest * MINUTE_NANOS) / MINUTE_NANOS * MINUTE_NANOS,
         to_unix_nano: now + 1,
     };
-    let state = state.clone();
-    blocking(move || {
-        let rollups = state.store.endpoint_rollups(project.id, &query)?;
-        Ok(Json(health_body(&rollups, &project.health_thresholds, now)?))
-    })
-    .await
+    let rollups = state.store.endpoint_rollups(project.id, &query)?;
+    health_body(&rollups, &project.health_thresholds, now)
 }
 
 #[cfg(test)]

@@ -5,7 +5,7 @@
 
 mod analytics;
 mod cross_project;
-mod databases;
+pub(crate) mod databases;
 mod destinations;
 mod event_stats;
 mod events;
@@ -20,11 +20,11 @@ pub(crate) mod performance;
 mod privacy;
 mod prometheus_view;
 mod series;
-mod service_map;
+pub(crate) mod service_map;
 mod services;
 mod sessions;
 mod sourcemaps;
-mod system;
+pub(crate) mod system;
 #[cfg(test)]
 mod tests;
 pub(crate) mod traces;

@@ -5,8 +5,8 @@
 //! - `GET /api/v1/projects/{project}/services/{service}/performance?timeRange=7d&environment=`
 //!   → `{service, environment, from_unix_nano, to_unix_nano, bucket_seconds, summary: {requests,
 //!   rpm, errors, error_rate, p50_ms, p95_ms, p99_ms}, endpoints: [EndpointStats], series:
-//!   [{start_unix_nano, requests, errors, p95_ms}]}`, endpoints by requests, most first.
-//!   `EndpointStats` = `{operation, method, route, requests, rpm, errors, error_percent, min_ms,
+//!   [{start_unix_nano, requests, errors, p50_ms, p95_ms, p99_ms}]}`, endpoints by requests,
+//!   most first. `EndpointStats` = `{operation, method, route, requests, rpm, errors, error_percent, min_ms,
 //!   avg_ms, max_ms, p50_ms, p90_ms, p95_ms, p99_ms, status_classes: {"2xx": n, ...}}`.
 //! - `GET .../services/{service}/endpoints/{operation}?timeRange=&environment=&limit=5` (the
 //!   operation URL-encoded, e.g. `GET%20%2Fusers%2F%7Bid%7D`) → `{service, operation, ...,
@@ -152,10 +152,39 @@ fn percent(part: u64, whole: u64) -> f64 {
 }
 
 /// The range and filters every endpoint of this module takes.
-struct RangeParams {
-    from_unix_nano: u64,
-    to_unix_nano: u64,
-    environment: Option<String>,
+#[derive(Debug, Clone)]
+pub(crate) struct RangeParams {
+    /// Start of the range (ns, a whole minute).
+    pub(crate) from_unix_nano: u64,
+    /// End of the range (ns, now).
+    pub(crate) to_unix_nano: u64,
+    /// `deployment.environment.name` to keep, or all.
+    pub(crate) environment: Option<String>,
+}
+
+/// The parameters of `GET .../services/{service}/endpoints/{operation}`.
+#[derive(Debug, Clone)]
+pub(crate) struct EndpointParams {
+    /// Range and environment.
+    pub(crate) range: RangeParams,
+    /// Slowest traces listed, 1..=10.
+    pub(crate) limit: usize,
+}
+
+/// Parses the query of `GET .../services/{service}/performance` (`timeRange`, `environment`);
+/// 400 for unknown or bad parameters.
+pub(crate) fn parse_performance_params(params: &QueryParams, now_unix_nano: u64) -> Result<RangeParams, ApiError> {
+    reject_unknown_params(params, &["timeRange", "environment"], None)?;
+    range_params(params, now_unix_nano)
+}
+
+/// Parses the query of `GET .../services/{service}/endpoints/{operation}` (`timeRange`,
+/// `environment`, `limit`); 400 for unknown or bad parameters.
+pub(crate) fn parse_endpoint_params(params: &QueryParams, now_unix_nano: u64) -> Result<EndpointParams, ApiError> {
+    reject_unknown_params(params, &["timeRange", "environment", "limit"], None)?;
+    let range = range_params(params, now_unix_nano)?;
+    let limit = parse_limit(params, 5, SLOWEST_KEPT)?;
+    Ok(EndpointParams { range, limit })
 }
 
 fn range_params(params: &QueryParams, now_unix_nano: u64) -> Result<RangeParams, ApiError> {
@@ -171,7 +200,7 @@ pub(super) fn range_start(params: &QueryParams, now_unix_nano: u64) -> Result<u6
     Ok(now_unix_nano.saturating_sub(range) / NANOS_PER_MINUTE * NANOS_PER_MINUTE)
 }
 
-/// Per-bucket requests, errors and p95 from `from` to `to`, empty buckets included.
+/// Per-bucket requests, errors and p50 / p95 / p99 from `from` to `to`, empty buckets included.
 fn series(
     rollups: &[EndpointRollup],
     from_unix_nano: u64,
@@ -197,7 +226,9 @@ fn series(
                     "start_unix_nano": first + index as u64 * width,
                     "requests": bucket.requests,
                     "errors": bucket.errors,
+                    "p50_ms": bucket.quantile_ms(0.5),
                     "p95_ms": bucket.quantile_ms(0.95),
+                    "p99_ms": bucket.quantile_ms(0.99),
                 })
             })
             .collect(),
@@ -222,28 +253,96 @@ async fn service_performance(
 ) -> Result<Json<Value>, ApiError> {
     let (project, service) = path_params(path)?;
     let params = query_params(query)?;
-    reject_unknown_params(&params, &["timeRange", "environment"], None)?;
-    let range = range_params(&params, crate::clock::now_unix_nano())?;
+    let range = parse_performance_params(&params, crate::clock::now_unix_nano())?;
     let project = authorize_read(&state, &headers, project).await?;
     let state = state.clone();
-    blocking(move || {
-        require_service(&state, project.id, &service)?;
-        let query = RollupQuery {
-            service: Some(service.clone()),
-            environment: range.environment.clone(),
-            operation: None,
-            from_unix_nano: range.from_unix_nano,
-            to_unix_nano: range.to_unix_nano,
-        };
-        let rollups = state.store.endpoint_rollups(project.id, &query)?;
-        Ok(Json(performance_body(&service, &range, &rollups)?))
+    blocking(move || Ok(Json(performance_response(&state, project.id, &service, &range)?.0))).await
+}
+
+/// The body of `GET .../services/{service}/performance` (see the module docs), and the
+/// environments the service reported in the range (sorted; `""` for none), read from the
+/// rollups in one pass. 404 for a service the project has not seen. Blocking.
+pub(crate) fn performance_response(
+    state: &AppState,
+    project_id: i64,
+    service: &str,
+    range: &RangeParams,
+) -> Result<(Value, Vec<String>), ApiError> {
+    require_service(state, project_id, service)?;
+    let query = RollupQuery {
+        service: Some(service.to_owned()),
+        environment: None,
+        operation: None,
+        from_unix_nano: range.from_unix_nano,
+        to_unix_nano: range.to_unix_nano,
+    };
+    let mut rollups = state.store.endpoint_rollups(project_id, &query)?;
+    let environments: std::collections::BTreeSet<String> =
+        rollups.iter().map(|rollup| rollup.key.environment.clone()).collect();
+    if let Some(environment) = &range.environment {
+        rollups.retain(|rollup| rollup.key.environment == *environment);
+    }
+    Ok((performance_body(service, range, &rollups)?, environments.into_iter().collect()))
+}
+
+/// Per-service summaries over the range, for the services list: `[{service, requests, rpm,
+/// errors, error_rate, p50_ms, p95_ms, p99_ms}]` by service name (the `summary` of each
+/// service's performance body, from one read of the project's rollups), and the environments
+/// seen. Blocking.
+pub(crate) fn services_summary(
+    state: &AppState,
+    project_id: i64,
+    range: &RangeParams,
+) -> Result<(Vec<Value>, Vec<String>), ApiError> {
+    let query = RollupQuery {
+        service: None,
+        environment: None,
+        operation: None,
+        from_unix_nano: range.from_unix_nano,
+        to_unix_nano: range.to_unix_nano,
+    };
+    let rollups = state.store.endpoint_rollups(project_id, &query)?;
+    let range_minutes = range_minutes(range);
+    let mut environments = std::collections::BTreeSet::new();
+    let mut by_service: BTreeMap<&str, Accumulated> = BTreeMap::new();
+    for rollup in &rollups {
+        environments.insert(rollup.key.environment.clone());
+        if range.environment.as_ref().is_some_and(|wanted| *wanted != rollup.key.environment) {
+            continue;
+        }
+        by_service.entry(rollup.key.service_name.as_str()).or_default().add(rollup)?;
+    }
+    let summaries = by_service
+        .iter()
+        .map(|(service, total)| {
+            let mut summary = summary_json(total, range_minutes);
+            summary["service"] = json!(service);
+            summary
+        })
+        .collect();
+    Ok((summaries, environments.into_iter().collect()))
+}
+
+fn range_minutes(range: &RangeParams) -> f64 {
+    ((range.to_unix_nano - range.from_unix_nano) as f64 / NANOS_PER_MINUTE as f64).max(1.0)
+}
+
+/// `{requests, rpm, errors, error_rate, p50_ms, p95_ms, p99_ms}` of an accumulation.
+fn summary_json(total: &Accumulated, range_minutes: f64) -> Value {
+    json!({
+        "requests": total.requests,
+        "rpm": total.requests as f64 / range_minutes,
+        "errors": total.errors,
+        "error_rate": if total.requests == 0 { 0.0 } else { total.errors as f64 / total.requests as f64 },
+        "p50_ms": total.quantile_ms(0.5),
+        "p95_ms": total.quantile_ms(0.95),
+        "p99_ms": total.quantile_ms(0.99),
     })
-    .await
 }
 
 fn performance_body(service: &str, range: &RangeParams, rollups: &[EndpointRollup]) -> Result<Value, ApiError> {
     let range_nanos = range.to_unix_nano - range.from_unix_nano;
-    let range_minutes = (range_nanos as f64 / NANOS_PER_MINUTE as f64).max(1.0);
+    let range_minutes = range_minutes(range);
     let mut by_operation: BTreeMap<&str, Accumulated> = BTreeMap::new();
     for rollup in rollups {
         by_operation.entry(rollup.key.operation.as_str()).or_default().add(rollup)?;
@@ -262,15 +361,7 @@ fn performance_body(service: &str, range: &RangeParams, rollups: &[EndpointRollu
         "from_unix_nano": range.from_unix_nano,
         "to_unix_nano": range.to_unix_nano,
         "bucket_seconds": bucket_seconds,
-        "summary": {
-            "requests": total.requests,
-            "rpm": total.requests as f64 / range_minutes,
-            "errors": total.errors,
-            "error_rate": if total.requests == 0 { 0.0 } else { total.errors as f64 / total.requests as f64 },
-            "p50_ms": total.quantile_ms(0.5),
-            "p95_ms": total.quantile_ms(0.95),
-            "p99_ms": total.quantile_ms(0.99),
-        },
+        "summary": summary_json(&total, range_minutes),
         "endpoints": endpoints.iter().map(|(operation, stats)| {
             let mut row = stats.stats(range_minutes);
             row["operation"] = json!(operation);
@@ -288,59 +379,66 @@ async fn endpoint_detail(
 ) -> Result<Json<Value>, ApiError> {
     let (project, service, operation) = path_params(path)?;
     let params = query_params(query)?;
-    reject_unknown_params(&params, &["timeRange", "environment", "limit"], None)?;
-    let range = range_params(&params, crate::clock::now_unix_nano())?;
-    let limit = parse_limit(&params, 5, SLOWEST_KEPT)?;
+    let endpoint_params = parse_endpoint_params(&params, crate::clock::now_unix_nano())?;
     let project = authorize_read(&state, &headers, project).await?;
     let state = state.clone();
     blocking(move || {
-        require_service(&state, project.id, &service)?;
-        let query = RollupQuery {
-            service: Some(service.clone()),
-            environment: range.environment.clone(),
-            operation: Some(operation.clone()),
-            from_unix_nano: range.from_unix_nano,
-            to_unix_nano: range.to_unix_nano,
-        };
-        let rollups = state.store.endpoint_rollups(project.id, &query)?;
-        let mut total = Accumulated { track_slowest: true, ..Accumulated::default() };
-        for rollup in &rollups {
-            total.add(rollup)?;
-        }
-        let range_nanos = range.to_unix_nano - range.from_unix_nano;
-        let range_minutes = (range_nanos as f64 / NANOS_PER_MINUTE as f64).max(1.0);
-        let bucket_seconds = bucket_seconds_for(range_nanos);
-        let slowest: Vec<Value> = total
-            .slowest
-            .iter()
-            .take(limit)
-            .map(|slow| slow_trace_json(&project.slug, slow))
-            .collect();
-        let histogram: Vec<Value> = total
-            .durations
-            .histogram()
-            .iter()
-            .map(|bin| {
-                json!({"lower_ms": nanos_to_ms(bin.lower_nanos), "upper_ms": nanos_to_ms(bin.upper_nanos), "count": bin.count})
-            })
-            .collect();
-        let status_codes: BTreeMap<String, u64> =
-            total.status_codes.iter().map(|(code, count)| (code.to_string(), *count)).collect();
-        Ok(Json(json!({
-            "service": service,
-            "operation": operation,
-            "environment": range.environment,
-            "from_unix_nano": range.from_unix_nano,
-            "to_unix_nano": range.to_unix_nano,
-            "bucket_seconds": bucket_seconds,
-            "stats": total.stats(range_minutes),
-            "histogram": histogram,
-            "status_codes": status_codes,
-            "series": series(&rollups, range.from_unix_nano, range.to_unix_nano, bucket_seconds)?,
-            "slowest_traces": slowest,
-        })))
+        Ok(Json(endpoint_response(&state, project.id, &project.slug, &service, &operation, &endpoint_params)?))
     })
     .await
+}
+
+/// The body of `GET .../services/{service}/endpoints/{operation}` (see the module docs); 404
+/// for a service the project has not seen. Blocking.
+pub(crate) fn endpoint_response(
+    state: &AppState,
+    project_id: i64,
+    project_slug: &str,
+    service: &str,
+    operation: &str,
+    params: &EndpointParams,
+) -> Result<Value, ApiError> {
+    let range = &params.range;
+    require_service(state, project_id, service)?;
+    let query = RollupQuery {
+        service: Some(service.to_owned()),
+        environment: range.environment.clone(),
+        operation: Some(operation.to_owned()),
+        from_unix_nano: range.from_unix_nano,
+        to_unix_nano: range.to_unix_nano,
+    };
+    let rollups = state.store.endpoint_rollups(project_id, &query)?;
+    let mut total = Accumulated { track_slowest: true, ..Accumulated::default() };
+    for rollup in &rollups {
+        total.add(rollup)?;
+    }
+    let range_nanos = range.to_unix_nano - range.from_unix_nano;
+    let bucket_seconds = bucket_seconds_for(range_nanos);
+    let slowest: Vec<Value> =
+        total.slowest.iter().take(params.limit).map(|slow| slow_trace_json(project_slug, slow)).collect();
+    let histogram: Vec<Value> = total
+        .durations
+        .histogram()
+        .iter()
+        .map(|bin| {
+            json!({"lower_ms": nanos_to_ms(bin.lower_nanos), "upper_ms": nanos_to_ms(bin.upper_nanos), "count": bin.count})
+        })
+        .collect();
+    let status_codes: BTreeMap<String, u64> =
+        total.status_codes.iter().map(|(code, count)| (code.to_string(), *count)).collect();
+    Ok(json!({
+        "service": service,
+        "operation": operation,
+        "environment": range.environment,
+        "from_unix_nano": range.from_unix_nano,
+        "to_unix_nano": range.to_unix_nano,
+        "bucket_seconds": bucket_seconds,
+        "stats": total.stats(range_minutes(range)),
+        "histogram": histogram,
+        "status_codes": status_codes,
+        "series": series(&rollups, range.from_unix_nano, range.to_unix_nano, bucket_seconds)?,
+        "slowest_traces": slowest,
+    }))
 }
 
 #[cfg(test)]
@@ -400,5 +498,13 @@ mod tests {
         assert_eq!(series.len(), 61, "one-minute buckets over an hour, both ends");
         assert_eq!((series[0]["requests"].as_u64(), series[1]["requests"].as_u64()), (Some(3), Some(2)));
         assert_eq!(series[2]["p95_ms"], Value::Null);
+        // Each bucket has its own percentiles. The sketch ranks like DDSketch (rank q × (n − 1),
+        // rounded down): minute 10 held 10, 20, 30 ms (p50 and p99 = 20); minute 11 held 40 and
+        // 5 ms (p99 = 5).
+        let ms = |bucket: usize, field: &str| series[bucket][field].as_f64().unwrap_or(f64::NAN);
+        let close = |value: f64, exact: f64| (value - exact).abs() <= exact * 0.01;
+        assert!(close(ms(0, "p50_ms"), 20.0) && close(ms(0, "p99_ms"), 20.0), "{}", series[0]);
+        assert!(close(ms(1, "p50_ms"), 5.0) && close(ms(1, "p99_ms"), 5.0), "{}", series[1]);
+        assert_eq!(series[2]["p99_ms"], Value::Null);
     }
 }

@@ -96,6 +96,18 @@ fn map_body(rows: &[EdgeRollup], from_unix_nano: u64, to_unix_nano: u64) -> Resu
     }))
 }
 
+/// Parses `from` / `to` (default the last hour); 400 for unknown or bad parameters and for
+/// `from` not before `to`. Returns `(from, to)` in ns.
+pub(crate) fn parse_map_params(params: &QueryParams, now_unix_nano: u64) -> Result<(u64, u64), ApiError> {
+    reject_unknown_params(params, &["from", "to"], None)?;
+    let to = parse_time("to", params.get("to"))?.unwrap_or(now_unix_nano + 1);
+    let from = parse_time("from", params.get("from"))?.unwrap_or(to.saturating_sub(HOUR_NANOS));
+    if from >= to {
+        return Err(ApiError::invalid("from must be before to"));
+    }
+    Ok((from, to))
+}
+
 async fn service_map(
     State(state): State<Arc<AppState>>,
     headers: HeaderMap,
@@ -105,18 +117,20 @@ async fn service_map(
     let params = query_params(query)?;
     reject_unknown_params(&params, &["from", "to"], None)?;
     let project = authorize_read(&state, &headers, path_params(path)?).await?;
-    let now = crate::clock::now_unix_nano();
-    let to = parse_time("to", params.get("to"))?.unwrap_or(now + 1);
-    let from = parse_time("from", params.get("from"))?.unwrap_or(to.saturating_sub(HOUR_NANOS));
-    if from >= to {
-        return Err(ApiError::invalid("from must be before to"));
-    }
+    let (from, to) = parse_map_params(&params, crate::clock::now_unix_nano())?;
     let state = state.clone();
-    blocking(move || {
-        let rows = state.store.service_edges(project.id, None, from, to)?;
-        Ok(Json(map_body(&rows, from, to)?))
-    })
-    .await
+    blocking(move || Ok(Json(service_map_response(&state, project.id, from, to)?))).await
+}
+
+/// The body of `GET .../service-map` for `[from, to)` (ns). Blocking.
+pub(crate) fn service_map_response(
+    state: &AppState,
+    project_id: i64,
+    from_unix_nano: u64,
+    to_unix_nano: u64,
+) -> Result<Value, ApiError> {
+    let rows = state.store.service_edges(project_id, None, from_unix_nano, to_unix_nano)?;
+    map_body(&rows, from_unix_nano, to_unix_nano)
 }
 
 async fn dependencies(
@@ -132,17 +146,31 @@ async fn dependencies(
     let project = authorize_read(&state, &headers, project).await?;
     let now = crate::clock::now_unix_nano();
     let state = state.clone();
-    blocking(move || {
-        let rows = state.store.service_edges(project.id, Some(&service), now.saturating_sub(range), now + 1)?;
-        let edges = sum_edges(&rows)?;
-        let side = |upstream: bool| -> Vec<Value> {
-            edges
-                .iter()
-                .filter(|(key, _)| if upstream { key.callee == service } else { key.caller == service })
-                .map(|(key, totals)| edge_json(key, totals))
-                .collect()
-        };
-        Ok(Json(json!({"service": service, "upstream": side(true), "downstream": side(false)})))
-    })
-    .await
+    blocking(move || Ok(Json(dependencies_response(&state, project.id, &service, range, now)?))).await
+}
+
+/// The body of `GET .../services/{service}/dependencies` over the `range_nanos` before
+/// `now_unix_nano`: `{service, upstream: [Edge], downstream: [Edge]}`. Blocking.
+pub(crate) fn dependencies_response(
+    state: &AppState,
+    project_id: i64,
+    service: &str,
+    range_nanos: u64,
+    now_unix_nano: u64,
+) -> Result<Value, ApiError> {
+    let rows = state.store.service_edges(
+        project_id,
+        Some(service),
+        now_unix_nano.saturating_sub(range_nanos),
+        now_unix_nano + 1,
+    )?;
+    let edges = sum_edges(&rows)?;
+    let side = |upstream: bool| -> Vec<Value> {
+        edges
+            .iter()
+            .filter(|(key, _)| if upstream { key.callee == service } else { key.caller == service })
+            .map(|(key, totals)| edge_json(key, totals))
+            .collect()
+    };
+    Ok(json!({"service": service, "upstream": side(true), "downstream": side(false)}))
 }

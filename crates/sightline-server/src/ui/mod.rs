@@ -9,19 +9,29 @@
 //! - `GET /p/{project}/issues`, `GET /p/{project}/issues/{id}`, `POST .../issues/status`,
 //!   `POST .../issues/{id}/status` ([`issues`])
 //! - `GET /p/{project}/traces`, `GET /p/{project}/traces/{trace_id}` ([`traces`])
+//! - `GET /p/{project}/services`, `.../services/{service}` ([`performance`]),
+//!   `.../services/{service}/endpoints/{operation}` ([`endpoint`]), `.../services/{service}/system`
+//!   ([`system`]), `/p/{project}/databases` ([`databases`]), `/p/{project}/service-map`
+//!   ([`service_map`])
 //! - `GET /static/{file}` embedded CSS / JS, cached by browsers for a day
 //!
 //! Filters live in the query string with the same names as the REST API's, so a page's URL is
 //! shareable and maps one to one to an `/api/v1` call.
 
 mod charts;
+mod charts_series;
+mod databases;
+mod endpoint;
 mod format;
 mod issues;
 mod layout;
 mod overview;
+mod performance;
+mod service_map;
 mod session;
 mod sign_in;
 pub mod sign_in_limits;
+mod system;
 mod traces;
 
 use std::sync::Arc;
@@ -113,6 +123,7 @@ pub fn routes() -> Router<Arc<AppState>> {
         .merge(overview::routes())
         .merge(issues::routes())
         .merge(traces::routes())
+        .merge(performance::routes())
 }
 
 /// The dashboard's stylesheet and script, embedded at compile time.

@@ -20,8 +20,8 @@ use maud::{DOCTYPE, html};
 
 use super::UiError;
 use super::layout::CSS_URL;
-use super::sign_in_limits::retry_after_seconds;
 use super::session::{LOGIN_CSRF_COOKIE, SESSION_COOKIE, SESSION_DAYS, cookie, session_token, set_cookie, viewer};
+use super::sign_in_limits::retry_after_seconds;
 use crate::server::AppState;
 use crate::users::{Password, SecretToken, decoy_hash, normalize_email, verify_password};
 

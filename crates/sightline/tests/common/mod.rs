@@ -5,6 +5,7 @@
 
 pub mod browser;
 pub mod dashboard;
+pub mod performance;
 pub mod sketch;
 
 use std::net::SocketAddr;

@@ -55,7 +55,7 @@ pub(super) fn routes() -> Router<Arc<AppState>> {
 
 /// The parsed query.
 #[derive(Debug, Clone)]
-struct SystemParams {
+pub(crate) struct SystemParams {
     grid: BucketGrid,
     from_unix_nano: u64,
     to_unix_nano: u64,
@@ -63,7 +63,8 @@ struct SystemParams {
     host: Option<String>,
 }
 
-fn parse_params(params: &QueryParams, now_unix_nano: u64) -> Result<SystemParams, ApiError> {
+/// Parses `timeRange` (default 1h) and `host`; 400 for unknown or bad parameters.
+pub(crate) fn parse_params(params: &QueryParams, now_unix_nano: u64) -> Result<SystemParams, ApiError> {
     reject_unknown_params(params, &["timeRange", "host"], None)?;
     let range_nanos = super::params::time_range_param(params, DEFAULT_RANGE)?;
     let step_seconds = bucket_seconds_for(range_nanos);
@@ -175,37 +176,45 @@ async fn service_system(
     let system_params = parse_params(&params, crate::clock::now_unix_nano())?;
     let project = authorize_read(&state, &headers, project).await?;
     let state = state.clone();
-    blocking(move || {
-        require_service(&state, project.id, &service)?;
-        let known: Vec<String> = state.store.list_metrics(project.id)?.into_iter().map(|metric| metric.name).collect();
-        let mut signal_points: Vec<SignalPoints> = Vec::new();
-        let mut truncated = false;
-        for signal in SIGNALS {
-            // The first source metric that this service sent.
-            for source in signal.sources.iter().filter(|source| known.iter().any(|name| name == source.metric)) {
-                let mut points = state.store.service_metric_points(
-                    project.id,
-                    &service,
-                    source.metric,
-                    read_from_unix_nano(&system_params),
-                    system_params.to_unix_nano,
-                    MAX_POINTS_PER_METRIC + 1,
-                )?;
-                if points.is_empty() {
-                    continue;
-                }
-                truncated |= points.len() > MAX_POINTS_PER_METRIC;
-                points.truncate(MAX_POINTS_PER_METRIC);
-                signal_points.push((signal, source, points));
-                break;
+    blocking(move || Ok(Json(system_response(&state, project.id, &service, &system_params)?))).await
+}
+
+/// The body of `GET .../services/{service}/system` (see the module docs); 404 for a service
+/// the project has not seen. Blocking.
+pub(crate) fn system_response(
+    state: &AppState,
+    project_id: i64,
+    service: &str,
+    system_params: &SystemParams,
+) -> Result<Value, ApiError> {
+    require_service(state, project_id, service)?;
+    let known: Vec<String> = state.store.list_metrics(project_id)?.into_iter().map(|metric| metric.name).collect();
+    let mut signal_points: Vec<SignalPoints> = Vec::new();
+    let mut truncated = false;
+    for signal in SIGNALS {
+        // The first source metric that this service sent.
+        for source in signal.sources.iter().filter(|source| known.iter().any(|name| name == source.metric)) {
+            let mut points = state.store.service_metric_points(
+                project_id,
+                service,
+                source.metric,
+                read_from_unix_nano(system_params),
+                system_params.to_unix_nano,
+                MAX_POINTS_PER_METRIC + 1,
+            )?;
+            if points.is_empty() {
+                continue;
             }
+            truncated |= points.len() > MAX_POINTS_PER_METRIC;
+            points.truncate(MAX_POINTS_PER_METRIC);
+            signal_points.push((signal, source, points));
+            break;
         }
-        if truncated {
-            tracing::warn!(service = %service, limit = MAX_POINTS_PER_METRIC, "System health hit the point limit");
-        }
-        Ok(Json(system_body(&service, &system_params, &signal_points, truncated)))
-    })
-    .await
+    }
+    if truncated {
+        tracing::warn!(service = %service, limit = MAX_POINTS_PER_METRIC, "System health hit the point limit");
+    }
+    Ok(system_body(service, system_params, &signal_points, truncated))
 }
 
 #[cfg(test)]
