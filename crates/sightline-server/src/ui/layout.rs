@@ -32,6 +32,8 @@ pub enum Section {
     Issues,
     /// `/p/{project}/traces...`.
     Traces,
+    /// `/p/{project}/settings...`.
+    Settings,
 }
 
 impl Section {
@@ -41,6 +43,7 @@ impl Section {
             Section::Overview => "overview",
             Section::Issues => "issues",
             Section::Traces => "traces",
+            Section::Settings => "settings",
         }
     }
 
@@ -50,11 +53,14 @@ impl Section {
             Section::Overview => "/".into(),
             Section::Issues => format!("/p/{}/issues", url_encode(project_slug)),
             Section::Traces => format!("/p/{}/traces", url_encode(project_slug)),
+            Section::Settings => format!("/p/{}/settings", url_encode(project_slug)),
         }
     }
 
     fn parse(key: &str) -> Option<Self> {
-        [Section::Overview, Section::Issues, Section::Traces].into_iter().find(|section| section.key() == key)
+        [Section::Overview, Section::Issues, Section::Traces, Section::Settings]
+            .into_iter()
+            .find(|section| section.key() == key)
     }
 }
 
@@ -88,6 +94,7 @@ pub fn page(viewer: &Viewer, section: Section, project: Option<&Project>, title:
                             @if let Some(slug) = switch_target {
                                 li { a href=(Section::Issues.landing(slug)) aria-current=[(section == Section::Issues).then_some("page")] { "Errors" } }
                                 li { a href=(Section::Traces.landing(slug)) aria-current=[(section == Section::Traces).then_some("page")] { "Traces" } }
+                                li { a href=(Section::Settings.landing(slug)) aria-current=[(section == Section::Settings).then_some("page")] { "Settings" } }
                             }
                         }
                     }

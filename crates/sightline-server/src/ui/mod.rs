@@ -9,6 +9,8 @@
 //! - `GET /p/{project}/issues`, `GET /p/{project}/issues/{id}`, `POST .../issues/status`,
 //!   `POST .../issues/{id}/status` ([`issues`])
 //! - `GET /p/{project}/traces`, `GET /p/{project}/traces/{trace_id}` ([`traces`])
+//! - `/p/{project}/settings/...`: retention and sampling, API keys, privacy, destinations
+//!   ([`settings`])
 //! - `GET /static/{file}` embedded CSS / JS, cached by browsers for a day
 //!
 //! Filters live in the query string with the same names as the REST API's, so a page's URL is
@@ -20,6 +22,7 @@ mod issues;
 mod layout;
 mod overview;
 mod session;
+mod settings;
 mod sign_in;
 pub mod sign_in_limits;
 mod traces;
@@ -113,6 +116,7 @@ pub fn routes() -> Router<Arc<AppState>> {
         .merge(overview::routes())
         .merge(issues::routes())
         .merge(traces::routes())
+        .merge(settings::routes())
 }
 
 /// The dashboard's stylesheet and script, embedded at compile time.
