@@ -36,7 +36,10 @@ fn forms(slug: &str, destination_id: i64) -> Vec<(String, Vec<(&'static str, &'s
         (format!("/p/{slug}/settings/privacy/opt-outs/remove"), vec![("user_id", "user-9")]),
         (
             format!("/p/{slug}/settings/destinations"),
-            vec![("name", "sneaky"), ("config", r#"{"type": "webhook", "url": "http://127.0.0.1:9/x", "secret": "s"}"#)],
+            vec![
+                ("name", "sneaky"),
+                ("config", r#"{"type": "webhook", "url": "http://127.0.0.1:9/x", "secret": "s"}"#),
+            ],
         ),
         (destination.clone(), vec![("name", "renamed"), ("config", "")]),
         (format!("{destination}/enabled"), vec![("enabled", "false")]),
@@ -123,7 +126,8 @@ async fn settings_need_a_session_and_membership() {
     }
     for (path, mut fields) in forms("other-team", fixture.other_destination) {
         fields.push(("csrf", csrf.as_str()));
-        let response = client.post(format!("{base}{path}")).header("cookie", &alice).form(&fields).send().await.unwrap();
+        let response =
+            client.post(format!("{base}{path}")).header("cookie", &alice).form(&fields).send().await.unwrap();
         assert_eq!(response.status().as_u16(), 404, "POST {path} as a non-member");
     }
     let foreign = format!("{base}/p/default/settings/destinations/{}", fixture.other_destination);
@@ -156,7 +160,8 @@ async fn every_settings_form_needs_its_csrf_token() {
             if let Some(csrf) = csrf {
                 sent.push(("csrf", csrf));
             }
-            let response = client.post(format!("{base}{path}")).header("cookie", &alice).form(&sent).send().await.unwrap();
+            let response =
+                client.post(format!("{base}{path}")).header("cookie", &alice).form(&sent).send().await.unwrap();
             assert_eq!(response.status().as_u16(), 403, "POST {path} with csrf {csrf:?}");
         }
     }
@@ -176,13 +181,29 @@ async fn refused_forms_answer_400_with_the_reason_next_to_the_form() {
     let destination = format!("/p/default/settings/destinations/{}", fixture.default_destination);
     let cases: Vec<(String, Vec<(&str, &str)>, &str)> = vec![
         ("/p/default/settings".into(), vec![("retention_days", "0"), ("trace_sample_rate", "1")], "use 1 to 3650"),
-        ("/p/default/settings".into(), vec![("retention_days", "ten"), ("trace_sample_rate", "1")], "retention_days=&quot;ten&quot;"),
-        ("/p/default/settings".into(), vec![("retention_days", "30"), ("trace_sample_rate", "1.5")], "trace_sample_rate=1.5"),
+        (
+            "/p/default/settings".into(),
+            vec![("retention_days", "ten"), ("trace_sample_rate", "1")],
+            "retention_days=&quot;ten&quot;",
+        ),
+        (
+            "/p/default/settings".into(),
+            vec![("retention_days", "30"), ("trace_sample_rate", "1.5")],
+            "trace_sample_rate=1.5",
+        ),
         ("/p/default/settings/keys".into(), vec![("name", "  "), ("scope", "ingest")], "give the key a name"),
         ("/p/default/settings/keys".into(), vec![("name", "ci"), ("scope", "root")], "use ingest, read or all"),
-        ("/p/default/settings/privacy".into(), vec![("settings", r#"{"applications": {"**": ["@zodiac"]}}"#)], "@zodiac"),
+        (
+            "/p/default/settings/privacy".into(),
+            vec![("settings", r#"{"applications": {"**": ["@zodiac"]}}"#)],
+            "@zodiac",
+        ),
         ("/p/default/settings/privacy".into(), vec![("settings", "{not json")], "body:"),
-        ("/p/default/settings/privacy".into(), vec![("settings", r#"{"vars": {"hash_key": "mine"}}"#)], "vars.hash_key cannot be set"),
+        (
+            "/p/default/settings/privacy".into(),
+            vec![("settings", r#"{"vars": {"hash_key": "mine"}}"#)],
+            "vars.hash_key cannot be set",
+        ),
         ("/p/default/settings/privacy/opt-outs".into(), vec![("user_id", "")], "user_id must be 1 to 2048 bytes"),
         (
             "/p/default/settings/destinations".into(),
@@ -191,16 +212,24 @@ async fn refused_forms_answer_400_with_the_reason_next_to_the_form() {
         ),
         (
             "/p/default/settings/destinations".into(),
-            vec![("name", "audit-hook"), ("config", r#"{"type": "webhook", "url": "http://127.0.0.1:9/x", "secret": "s"}"#)],
+            vec![
+                ("name", "audit-hook"),
+                ("config", r#"{"type": "webhook", "url": "http://127.0.0.1:9/x", "secret": "s"}"#),
+            ],
             "audit-hook",
         ),
         ("/p/default/settings/destinations".into(), vec![("name", "x"), ("config", "{")], "config is not valid JSON"),
-        (destination.clone(), vec![("name", "audit-hook"), ("config", r#"{"batch": {"max_attempts": 0}}"#)], "batch.max_attempts"),
+        (
+            destination.clone(),
+            vec![("name", "audit-hook"), ("config", r#"{"batch": {"max_attempts": 0}}"#)],
+            "batch.max_attempts",
+        ),
         (destination.clone(), vec![("name", ""), ("config", "")], "name: a non-empty string"),
     ];
     for (path, mut fields, message) in cases {
         fields.push(("csrf", csrf.as_str()));
-        let response = client.post(format!("{base}{path}")).header("cookie", &alice).form(&fields).send().await.unwrap();
+        let response =
+            client.post(format!("{base}{path}")).header("cookie", &alice).form(&fields).send().await.unwrap();
         assert_eq!(response.status().as_u16(), 400, "POST {path} {fields:?}");
         let body = response.text().await.unwrap();
         let error_at = body.find("form-error").unwrap_or_else(|| panic!("POST {path}: no error shown: {body}"));
@@ -239,7 +268,8 @@ async fn a_new_key_is_shown_once_and_a_revoked_key_is_refused_at_once() {
     assert_eq!(created.status().as_u16(), 200);
     assert_eq!(created.headers()["cache-control"], "no-store", "the key must not stay in a cache");
     let body = created.text().await.unwrap();
-    let start = body.find("data-new-key").map(|_| body.find(r#"value="sl_ingest_"#).unwrap() + 7).expect("the key is shown");
+    let start =
+        body.find("data-new-key").map(|_| body.find(r#"value="sl_ingest_"#).unwrap() + 7).expect("the key is shown");
     let key = body[start..].split('"').next().unwrap().to_owned();
     assert_eq!(key.len(), "sl_ingest_".len() + 32, "{key}");
     assert!(body.contains("shown only on this page"));
@@ -250,7 +280,14 @@ async fn a_new_key_is_shown_once_and_a_revoked_key_is_refused_at_once() {
         async move {
             let event = json!({"event_id": "evt-key-1", "product_id": "shop", "event.type": "page.view",
                 "event.timestamp": "2026-11-24T10:00:00.000Z", "session.id": "sess-1"});
-            http.post(url).header("x-api-key", key).json(&json!({"events": [event]})).send().await.unwrap().status().as_u16()
+            http.post(url)
+                .header("x-api-key", key)
+                .json(&json!({"events": [event]}))
+                .send()
+                .await
+                .unwrap()
+                .status()
+                .as_u16()
         }
     };
     assert_eq!(send(key.clone()).await, 202, "the new key ingests");
@@ -282,4 +319,54 @@ async fn a_new_key_is_shown_once_and_a_revoked_key_is_refused_at_once() {
         .unwrap();
     assert_eq!(again.status().as_u16(), 404, "a revoked key is no longer the project's");
     assert_eq!(send(server.ingest_key.clone()).await, 202, "the project's other keys still work");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn server_wide_destinations_and_otlp_forwarding_are_read_only() {
+    use sightline_server::exporters::Secret;
+    use sightline_server::exporters::otlp::{OtlpDestinationConfig, OtlpProtocol};
+    let server = TestServer::start_with(|config| {
+        let mut otlp = OtlpDestinationConfig::new("http://127.0.0.1:9/collector", OtlpProtocol::HttpProtobuf);
+        otlp.headers.insert("authorization".into(), Secret::new("Bearer otlp-header-secret"));
+        config.forward_otlp = Some(otlp);
+    })
+    .await;
+    let store = server.server.as_ref().unwrap().store.clone();
+    let config = serde_json::from_value(
+        json!({"type": "amplitude", "api_key": "amp-server-secret", "endpoint": "http://127.0.0.1:9/2/httpapi"}),
+    )
+    .unwrap();
+    let server_wide = store.upsert_server_destination("productgraph", false, &config).unwrap().id;
+    create_user(&server, ALICE.0, ALICE.1, &["default"]);
+    let base = server.http_base();
+    let client = plain_client();
+    let alice = sign_in(&base, ALICE.0, ALICE.1).await;
+
+    let list =
+        client.get(format!("{base}/p/default/settings/destinations")).header("cookie", &alice).send().await.unwrap();
+    assert_eq!(list.status().as_u16(), 200);
+    let list = list.text().await.unwrap();
+    assert!(list.contains("productgraph") && list.contains("server-wide"), "{list}");
+    assert!(list.contains("OTLP forwarding (server-wide, read-only)") && list.contains("http://127.0.0.1:9/collector"));
+    assert!(list.contains("authorization"), "header names are shown: {list}");
+    for secret in ["otlp-header-secret", "amp-server-secret"] {
+        assert!(!list.contains(secret), "{secret} leaked: {list}");
+    }
+    let csrf = csrf_field(&list);
+    let page = format!("{base}/p/default/settings/destinations/{server_wide}");
+    let detail = client.get(&page).header("cookie", &alice).send().await.unwrap().text().await.unwrap();
+    assert!(detail.contains("server-wide, read-only") && !detail.contains("amp-server-secret"), "{detail}");
+    assert!(!detail.contains("Save destination") && !detail.contains("Replay all"), "no changing forms: {detail}");
+    for action in ["", "/enabled", "/replay", "/delete"] {
+        let response = client
+            .post(format!("{page}{action}"))
+            .header("cookie", &alice)
+            .form(&[("csrf", csrf.as_str()), ("enabled", "true"), ("name", "mine"), ("config", "")])
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status().as_u16(), 403, "POST {page}{action}");
+    }
+    let stored = store.get_destination(server_wide).unwrap().unwrap();
+    assert_eq!((stored.name.as_str(), stored.enabled), ("productgraph", false), "unchanged");
 }

@@ -3,7 +3,8 @@
 //! `<target>/tmp/ui-screenshots/`. Needs Debian's `chromium` and `chromium-driver` (`.ci/run`
 //! installs them when missing).
 
-#![allow(clippy::unwrap_used)] // A failed step should stop the test where it failed.
+#![allow(clippy::unwrap_used)]
+// A failed step should stop the test where it failed.
 // The children are killed and waited for in `Drop`, which clippy does not follow.
 #![allow(clippy::zombie_processes)]
 
@@ -110,7 +111,6 @@ pub async fn screenshot(browser: &Client, name: &str) {
     assert!(png.starts_with(b"\x89PNG"), "a PNG screenshot");
     std::fs::write(screenshot_dir().join(format!("{name}.png")), png).unwrap();
 }
-
 
 /// Signs in through the real form at `{base}/login` and waits for the overview.
 pub async fn sign_in(browser: &Client, base: &str, email: &str, password: &str) {

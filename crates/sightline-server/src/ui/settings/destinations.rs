@@ -148,7 +148,7 @@ fn list_page(
                     caption.visually-hidden { "Destinations and their delivery state" }
                     thead { tr {
                         th scope="col" { "Name" } th scope="col" { "Type" } th scope="col" { "State" }
-                        th scope="col" { "Pending" } th scope="col" { "Delivered" } th scope="col" { "Failed" }
+                        th scope="col" { "Pending" } th scope="col" { "Delivered" } th scope="col" { "Failed (dead letters)" }
                         th scope="col" { "Last success" } th scope="col" { "Last error" }
                     } }
                     tbody { @for destination in destinations {
@@ -322,10 +322,6 @@ fn detail_page(
         }
         @let last_error = text(destination, "/state/last_error");
         @if !last_error.is_empty() { p.error-message { "Last error: " (last_error) } }
-        section aria-labelledby="config-heading" {
-            h2 id="config-heading" { "Settings" }
-            pre.config aria-label="Settings, secrets hidden" { (masked_config(destination)) }
-        }
         @if !server_wide {
             div.actions {
                 form method="post" action=(format!("{base}/enabled")) {
@@ -336,19 +332,6 @@ fn detail_page(
                 form method="post" action=(format!("{base}/delete")) {
                     (csrf_input(viewer))
                     button.danger type="submit" { "Delete destination" }
-                }
-            }
-            section aria-labelledby="edit-heading" {
-                h2 id="edit-heading" { "Edit" }
-                form.stacked.settings-form method="post" action=(base) {
-                    (csrf_input(viewer))
-                    (form_error(edit_error.as_deref()))
-                    label for="edit-name" { "Name" }
-                    input id="edit-name" name="name" type="text" maxlength="128" required value=(sent_name);
-                    label for="edit-config" { "Settings to change (JSON merge patch)" }
-                    textarea id="edit-config" name="config" rows="10" spellcheck="false" aria-describedby="edit-config-hint" { (sent_config) }
-                    p.hint id="edit-config-hint" { "Secrets are not shown and are kept unless you add them, e.g. " code { r#""secret": "new value""# } "; " code { "null" } " removes a field." }
-                    button type="submit" { "Save destination" }
                 }
             }
             section aria-labelledby="dead-heading" {
@@ -385,8 +368,25 @@ fn detail_page(
                     }
                 }
             }
+            section aria-labelledby="edit-heading" {
+                h2 id="edit-heading" { "Edit" }
+                form.stacked.settings-form method="post" action=(base) {
+                    (csrf_input(viewer))
+                    (form_error(edit_error.as_deref()))
+                    label for="edit-name" { "Name" }
+                    input id="edit-name" name="name" type="text" maxlength="128" required value=(sent_name);
+                    label for="edit-config" { "Settings to change (JSON merge patch)" }
+                    textarea id="edit-config" name="config" rows="10" spellcheck="false" aria-describedby="edit-config-hint" { (sent_config) }
+                    p.hint id="edit-config-hint" { "Secrets are not shown and are kept unless you add them, e.g. " code { r#""secret": "new value""# } "; " code { "null" } " removes a field." }
+                    button type="submit" { "Save destination" }
+                }
+            }
         } @else {
             p.hint { "Server-wide destinations are set with environment variables and changed there; their dead letters hold every project's events and are replayed through the API." }
+        }
+        section aria-labelledby="config-heading" {
+            h2 id="config-heading" { "Settings now" }
+            pre.config aria-label="Settings, secrets hidden" { (masked_config(destination)) }
         }
     };
     let status = if edit_error.is_some() { StatusCode::BAD_REQUEST } else { StatusCode::OK };
