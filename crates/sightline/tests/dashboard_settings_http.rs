@@ -179,7 +179,9 @@ async fn refused_forms_answer_400_with_the_reason_next_to_the_form() {
     let csrf = csrf_field(&page.text().await.unwrap());
     let before = snapshot(server, "default");
     let destination = format!("/p/default/settings/destinations/{}", fixture.default_destination);
-    let cases: Vec<(String, Vec<(&str, &str)>, &str)> = vec![
+    // (path, fields besides csrf, what the error next to the form says)
+    type Case<'a> = (String, Vec<(&'a str, &'a str)>, &'a str);
+    let cases: Vec<Case> = vec![
         ("/p/default/settings".into(), vec![("retention_days", "0"), ("trace_sample_rate", "1")], "use 1 to 3650"),
         (
             "/p/default/settings".into(),

@@ -557,6 +557,7 @@ async fn replay(
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)] // A failed step should stop the test where it failed.
 mod tests {
     use super::*;
 

@@ -110,6 +110,7 @@ async fn save(
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)] // A failed step should stop the test where it failed.
 mod tests {
     use super::*;
 

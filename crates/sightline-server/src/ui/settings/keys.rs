@@ -190,6 +190,7 @@ async fn revoke(
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)] // A failed step should stop the test where it failed.
 mod tests {
     use super::*;
 
