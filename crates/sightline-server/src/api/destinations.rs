@@ -44,7 +44,8 @@ pub(super) fn routes() -> Router<Arc<AppState>> {
         .route("/api/v1/projects/{project}/destinations/{destination_id}/dead-letters/replay", post(replay))
 }
 
-fn view(state: &AppState, destination: &Destination) -> Result<Value, ApiError> {
+/// A destination as the API shows it (secrets as `"set"` / `"unset"`, delivery state).
+pub(crate) fn view(state: &AppState, destination: &Destination) -> Result<Value, ApiError> {
     let stats = state.store.outbox_stats(destination.id)?;
     let worker = state.delivery.worker_state(destination.id);
     let in_flight =
@@ -92,14 +93,16 @@ fn parse_json(body: &Bytes, headers: &HeaderMap, allow_empty: bool) -> Result<Va
     Ok(value)
 }
 
-fn parse_config(value: Value) -> Result<DestinationConfig, ApiError> {
+/// Parses and validates a destination's `config` (400 naming the field).
+pub(crate) fn parse_config(value: Value) -> Result<DestinationConfig, ApiError> {
     let config: DestinationConfig =
         serde_json::from_value(value).map_err(|error| ApiError::invalid(format!("config: {error}")))?;
     config.validate().map_err(|message| ApiError::invalid(format!("config.{message}")))?;
     Ok(config)
 }
 
-fn parse_name(value: Option<&Value>) -> Result<Option<String>, ApiError> {
+/// Validates a destination name (trimmed, 1 to 128 bytes); `None` when absent.
+pub(crate) fn parse_name(value: Option<&Value>) -> Result<Option<String>, ApiError> {
     match value {
         None => Ok(None),
         Some(Value::String(name)) if !name.trim().is_empty() && name.len() <= MAX_NAME_BYTES => {
@@ -118,7 +121,7 @@ fn parse_enabled(value: Option<&Value>) -> Result<Option<bool>, ApiError> {
 }
 
 /// A destination of the project (or server-wide) by id; 404 otherwise.
-fn find(state: &AppState, project_id: i64, destination_id: i64) -> Result<Destination, ApiError> {
+pub(crate) fn find(state: &AppState, project_id: i64, destination_id: i64) -> Result<Destination, ApiError> {
     state
         .store
         .get_destination(destination_id)?
@@ -126,7 +129,8 @@ fn find(state: &AppState, project_id: i64, destination_id: i64) -> Result<Destin
         .ok_or_else(|| ApiError::not_found(format!("destination {destination_id} not found in this project")))
 }
 
-fn owned(destination: &Destination) -> Result<(), ApiError> {
+/// 403 for a server-wide destination, which only its environment variables change.
+pub(crate) fn owned(destination: &Destination) -> Result<(), ApiError> {
     if destination.project_id == SERVER_WIDE_PROJECT {
         return Err(ApiError {
             status: StatusCode::FORBIDDEN,
@@ -137,7 +141,8 @@ fn owned(destination: &Destination) -> Result<(), ApiError> {
     Ok(())
 }
 
-fn reload(state: &AppState) {
+/// Restarts the delivery workers after a change of destinations (logs a failure).
+pub(crate) fn reload(state: &AppState) {
     if let Err(error) = state.delivery.reload() {
         tracing::error!(%error, "Cannot restart delivery workers");
     }

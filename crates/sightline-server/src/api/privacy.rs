@@ -81,7 +81,19 @@ async fn put_settings(
     body: Bytes,
 ) -> Result<Json<Value>, ApiError> {
     let project = authorize(&state, &headers, path_params(path)?, Access::Admin).await?;
-    let settings = PrivacySettings::parse(&body).map_err(|error| ApiError::invalid(error.to_string()))?;
+    let (privacy, opt_outs) = save_settings(&state, &project, &body).await?;
+    Ok(Json(settings_body(&privacy.settings, opt_outs)))
+}
+
+/// Parses `body` as `PUT .../privacy` does (400 naming the problem), stores the settings and
+/// reloads the ingest cache; returns the settings now in force and the opt-out count. The
+/// dashboard's privacy form uses this too.
+pub(crate) async fn save_settings(
+    state: &AppState,
+    project: &crate::store::Project,
+    body: &[u8],
+) -> Result<(Arc<crate::privacy::ProjectPrivacy>, usize), ApiError> {
+    let settings = PrivacySettings::parse(body).map_err(|error| ApiError::invalid(error.to_string()))?;
     let store = state.store.clone();
     let engine = state.ingestor.privacy().clone();
     let project_id = project.id;
@@ -99,7 +111,7 @@ async fn put_settings(
         selectors = privacy.settings.config.applications.len(),
         "Privacy settings changed"
     );
-    Ok(Json(settings_body(&privacy.settings, opt_outs)))
+    Ok((privacy, opt_outs))
 }
 
 async fn list_opt_outs(
@@ -122,9 +134,21 @@ async fn change_opt_out(
     let (project, user_id) = path_params(path)?;
     check_user_id(&user_id)?;
     let project = authorize(&state, &headers, project, Access::Admin).await?;
+    let changed = set_opt_out(&state, project.id, &user_id, opted_out).await?;
+    Ok(Json(json!({"user_id": user_id, "opted_out": opted_out, "changed": changed})))
+}
+
+/// Adds `user_id` to the project's opt-out list (`opted_out`) or removes it, after the same
+/// check as the API (1 to 2,048 bytes); false when nothing changed. The dashboard uses this too.
+pub(crate) async fn set_opt_out(
+    state: &AppState,
+    project_id: i64,
+    user_id: &str,
+    opted_out: bool,
+) -> Result<bool, ApiError> {
+    check_user_id(user_id)?;
     let store = state.store.clone();
-    let project_id = project.id;
-    let changed_user = user_id.clone();
+    let changed_user = user_id.to_owned();
     let changed = blocking(move || {
         Ok(if opted_out {
             store.add_opt_out(project_id, &changed_user)?
@@ -134,7 +158,7 @@ async fn change_opt_out(
     })
     .await?;
     state.ingestor.privacy().invalidate(project_id);
-    Ok(Json(json!({"user_id": user_id, "opted_out": opted_out, "changed": changed})))
+    Ok(changed)
 }
 
 async fn add_opt_out(

@@ -46,19 +46,19 @@ async fn get_project(
 /// The body of `PATCH /api/v1/projects/{project}`; absent fields keep their value.
 #[derive(Debug, Clone, Default, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
-struct ProjectSettingsPatch {
+pub(crate) struct ProjectSettingsPatch {
     /// Days data is kept, 1..=3650.
-    retention_days: Option<u32>,
+    pub(crate) retention_days: Option<u32>,
     /// Head-sampling rate for traces, 0.0..=1.0.
-    trace_sample_rate: Option<f64>,
+    pub(crate) trace_sample_rate: Option<f64>,
     /// Module / path prefixes of the project's own code (stack frames are in-app).
-    in_app_include: Option<Vec<String>>,
+    pub(crate) in_app_include: Option<Vec<String>>,
     /// Module / path prefixes that are never in-app.
-    in_app_exclude: Option<Vec<String>>,
+    pub(crate) in_app_exclude: Option<Vec<String>>,
     /// Origins browsers may post product events from (`https://app.example.com`, or `*`).
-    allowed_origins: Option<Vec<String>>,
+    pub(crate) allowed_origins: Option<Vec<String>>,
     /// Endpoint health thresholds (absent fields take their defaults).
-    health_thresholds: Option<crate::store::health::HealthThresholds>,
+    pub(crate) health_thresholds: Option<crate::store::health::HealthThresholds>,
 }
 
 /// Reads and validates a settings patch.
@@ -68,35 +68,45 @@ fn parse_settings_patch(body: &[u8]) -> Result<ProjectSettingsPatch, ApiError> {
             "body: {error}; send any of {{\"retention_days\": 30, \"trace_sample_rate\": 1.0, \"in_app_include\": [\"myapp.\"], \"in_app_exclude\": []}}"
         ))
     })?;
-    if let Some(days) = patch.retention_days
-        && !RETENTION_DAYS_RANGE.contains(&days)
-    {
-        return Err(ApiError::invalid(format!("retention_days={days}: use 1 to 3650")));
-    }
-    if let Some(rate) = patch.trace_sample_rate
-        && !(0.0..=1.0).contains(&rate)
-    {
-        return Err(ApiError::invalid(format!("trace_sample_rate={rate}: use 0.0 (keep none) to 1.0 (keep all)")));
-    }
-    if let Some(origins) = &patch.allowed_origins
-        && (origins.len() > 100
-            || origins
-                .iter()
-                .any(|origin| origin != "*" && !(origin.starts_with("http://") || origin.starts_with("https://"))))
-    {
-        return Err(ApiError::invalid(
-            "allowed_origins: at most 100, each \"*\" or an origin like https://app.example.com",
-        ));
-    }
-    if let Some(thresholds) = &patch.health_thresholds {
-        thresholds.validate().map_err(ApiError::invalid)?;
-    }
-    for prefixes in [&patch.in_app_include, &patch.in_app_exclude].into_iter().flatten() {
-        if prefixes.len() > 100 || prefixes.iter().any(|prefix| prefix.is_empty() || prefix.len() > 200) {
-            return Err(ApiError::invalid("in-app prefixes: at most 100, each 1 to 200 characters"));
-        }
-    }
+    patch.validate()?;
     Ok(patch)
+}
+
+impl ProjectSettingsPatch {
+    /// Checks every field present (the dashboard's settings form uses this too): 400 naming
+    /// the field and its allowed range.
+    pub(crate) fn validate(&self) -> Result<(), ApiError> {
+        let patch = self;
+        if let Some(days) = patch.retention_days
+            && !RETENTION_DAYS_RANGE.contains(&days)
+        {
+            return Err(ApiError::invalid(format!("retention_days={days}: use 1 to 3650")));
+        }
+        if let Some(rate) = patch.trace_sample_rate
+            && !(0.0..=1.0).contains(&rate)
+        {
+            return Err(ApiError::invalid(format!("trace_sample_rate={rate}: use 0.0 (keep none) to 1.0 (keep all)")));
+        }
+        if let Some(origins) = &patch.allowed_origins
+            && (origins.len() > 100
+                || origins
+                    .iter()
+                    .any(|origin| origin != "*" && !(origin.starts_with("http://") || origin.starts_with("https://"))))
+        {
+            return Err(ApiError::invalid(
+                "allowed_origins: at most 100, each \"*\" or an origin like https://app.example.com",
+            ));
+        }
+        if let Some(thresholds) = &patch.health_thresholds {
+            thresholds.validate().map_err(ApiError::invalid)?;
+        }
+        for prefixes in [&patch.in_app_include, &patch.in_app_exclude].into_iter().flatten() {
+            if prefixes.len() > 100 || prefixes.iter().any(|prefix| prefix.is_empty() || prefix.len() > 200) {
+                return Err(ApiError::invalid("in-app prefixes: at most 100, each 1 to 200 characters"));
+            }
+        }
+        Ok(())
+    }
 }
 
 async fn update_project(
@@ -107,8 +117,18 @@ async fn update_project(
 ) -> Result<Json<Project>, ApiError> {
     let project = authorize(&state, &headers, path_params(path)?, Access::Admin).await?;
     let patch = parse_settings_patch(&body)?;
+    Ok(Json(apply_settings_patch(&state, project, patch).await?))
+}
+
+/// Stores a validated patch over `project`'s settings and returns the project as updated (the
+/// dashboard's settings form uses this too); the ingest caches see the change at once.
+pub(crate) async fn apply_settings_patch(
+    state: &AppState,
+    project: Project,
+    patch: ProjectSettingsPatch,
+) -> Result<Project, ApiError> {
     if patch == ProjectSettingsPatch::default() {
-        return Ok(Json(project));
+        return Ok(project);
     }
     let retention_days = patch.retention_days.unwrap_or(project.retention_days);
     let trace_sample_rate = patch.trace_sample_rate.unwrap_or(project.trace_sample_rate);
@@ -130,7 +150,8 @@ async fn update_project(
         trace_sample_rate = updated.trace_sample_rate,
         "Project settings changed"
     );
-    Ok(Json(updated))
+    state.ingestor.forget_keys_of(updated.id);
+    Ok(updated)
 }
 
 /// The services of a project.

@@ -179,6 +179,20 @@ impl Ingestor {
         &self.privacy
     }
 
+    /// Forgets the cached key lookups that led to `project_id`, so a key revoked or a setting
+    /// changed there (sampling rate) applies to the next request instead of within
+    /// [`CACHE_TTL`]. Other nodes sharing a store still take up to that long.
+    pub fn forget_keys_of(&self, project_id: i64) {
+        if let Ok(mut keys) = self.keys.lock() {
+            keys.retain(|_, (_, project)| project.as_ref().is_some_and(|project| project.id != project_id));
+        }
+    }
+
+    /// The OTLP forwarding destinations of this server (`Config::forward_otlp`), if any.
+    pub fn otlp_forwarding(&self) -> Option<&Arc<crate::exporters::otlp::OtlpForwarding>> {
+        self.prepare_context.otlp_forwarding.as_ref()
+    }
+
     /// The source map cache (the upload API invalidates it).
     pub fn sourcemaps(&self) -> &SourceMapCache {
         &self.prepare_context.sourcemaps

@@ -6,6 +6,7 @@
 //! writer (SQLite WAL readers see the last committed state).
 
 pub mod analytics;
+pub mod api_keys;
 pub mod errors;
 pub mod health;
 pub mod job_rollups;
@@ -133,6 +134,13 @@ pub trait Store: Send + Sync + 'static {
     fn revoke_project_read(&self, key_id: i64, project_id: i64) -> StoreResult<bool>;
     /// True when the key has a read scope and the project is its own or granted to it.
     fn key_may_read(&self, key: &ApiKeyRecord, project_id: i64) -> StoreResult<bool>;
+    /// The project's live (unrevoked) keys, oldest first, with their read grants; for the
+    /// dashboard's key list (prefixes only, never a key).
+    fn list_api_keys(&self, project_id: i64) -> StoreResult<Vec<api_keys::ApiKeyListing>>;
+    /// Revokes a live key of the project: it no longer authenticates (ingest caches it for at
+    /// most `pipeline::CACHE_TTL` unless told, see `Ingestor::forget_keys_of`). False when the
+    /// project has no such live key.
+    fn revoke_api_key(&self, project_id: i64, key_id: i64) -> StoreResult<bool>;
 
     /// Commits every batch in one transaction: all or nothing.
     fn commit(&self, batches: &[WriteBatch]) -> StoreResult<()>;

@@ -34,6 +34,8 @@ pub enum Section {
     Traces,
     /// `/p/{project}/services...`, `/service-map`, `/databases` (`ui::performance`).
     Performance,
+    /// `/p/{project}/settings...`.
+    Settings,
 }
 
 impl Section {
@@ -44,6 +46,7 @@ impl Section {
             Section::Issues => "issues",
             Section::Traces => "traces",
             Section::Performance => "performance",
+            Section::Settings => "settings",
         }
     }
 
@@ -54,11 +57,12 @@ impl Section {
             Section::Issues => format!("/p/{}/issues", url_encode(project_slug)),
             Section::Traces => format!("/p/{}/traces", url_encode(project_slug)),
             Section::Performance => format!("/p/{}/services", url_encode(project_slug)),
+            Section::Settings => format!("/p/{}/settings", url_encode(project_slug)),
         }
     }
 
     fn parse(key: &str) -> Option<Self> {
-        [Section::Overview, Section::Issues, Section::Traces, Section::Performance]
+        [Section::Overview, Section::Issues, Section::Traces, Section::Performance, Section::Settings]
             .into_iter()
             .find(|section| section.key() == key)
     }
@@ -95,6 +99,7 @@ pub fn page(viewer: &Viewer, section: Section, project: Option<&Project>, title:
                                 li { a href=(Section::Issues.landing(slug)) aria-current=[(section == Section::Issues).then_some("page")] { "Errors" } }
                                 li { a href=(Section::Traces.landing(slug)) aria-current=[(section == Section::Traces).then_some("page")] { "Traces" } }
                                 li { a href=(Section::Performance.landing(slug)) aria-current=[(section == Section::Performance).then_some("page")] { "Performance" } }
+                                li { a href=(Section::Settings.landing(slug)) aria-current=[(section == Section::Settings).then_some("page")] { "Settings" } }
                             }
                         }
                     }

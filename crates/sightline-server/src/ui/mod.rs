@@ -13,6 +13,8 @@
 //!   `.../services/{service}/endpoints/{operation}` ([`endpoint`]), `.../services/{service}/system`
 //!   ([`system`]), `/p/{project}/databases` ([`databases`]), `/p/{project}/service-map`
 //!   ([`service_map`])
+//! - `/p/{project}/settings/...`: retention and sampling, API keys, privacy, destinations
+//!   ([`settings`])
 //! - `GET /static/{file}` embedded CSS / JS, cached by browsers for a day
 //!
 //! Filters live in the query string with the same names as the REST API's, so a page's URL is
@@ -29,6 +31,7 @@ mod overview;
 mod performance;
 mod service_map;
 mod session;
+mod settings;
 mod sign_in;
 pub mod sign_in_limits;
 mod system;
@@ -124,6 +127,7 @@ pub fn routes() -> Router<Arc<AppState>> {
         .merge(issues::routes())
         .merge(traces::routes())
         .merge(performance::routes())
+        .merge(settings::routes())
 }
 
 /// The dashboard's stylesheet and script, embedded at compile time.

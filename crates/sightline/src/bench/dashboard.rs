@@ -128,6 +128,10 @@ pub async fn run(args: DashboardArgs) -> anyhow::Result<()> {
         format!("/p/{slug}/issues?status=unresolved&sort=count"),
         format!("/p/{slug}/traces"),
         format!("/p/{slug}/traces?service=checkout&status=error&range=24h"),
+        format!("/p/{slug}/settings"),
+        format!("/p/{slug}/settings/keys"),
+        format!("/p/{slug}/settings/privacy"),
+        format!("/p/{slug}/settings/destinations"),
     ];
     let issues = store.list_issues(
         project.project.id,

@@ -80,6 +80,15 @@ impl OtlpForwarding {
         Self { destinations, settings }
     }
 
+    /// Each destination's outbox name and settings as the API may show them (header values
+    /// replaced by `"set"`, see `OtlpDestinationConfig::redacted`), in configuration order.
+    pub fn redacted_destinations(&self) -> Vec<(String, serde_json::Value)> {
+        self.destinations
+            .iter()
+            .map(|destination| (destination.name.to_string(), destination.forwarder.config().redacted()))
+            .collect()
+    }
+
     /// True when some destination takes `signal` (the pipeline only encodes a request then).
     pub fn wants(&self, signal: OtlpSignal) -> bool {
         self.destinations.iter().any(|destination| destination.forwarder.accepts(signal))

@@ -2,6 +2,7 @@
 //! pipeline's writer thread, and a pool of read-only connections for queries.
 
 mod analytics;
+mod api_keys;
 mod checkpoint;
 mod events;
 mod filter;
@@ -363,6 +364,14 @@ impl Store for SqliteStore {
 
     fn key_may_read(&self, key: &ApiKeyRecord, project_id: i64) -> StoreResult<bool> {
         grants::may_read(&*self.reader()?, key, project_id)
+    }
+
+    fn list_api_keys(&self, project_id: i64) -> StoreResult<Vec<super::api_keys::ApiKeyListing>> {
+        api_keys::list(&*self.reader()?, project_id)
+    }
+
+    fn revoke_api_key(&self, project_id: i64, key_id: i64) -> StoreResult<bool> {
+        self.with_writer(|writer| api_keys::revoke(writer.connection(), project_id, key_id, now_unix_ms()))
     }
 
     fn find_api_key(&self, key: &ApiKeySecret) -> StoreResult<Option<ApiKeyRecord>> {
