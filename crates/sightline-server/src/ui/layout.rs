@@ -32,6 +32,12 @@ pub enum Section {
     Issues,
     /// `/p/{project}/traces...`.
     Traces,
+    /// `/p/{project}/sessions...`.
+    Sessions,
+    /// `/p/{project}/journeys...`.
+    Journeys,
+    /// `/p/{project}/web-vitals`.
+    WebVitals,
 }
 
 impl Section {
@@ -41,6 +47,9 @@ impl Section {
             Section::Overview => "overview",
             Section::Issues => "issues",
             Section::Traces => "traces",
+            Section::Sessions => "sessions",
+            Section::Journeys => "journeys",
+            Section::WebVitals => "web-vitals",
         }
     }
 
@@ -50,11 +59,16 @@ impl Section {
             Section::Overview => "/".into(),
             Section::Issues => format!("/p/{}/issues", url_encode(project_slug)),
             Section::Traces => format!("/p/{}/traces", url_encode(project_slug)),
+            Section::Sessions => format!("/p/{}/sessions", url_encode(project_slug)),
+            Section::Journeys => format!("/p/{}/journeys", url_encode(project_slug)),
+            Section::WebVitals => format!("/p/{}/web-vitals", url_encode(project_slug)),
         }
     }
 
     fn parse(key: &str) -> Option<Self> {
-        [Section::Overview, Section::Issues, Section::Traces].into_iter().find(|section| section.key() == key)
+        [Section::Overview, Section::Issues, Section::Traces, Section::Sessions, Section::Journeys, Section::WebVitals]
+            .into_iter()
+            .find(|section| section.key() == key)
     }
 }
 
@@ -88,6 +102,9 @@ pub fn page(viewer: &Viewer, section: Section, project: Option<&Project>, title:
                             @if let Some(slug) = switch_target {
                                 li { a href=(Section::Issues.landing(slug)) aria-current=[(section == Section::Issues).then_some("page")] { "Errors" } }
                                 li { a href=(Section::Traces.landing(slug)) aria-current=[(section == Section::Traces).then_some("page")] { "Traces" } }
+                                li { a href=(Section::Sessions.landing(slug)) aria-current=[(section == Section::Sessions).then_some("page")] { "Sessions" } }
+                                li { a href=(Section::Journeys.landing(slug)) aria-current=[(section == Section::Journeys).then_some("page")] { "Journeys" } }
+                                li { a href=(Section::WebVitals.landing(slug)) aria-current=[(section == Section::WebVitals).then_some("page")] { "Web vitals" } }
                             }
                         }
                     }

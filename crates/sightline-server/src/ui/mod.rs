@@ -9,19 +9,26 @@
 //! - `GET /p/{project}/issues`, `GET /p/{project}/issues/{id}`, `POST .../issues/status`,
 //!   `POST .../issues/{id}/status` ([`issues`])
 //! - `GET /p/{project}/traces`, `GET /p/{project}/traces/{trace_id}` ([`traces`])
+//! - `GET /p/{project}/sessions`, `GET /p/{project}/sessions/{session_id}` ([`sessions`])
+//! - `GET /p/{project}/journeys`, `GET /p/{project}/journeys/{journey_id}` ([`journeys`])
+//! - `GET /p/{project}/web-vitals` ([`web_vitals`])
 //! - `GET /static/{file}` embedded CSS / JS, cached by browsers for a day
 //!
 //! Filters live in the query string with the same names as the REST API's, so a page's URL is
 //! shareable and maps one to one to an `/api/v1` call.
 
 mod charts;
+mod charts_product;
 mod format;
 mod issues;
+mod journeys;
 mod layout;
 mod overview;
 mod session;
+mod sessions;
 mod sign_in;
 mod traces;
+mod web_vitals;
 
 use std::sync::Arc;
 
@@ -112,6 +119,9 @@ pub fn routes() -> Router<Arc<AppState>> {
         .merge(overview::routes())
         .merge(issues::routes())
         .merge(traces::routes())
+        .merge(sessions::routes())
+        .merge(journeys::routes())
+        .merge(web_vitals::routes())
 }
 
 /// The dashboard's stylesheet and script, embedded at compile time.

@@ -319,9 +319,10 @@ mod tests {
         let mut distribution = samples(&[1.0, 2.0, 3.0, 4.0]);
         assert_eq!(distribution.share_at_or_below(2.0), Some(0.5), "a sample at x counts");
         assert_eq!(distribution.share_at_or_below(0.5), Some(0.0));
-        // 4 more observations in (4, 8]: half of them are at or below 6.
-        distribution.add_buckets(&[(4.0, 0), (8.0, 4), (f64::INFINITY, 0)]);
-        assert_eq!(distribution.share_at_or_below(6.0), Some(0.75));
+        // 2 observations in (0, 2] and 4 in (2, 8]: at 5, the 4 samples, both of the first
+        // bucket and half of the second: 8 of 10.
+        distribution.add_buckets(&[(2.0, 2), (8.0, 4), (f64::INFINITY, 0)]);
+        assert_eq!(distribution.share_at_or_below(5.0), Some(0.8));
         assert_eq!(Distribution::default().share_at_or_below(1.0), None);
     }
 
