@@ -43,7 +43,8 @@ async fn follow_a_session_to_its_trace_and_read_funnels_and_vitals_in_chromium()
 
     // The session list from the navigation, then filtered to sessions with errors.
     browser.find(Locator::LinkText("Sessions")).await.unwrap().click().await.unwrap();
-    let list = wait_for_text(&browser, &["Sessions", SESSION, "sess-browser-2", "sess-browser-3", "checkout-api"]).await;
+    let list =
+        wait_for_text(&browser, &["Sessions", SESSION, "sess-browser-2", "sess-browser-3", "checkout-api"]).await;
     assert!(list.contains("user-8") && list.contains("/cart"), "{list}");
     screenshot(&browser, "sessions").await;
     browser.find(Locator::Css("select[name=has_errors]")).await.unwrap().select_by_value("true").await.unwrap();
@@ -56,9 +57,11 @@ async fn follow_a_session_to_its_trace_and_read_funnels_and_vitals_in_chromium()
 
     // The session: frontend events, the backend request and its error in one timeline.
     browser.find(Locator::LinkText(SESSION)).await.unwrap().click().await.unwrap();
-    let timeline =
-        wait_for_text(&browser, &["Session sess-browser-1", "Timeline", "add_to_cart", "POST /checkout", "checkout_payment"])
-            .await;
+    let timeline = wait_for_text(
+        &browser,
+        &["Session sess-browser-1", "Timeline", "add_to_cart", "POST /checkout", "checkout_payment"],
+    )
+    .await;
     assert!(timeline.contains("Chrome/131.0") && timeline.contains("user-7"), "{timeline}");
     assert!(!timeline.contains(" UTC"), "the script shows times in the viewer's zone: {timeline}");
     let entries = browser.find_all(Locator::Css("ol.timeline > li")).await.unwrap();
@@ -96,7 +99,7 @@ async fn follow_a_session_to_its_trace_and_read_funnels_and_vitals_in_chromium()
 
     // Journeys: the list, then the checkout funnel.
     browser.find(Locator::LinkText("Journeys")).await.unwrap().click().await.unwrap();
-    wait_for_text(&browser, &["Journeys", "checkout", "Cart → Shipping address → Payment"]).await;
+    wait_for_text(&browser, &["Journeys", "checkout", "Cart (3) → Shipping address (2) → Payment (1)"]).await;
     screenshot(&browser, "journeys").await;
     browser.find(Locator::Css("table.journeys a")).await.unwrap().click().await.unwrap();
     let funnel = wait_for_text(&browser, &["Journey checkout", "Funnel", "Shipping address", "66.7%", "50.0%"]).await;
@@ -108,7 +111,8 @@ async fn follow_a_session_to_its_trace_and_read_funnels_and_vitals_in_chromium()
 
     // Web vitals per page with the API's ratings.
     browser.find(Locator::LinkText("Web vitals")).await.unwrap().click().await.unwrap();
-    let vitals = wait_for_text(&browser, &["Web vitals", "All pages", "By page", "/checkout", "/cart", "Thresholds"]).await;
+    let vitals =
+        wait_for_text(&browser, &["Web vitals", "All pages", "By page", "/checkout", "/cart", "Thresholds"]).await;
     assert!(vitals.contains("needs improvement") && vitals.contains("poor"), "{vitals}");
     let poor_cells = browser.find_all(Locator::Css("table.vitals td.vital.rating-poor")).await.unwrap();
     assert_eq!(poor_cells.len(), 2, "/cart's LCP and CLS (its INP of 350 ms needs improvement)");

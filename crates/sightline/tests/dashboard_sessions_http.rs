@@ -179,7 +179,7 @@ async fn journeys_and_web_vitals_show_the_apis_figures() {
     let (status, list) = get(&server, &cookie, "/p/default/journeys").await;
     assert_eq!(status, 200, "{list}");
     assert!(list.contains(r#"href="/p/default/journeys/checkout""#), "{list}");
-    assert!(list.contains("Cart → Shipping address → Payment"), "steps in observed order: {list}");
+    assert!(list.contains("Cart (3) → Shipping address (2) → Payment (1)"), "steps in observed order: {list}");
     let (_, ranged) = get(&server, &cookie, "/p/default/journeys?range=30d").await;
     assert!(ranged.contains(r#"href="/p/default/journeys/checkout?range=30d""#), "links keep the range: {ranged}");
     let (_, past) = get(&server, &cookie, "/p/default/journeys?from=1000000000&to=1000003600").await;

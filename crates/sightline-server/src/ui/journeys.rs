@@ -22,7 +22,7 @@ use super::format::{millis, time, url_encode, url_with};
 use super::layout::{Section, page};
 use super::session::viewer;
 use super::sessions::{here, range_field, take_range};
-use crate::api::analytics::funnel::{Conversions, StepOrder};
+use crate::api::analytics::funnel::{Conversions, JourneySummary, StepOrder};
 use crate::api::journeys::{
     FunnelResponse, JourneyList, parse_funnel_params, parse_list_params, read_funnel, read_journey_list,
 };
@@ -120,7 +120,7 @@ fn journey_table(project: &Project, list: &JourneyList, filters: &[(&str, String
                         td { a href=(journey_url(&project.slug, &journey.journey_id, &filters)) { (journey.journey_id) } }
                         td.num { (journey.sessions) }
                         td.num { (journey.users) }
-                        td { (journey.steps.iter().map(|step| step.name.clone().unwrap_or_else(|| step.step_id.clone())).collect::<Vec<_>>().join(" → ")) }
+                        td { (steps_seen(journey)) }
                         td.num { (journey.conversions.converted) }
                         td.num { (journey.conversions.abandoned) }
                         td.num { (percent(journey.conversions.conversion_rate)) }
@@ -131,6 +131,16 @@ fn journey_table(project: &Project, list: &JourneyList, filters: &[(&str, String
             @if list.journeys_truncated { p.hint { "Only the journeys with the most sessions are listed." } }
         }
     }
+}
+
+/// `Cart (3) → Shipping (2)`: the steps in observed order with the sessions that reached each.
+fn steps_seen(journey: &JourneySummary) -> String {
+    journey
+        .steps
+        .iter()
+        .map(|step| format!("{} ({})", step.name.as_deref().unwrap_or(&step.step_id), step.sessions))
+        .collect::<Vec<_>>()
+        .join(" → ")
 }
 
 async fn journey_page(

@@ -224,7 +224,10 @@ fn session_body(project: &Project, detail: &SessionDetail, next: Option<&str>) -
 
 /// `+1.25 s` from the session's start.
 fn offset(start: u64, at: u64) -> String {
-    format!("+{}", duration(at.saturating_sub(start)))
+    match at.saturating_sub(start) {
+        0 => "+0 s".into(),
+        elapsed => format!("+{}", duration(elapsed)),
+    }
 }
 
 fn timeline_entry(slug: &str, start: u64, entry: &TimelineEntry) -> Markup {

@@ -59,6 +59,11 @@ fn value_text(vital: Vital, value: f64) -> String {
     if vital.unit().is_empty() { format!("{value:.3}") } else { millis(Some(value)) }
 }
 
+/// `1 sample`, `3 samples`.
+fn samples(count: u64) -> String {
+    if count == 1 { "1 sample".into() } else { format!("{count} samples") }
+}
+
 fn report_of(vital: Vital, report: &VitalsReport) -> Option<&VitalReport> {
     if vital.is_legacy() { report.legacy.get(vital.key()) } else { report.vitals.get(vital.key()) }
 }
@@ -112,7 +117,7 @@ fn vital_cell(vital: Vital, report: Option<&VitalReport>) -> Markup {
                 td class=(format!("vital rating-{class}")) {
                     span.p75 { (value_text(vital, report.p75)) } " " span class=(format!("badge rating-{class}")) { (label) }
                     (rating_bar(Shares { good: report.shares.good, needs_improvement: report.shares.needs_improvement, poor: report.shares.poor }))
-                    span.samples { (report.samples) " samples" }
+                    span.samples { (samples(report.samples)) }
                 }
             }
         }
@@ -135,7 +140,7 @@ fn vitals_body(response: &WebVitalsResponse, page_link: &dyn Fn(&str) -> String)
                             div class=(format!("vital-card rating-{class}")) {
                                 h3 { abbr title=(full) { (short) } }
                                 p.p75 { (value_text(vital, report.p75)) }
-                                p { span class=(format!("badge rating-{class}")) { (label) } " · " (report.samples) " samples" }
+                                p { span class=(format!("badge rating-{class}")) { (label) } " · " (samples(report.samples)) }
                                 (rating_bar(Shares { good: report.shares.good, needs_improvement: report.shares.needs_improvement, poor: report.shares.poor }))
                             }
                         }
