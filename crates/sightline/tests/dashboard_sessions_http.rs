@@ -216,3 +216,71 @@ async fn journeys_and_web_vitals_show_the_apis_figures() {
     let (_, one_page) = get(&server, &cookie, "/p/default/web-vitals?page=/cart&range=7d").await;
     assert!(one_page.contains("<code>/cart</code>") && !one_page.contains("<code>/checkout</code>"), "{one_page}");
 }
+
+/// Page times with 5,000 sessions of 10 events each (50,000 events: page views, clicks,
+/// checkout steps, web vitals): `cargo test --release -p sightline --test
+/// dashboard_sessions_http -- --ignored --nocapture`. Prints the median of 5 loads per page.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "a measurement, not a check"]
+async fn page_times_with_many_sessions() {
+    let server = TestServer::start().await;
+    create_user(&server, ALICE.0, ALICE.1, &["default"]);
+    let start = std::time::SystemTime::now() - std::time::Duration::from_secs(3_600);
+    let key = server.ingest_key.clone();
+    let mut batch = Vec::with_capacity(1_000);
+    for session in 0..5_000u64 {
+        for index in 0..10u64 {
+            let at = start + std::time::Duration::from_millis(session * 500 + index * 40);
+            let (event_type, fields) = match index {
+                0 => ("page.view", json!({"page.path": format!("/p{}", session % 50)})),
+                1..=3 => (
+                    "journey.step",
+                    json!({"journey.id": format!("j{}", session % 5), "journey.step.id": format!("s{index}")}),
+                ),
+                4 => (
+                    "performance",
+                    json!({"page.path": format!("/p{}", session % 50), "performance.lcp_ms": (session % 5_000) as f64, "performance.cls": 0.01}),
+                ),
+                _ => ("ui.click", json!({"page.path": "/cart"})),
+            };
+            let mut event = json!({"event_id": format!("b-{session}-{index}"), "product_id": "shop", "session.id": format!("s-{session}"),
+                "user.id": format!("u-{}", session % 700), "event.type": event_type, "event.name": "bench",
+                "event.timestamp": humantime::format_rfc3339_millis(at).to_string()});
+            for (name, value) in fields.as_object().unwrap() {
+                event[name] = value.clone();
+            }
+            batch.push(event);
+            if batch.len() == 1_000 {
+                post_events(&server, &key, &batch).await;
+                batch.clear();
+            }
+        }
+    }
+    let cookie = sign_in(&server.http_base(), ALICE.0, ALICE.1).await;
+    // Ingest commits asynchronously: wait until the last session is listed.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
+    while get(&server, &cookie, "/p/default/sessions/s-4999").await.0 != 200 {
+        assert!(std::time::Instant::now() < deadline, "the sessions never arrived");
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    for page in [
+        // A page that reads no session data, for the cost of the sign-in check and the layout.
+        "/p/default/traces",
+        "/p/default/sessions",
+        "/p/default/sessions?has_errors=false&user=u-7",
+        "/p/default/sessions/s-2500",
+        "/p/default/journeys",
+        "/p/default/journeys/j1",
+        "/p/default/web-vitals",
+    ] {
+        let mut times = Vec::new();
+        for _ in 0..5 {
+            let began = std::time::Instant::now();
+            let (status, _) = get(&server, &cookie, page).await;
+            times.push(began.elapsed());
+            assert_eq!(status, 200, "{page}");
+        }
+        times.sort();
+        println!("{page}: median {:?} (min {:?}, max {:?})", times[2], times[0], times[4]);
+    }
+}

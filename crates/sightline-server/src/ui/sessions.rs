@@ -116,7 +116,8 @@ async fn session_list(
             } }
             (range_field("Started", range, "Any time"))
             @for name in ["from", "to", "limit"] {
-                @if !value(name).is_empty() && !(name == "from" && range.is_some()) { input type="hidden" name=(name) value=(value(name)); }
+                @let replaced_by_range = name == "from" && range.is_some();
+                @if !value(name).is_empty() && !replaced_by_range { input type="hidden" name=(name) value=(value(name)); }
             }
             button type="submit" { "Filter" }
             a href=(base) { "Clear" }
