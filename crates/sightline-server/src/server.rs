@@ -30,6 +30,8 @@ pub struct AppState {
     pub secure_cookies: bool,
     /// The forwarding workers (restarted when destinations change).
     pub delivery: Arc<crate::exporters::delivery::DeliveryManager>,
+    /// Dashboard sign-in budgets (per account and server-wide).
+    pub sign_in_limits: crate::ui::sign_in_limits::SignInLimits,
 }
 
 /// A started server. Dropping it does not stop it; call [`RunningServer::shutdown`].
@@ -155,6 +157,7 @@ pub async fn start(config: Config, store: Arc<dyn Store>) -> anyhow::Result<Runn
         slow_query_threshold: config.slow_query_threshold,
         secure_cookies: config.secure_cookies,
         delivery: delivery.clone(),
+        sign_in_limits: Default::default(),
     });
     let router = otlp_http::routes()
         .merge(crate::receivers::events_http::routes())

@@ -4,6 +4,7 @@
 mod apm;
 mod batches;
 mod bugs;
+mod dashboard;
 mod errors;
 mod errors_report;
 mod events;
@@ -45,6 +46,9 @@ pub enum BenchCommand {
     /// Privacy rules: product events scrubbed per second with `@common` on one thread, next
     /// to a copy-only baseline.
     Privacy(privacy::PrivacyArgs),
+    /// Dashboard pages: server time of each page (p50 / p90 / max over `--runs` GETs) on a
+    /// store filled with a week of generated traces, signed in as a member.
+    Dashboard(dashboard::DashboardArgs),
 }
 
 /// Runs a benchmark.
@@ -56,5 +60,6 @@ pub async fn run(command: BenchCommand) -> anyhow::Result<()> {
         BenchCommand::Apm(args) => apm::run(args).await,
         BenchCommand::Forward(args) => forward::run(args).await,
         BenchCommand::Privacy(args) => privacy::run(args),
+        BenchCommand::Dashboard(args) => dashboard::run(args).await,
     }
 }

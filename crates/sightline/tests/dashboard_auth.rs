@@ -1,7 +1,8 @@
 //! The dashboard's HTML endpoints over plain HTTP: no page shows data without a session, a user
 //! sees only the projects they are a member of (404 for the others, also for a foreign issue or
 //! trace through their own project's URL), forms need their CSRF token (403 without), sign-in
-//! refuses wrong credentials alike, and sign-out ends the session. Data is real SDK traffic.
+//! refuses wrong credentials alike and throttles guessing (429 with `Retry-After`), and sign-out
+//! ends the session; the overview counts ingest per signal. Data is real SDK traffic.
 
 #![allow(clippy::unwrap_used)] // A failed step should stop the test where it failed.
 
@@ -142,6 +143,38 @@ async fn sign_in_needs_the_right_password_and_its_csrf_pair() {
     let response =
         client.post(format!("{base}/login")).json(&serde_json::json!({"email": ALICE.0})).send().await.unwrap();
     assert_eq!(response.status().as_u16(), 415);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sign_in_is_throttled_per_account_with_retry_after() {
+    let fixture = fixture().await;
+    let base = fixture.server.http_base();
+    let client = plain_client();
+    let form = client.get(format!("{base}/login")).send().await.unwrap();
+    let login_cookie = set_cookies(&form).remove("sightline_login_csrf").unwrap();
+    let csrf = csrf_field(&form.text().await.unwrap());
+    let post = |email: &'static str, password: &'static str| {
+        client
+            .post(format!("{base}/login"))
+            .header("cookie", format!("sightline_login_csrf={login_cookie}"))
+            .form(&[("csrf", csrf.as_str()), ("email", email), ("password", password)])
+            .send()
+    };
+    // The burst of guesses is answered as wrong; the next attempt is refused before any password
+    // work, even with the right password, and says when to come back.
+    for guess in 0..sightline_server::ui::sign_in_limits::ACCOUNT_BURST {
+        let response = post(ALICE.0, "guessed-wrong").await.unwrap();
+        assert_eq!(response.status().as_u16(), 401, "guess {guess}");
+    }
+    let response = post(ALICE.0, ALICE.1).await.unwrap();
+    assert_eq!(response.status().as_u16(), 429);
+    let retry_after: u64 = response.headers()["retry-after"].to_str().unwrap().parse().unwrap();
+    assert!((1..=12).contains(&retry_after), "Retry-After: {retry_after}");
+    assert!(!set_cookies(&response).contains_key("sightline_session"));
+    assert!(response.text().await.unwrap().contains("Too many sign-in attempts."));
+    // The same account spelt differently is the same account; another account is not affected.
+    assert_eq!(post("Alice@Example.COM", ALICE.1).await.unwrap().status().as_u16(), 429);
+    sign_in(&base, BOB.0, BOB.1).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -295,4 +328,24 @@ async fn static_assets_are_embedded_and_cached() {
     }
     let missing = client.get(format!("{}/static/secret.txt", server.http_base())).send().await.unwrap();
     assert_eq!(missing.status().as_u16(), 404);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_overview_shows_ingest_rates_per_signal() {
+    let fixture = fixture().await;
+    let base = fixture.server.http_base();
+    // A second checkout trace: 2 × 3 spans committed in this minute, none of the other project's.
+    send_checkout_trace(&fixture.server, &fixture.server.ingest_key.clone(), "checkout-api").await;
+    let cookie = sign_in(&base, ALICE.0, ALICE.1).await;
+    let html = plain_client().get(format!("{base}/")).header("cookie", cookie).send().await.unwrap().text().await.unwrap();
+    let row = |label: &str| {
+        let start = html.find(&format!(r#"<th scope="row">{label}</th>"#)).unwrap_or_else(|| panic!("{label} row: {html}"));
+        let end = start + html[start..].find("</tr>").unwrap();
+        html[start..end].to_owned()
+    };
+    let traces = row("Traces");
+    assert!(traces.contains(r#"<td class="num">0.1 spans</td><td class="num">6</td><td class="num">6</td>"#), "{traces}");
+    assert!(traces.contains(r#"aria-label="Traces: spans accepted per minute; peak 6""#), "{traces}");
+    let logs = row("Logs");
+    assert!(logs.contains(r#"<td class="num">0</td><td class="num">0</td>"#), "{logs}");
 }

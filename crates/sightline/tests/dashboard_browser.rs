@@ -41,7 +41,7 @@ async fn sign_in_resolve_an_issue_and_read_its_trace_in_chromium() {
 
     // The overview lists both projects with their figures.
     browser.find(Locator::LinkText("Overview")).await.unwrap().click().await.unwrap();
-    let overview = wait_for_text(&browser, &["Overview", "Mobile", "Open issues", "Service health"]).await;
+    let overview = wait_for_text(&browser, &["Overview", "Mobile", "Open issues", "Service health", "Ingest per signal"]).await;
     assert!(overview.contains("checkout-api"), "the service appears under its health: {overview}");
     screenshot(&browser, "overview").await;
 

@@ -57,6 +57,7 @@ impl Fixture {
             slow_query_threshold: Duration::from_millis(500),
             secure_cookies: false,
             delivery: crate::exporters::delivery::DeliveryManager::new(store.clone(), Duration::from_millis(10)),
+            sign_in_limits: Default::default(),
         };
         Self {
             router: super::routes().with_state(Arc::new(state)),

@@ -169,6 +169,9 @@ pub trait Store: Send + Sync + 'static {
     fn list_services(&self, project_id: i64) -> StoreResult<Vec<ServiceStats>>;
     /// Counters of item outcomes (accepted, sampled_out, invalid) per signal.
     fn outcomes(&self, project_id: i64) -> StoreResult<Vec<OutcomeCount>>;
+    /// Accepted items per signal and minute of commit since `from_unix_nano` (ns), oldest first
+    /// per signal; minutes with nothing accepted are absent.
+    fn ingest_minutes(&self, project_id: i64, from_unix_nano: u64) -> StoreResult<Vec<IngestMinute>>;
 
     /// Issues matching the query.
     fn list_issues(&self, project_id: i64, query: &IssueQuery) -> StoreResult<Page<Issue>>;

@@ -416,6 +416,17 @@ pub struct OutcomeCount {
     pub count: u64,
 }
 
+/// Items of one signal accepted in one minute (by commit time).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct IngestMinute {
+    /// `traces`, `logs`, `metrics` or `events`.
+    pub signal: String,
+    /// Start of the minute, ns since the Unix epoch.
+    pub minute_unix_nano: u64,
+    /// Items (spans, log records, metric points, product events) accepted in it.
+    pub accepted: u64,
+}
+
 /// Product event filters (`GET /api/v1/projects/{p}/events`).
 #[derive(Debug, Clone, Default)]
 pub struct EventQuery {

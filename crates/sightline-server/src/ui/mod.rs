@@ -27,6 +27,7 @@ mod overview;
 mod session;
 mod sessions;
 mod sign_in;
+pub mod sign_in_limits;
 mod traces;
 mod web_vitals;
 

@@ -1,7 +1,8 @@
 //! `GET /`: the overview across the projects the viewer is a member of. Per project: requests
 //! per minute, error rate and p95 over the last hour (endpoint RED rollups, as
-//! `GET /api/v1/projects/{p}/health` reads them), items accepted per signal (the outcome
-//! counters of `GET .../outcomes`), open issues and error events in the last hour, and the
+//! `GET /api/v1/projects/{p}/health` reads them), ingest rates per signal over the last hour
+//! (per-minute accepted items, `ingest_minutes`, with a sparkline) next to the all-time outcome
+//! counters of `GET .../outcomes`, open issues and error events in the last hour, and the
 //! health of each service (the health API's judgement, [`crate::api::health::health_body`]).
 
 use std::collections::BTreeMap;
@@ -27,6 +28,15 @@ use crate::store::rollups::{DurationSketch, RollupQuery};
 
 const MINUTE_NANOS: u64 = 60_000_000_000;
 const HOUR_NANOS: u64 = 60 * MINUTE_NANOS;
+/// Minutes of ingest rate shown (the current one last).
+const MINUTES_SHOWN: usize = 60;
+/// Signals in the ingest table: (outcome signal name, label, what one item is).
+const SIGNALS: [(&str, &str, &str); 4] = [
+    ("traces", "Traces", "spans"),
+    ("logs", "Logs", "log records"),
+    ("metrics", "Metrics", "metric points"),
+    ("events", "Product events", "events"),
+];
 /// Open issues counted exactly up to this many; more show as "100+".
 const OPEN_ISSUES_CAP: usize = 100;
 
@@ -46,6 +56,8 @@ struct ProjectSummary {
     p95_ms: Option<f64>,
     /// signal → accepted items since the project started.
     accepted: BTreeMap<String, u64>,
+    /// signal → accepted items per minute of the last hour, oldest first (60 slots).
+    ingest_last_hour: BTreeMap<String, Vec<u64>>,
     /// Unresolved issues (capped at [`OPEN_ISSUES_CAP`] + 1).
     open_issues: usize,
     /// Error events in the last hour.
@@ -82,6 +94,16 @@ fn summarize(state: &AppState, project: Project, now_unix_nano: u64) -> Result<P
             *accepted.entry(outcome.signal).or_insert(0) += outcome.count;
         }
     }
+    let mut ingest_last_hour: BTreeMap<String, Vec<u64>> = BTreeMap::new();
+    let first_minute = now_unix_nano.saturating_sub(HOUR_NANOS) / MINUTE_NANOS * MINUTE_NANOS + MINUTE_NANOS;
+    for minute in store.ingest_minutes(project.id, first_minute)? {
+        let slot = ((minute.minute_unix_nano.saturating_sub(first_minute)) / MINUTE_NANOS) as usize;
+        if let Some(count) =
+            ingest_last_hour.entry(minute.signal).or_insert_with(|| vec![0; MINUTES_SHOWN]).get_mut(slot)
+        {
+            *count += minute.accepted;
+        }
+    }
     let open = store.list_issues(
         project.id,
         &IssueQuery { status: Some(IssueStatus::Unresolved), limit: OPEN_ISSUES_CAP + 1, ..IssueQuery::default() },
@@ -95,6 +117,7 @@ fn summarize(state: &AppState, project: Project, now_unix_nano: u64) -> Result<P
         errors,
         p95_ms: durations.quantile_nanos(0.95).map(|nanos| nanos / 1e6),
         accepted,
+        ingest_last_hour,
         open_issues: open.items.len(),
         errors_last_hour: stats.total_events,
         health,
@@ -120,6 +143,27 @@ async fn overview(State(state): State<Arc<AppState>>, headers: HeaderMap) -> Res
     Ok(page(&viewer, Section::Overview, None, "Overview", body))
 }
 
+/// A small inline column sparkline of per-minute counts (empty slots are zero); the label and
+/// the peak are given to assistive technology.
+fn sparkline(label: &str, counts: &[u64]) -> Markup {
+    const WIDTH: f64 = 120.0;
+    const HEIGHT: f64 = 20.0;
+    let peak = counts.iter().copied().max().unwrap_or(0);
+    let slot = WIDTH / MINUTES_SHOWN as f64;
+    html! {
+        svg.sparkline viewBox=(format!("0 0 {WIDTH} {HEIGHT}")) width="120" height="20" role="img"
+            aria-label=(format!("{label}; peak {peak}")) {
+            @for (index, count) in counts.iter().enumerate() {
+                @if *count > 0 {
+                    @let height = (*count as f64 / peak as f64 * HEIGHT).max(1.0);
+                    rect x=(format!("{:.1}", index as f64 * slot)) y=(format!("{:.1}", HEIGHT - height))
+                        width=(format!("{:.1}", slot * 0.8)) height=(format!("{height:.1}")) {}
+                }
+            }
+        }
+    }
+}
+
 fn status_badge(status: &str) -> Markup {
     let label = status.replace('_', " ");
     html! { span class=(format!("badge status-{status}")) { (label) } }
@@ -141,9 +185,28 @@ fn project_card(summary: &ProjectSummary) -> Markup {
                 div { dt { "Open issues" } dd { a href=(format!("/p/{slug}/issues?status=unresolved")) {
                     @if summary.open_issues > OPEN_ISSUES_CAP { (OPEN_ISSUES_CAP) "+" } @else { (summary.open_issues) } } } }
                 div { dt { "Error events (last hour)" } dd { (summary.errors_last_hour) } }
-                // The outcome counters count items: spans for traces, records for logs, points for metrics.
-                @for (signal, items) in [("traces", "spans"), ("logs", "log records"), ("metrics", "metric points")] {
-                    div { dt { "Accepted " (items) " (all time)" } dd { (summary.accepted.get(signal).copied().unwrap_or(0)) } }
+            }
+            table.ingest {
+                caption { "Ingest per signal" }
+                thead { tr {
+                    th scope="col" { "Signal" }
+                    th scope="col" { "Per minute (last hour)" }
+                    th scope="col" { "Last hour" }
+                    th scope="col" { "All time" }
+                    th scope="col" { "Last 60 minutes" }
+                } }
+                tbody {
+                    @for (signal, label, items) in SIGNALS {
+                        @let minutes = summary.ingest_last_hour.get(signal);
+                        @let last_hour: u64 = minutes.map_or(0, |minutes| minutes.iter().sum());
+                        tr {
+                            th scope="row" { (label) }
+                            td.num { (format!("{:.1}", last_hour as f64 / MINUTES_SHOWN as f64)) " " (items) }
+                            td.num { (last_hour) }
+                            td.num { (summary.accepted.get(signal).copied().unwrap_or(0)) }
+                            td { (sparkline(&format!("{label}: {items} accepted per minute"), minutes.map_or(&[][..], Vec::as_slice))) }
+                        }
+                    }
                 }
             }
             @if services.is_empty() {

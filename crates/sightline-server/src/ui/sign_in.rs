@@ -4,6 +4,8 @@
 //! A wrong e-mail and a wrong password get the same answer (401, "wrong e-mail or password")
 //! after the same work (an unknown e-mail is verified against a decoy hash), so the form does not
 //! reveal who has an account (OWASP Authentication Cheat Sheet, "Authentication and error messages").
+//! Attempts are throttled per account and server-wide before any password work
+//! ([`super::sign_in_limits`]): 429 with `Retry-After` and the form again.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -18,6 +20,7 @@ use maud::{DOCTYPE, html};
 
 use super::UiError;
 use super::layout::CSS_URL;
+use super::sign_in_limits::retry_after_seconds;
 use super::session::{LOGIN_CSRF_COOKIE, SESSION_COOKIE, SESSION_DAYS, cookie, session_token, set_cookie, viewer};
 use crate::server::AppState;
 use crate::users::{Password, SecretToken, decoy_hash, normalize_email, verify_password};
@@ -75,7 +78,8 @@ async fn login_form(State(state): State<Arc<AppState>>, Query(params): Query<Has
 }
 
 /// `POST /login` (form: `csrf`, `email`, `password`, `next`): 303 to `next` with the session
-/// cookie; 401 with the form again when the credentials are wrong; 403 without the CSRF pair.
+/// cookie; 401 with the form again when the credentials are wrong; 403 without the CSRF pair;
+/// 429 with `Retry-After` when the account or the server is over its sign-in budget.
 async fn login(
     State(state): State<Arc<AppState>>,
     headers: HeaderMap,
@@ -94,6 +98,15 @@ async fn login(
     let email_text = fields.get("email").cloned().unwrap_or_default();
     let password = Password::new(fields.get("password").cloned().unwrap_or_default());
     let email = normalize_email(&email_text).ok();
+    let account = email.clone().unwrap_or_else(|| email_text.trim().to_lowercase());
+    if let Err(wait) = state.sign_in_limits.check(&account) {
+        tracing::warn!(retry_after_ms = wait.as_millis() as u64, "Dashboard sign-in throttled");
+        let seconds = retry_after_seconds(wait);
+        let message = format!("Too many sign-in attempts. Try again in {seconds} s.");
+        let mut response = form_page(&state, &next, &email_text, Some(&message), StatusCode::TOO_MANY_REQUESTS);
+        response.headers_mut().insert(header::RETRY_AFTER, header::HeaderValue::from(seconds));
+        return Ok(response);
+    }
     let store = state.store.clone();
     let signed_in = crate::api::blocking(move || {
         let credentials = match &email {

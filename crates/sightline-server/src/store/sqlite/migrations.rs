@@ -665,6 +665,18 @@ const MIGRATIONS: &[&str] = &[
         PRIMARY KEY (project_id, user_id)
     ) WITHOUT ROWID;
     "#,
+    // 19 (dashboard overview, issue 7 item 2): items accepted per project, signal and minute of
+    // commit, so the overview can show ingest rates per signal (the `outcomes` table only has
+    // totals since the project started). One upsert per committed batch; retention expires rows.
+    r#"
+    CREATE TABLE ingest_minutes (
+        project_id INTEGER NOT NULL,
+        signal TEXT NOT NULL,
+        minute_unix_nano INTEGER NOT NULL,
+        accepted INTEGER NOT NULL,
+        PRIMARY KEY (project_id, signal, minute_unix_nano)
+    ) WITHOUT ROWID;
+    "#,
 ];
 
 /// Applies every migration newer than the database's `user_version`, each in its own

@@ -532,6 +532,10 @@ impl Store for SqliteStore {
         read::outcomes(&*self.reader()?, project_id)
     }
 
+    fn ingest_minutes(&self, project_id: i64, from_unix_nano: u64) -> StoreResult<Vec<super::IngestMinute>> {
+        read::ingest_minutes(&*self.reader()?, project_id, from_unix_nano)
+    }
+
     fn list_issues(
         &self,
         project_id: i64,

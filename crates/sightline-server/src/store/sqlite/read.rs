@@ -452,6 +452,27 @@ pub(super) fn outcomes(connection: &Connection, project_id: i64) -> StoreResult<
     Ok(outcomes)
 }
 
+pub(super) fn ingest_minutes(
+    connection: &Connection,
+    project_id: i64,
+    from_unix_nano: u64,
+) -> StoreResult<Vec<crate::store::IngestMinute>> {
+    let mut statement = connection.prepare_cached(
+        "SELECT signal, minute_unix_nano, accepted FROM ingest_minutes
+         WHERE project_id = ?1 AND minute_unix_nano >= ?2 ORDER BY signal, minute_unix_nano",
+    )?;
+    let minutes = statement
+        .query_map(params![project_id, from_unix_nano as i64], |row| {
+            Ok(crate::store::IngestMinute {
+                signal: row.get(0)?,
+                minute_unix_nano: row.get::<_, i64>(1)? as u64,
+                accepted: row.get::<_, i64>(2)? as u64,
+            })
+        })?
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(minutes)
+}
+
 #[cfg(test)]
 mod plan_tests {
     use super::get_trace_sql;

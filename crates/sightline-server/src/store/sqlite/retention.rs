@@ -145,6 +145,14 @@ pub(super) fn delete_expired(
     if deleted < max_rows {
         deleted += super::job_rollups::delete_expired(&transaction, project_id, cutoff, remaining(deleted))?;
     }
+    if deleted < max_rows {
+        deleted += transaction.execute(
+            "DELETE FROM ingest_minutes WHERE (project_id, signal, minute_unix_nano) IN
+                (SELECT project_id, signal, minute_unix_nano FROM ingest_minutes
+                 WHERE project_id = ?1 AND minute_unix_nano < ?2 LIMIT ?3)",
+            params![project_id, cutoff, remaining(deleted)],
+        )?;
+    }
     transaction.commit()?;
     Ok(deleted)
 }

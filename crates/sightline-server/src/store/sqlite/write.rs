@@ -124,7 +124,7 @@ impl Writer {
                     now_unix_ms,
                 )?;
             }
-            add_outcomes(&transaction, batch)?;
+            add_outcomes(&transaction, batch, now_unix_nano)?;
             // A retried event batch must not count its errors twice.
             let is_fresh = |error: &crate::store::errors::ErrorEvent| {
                 error.source != crate::store::errors::ErrorSource::ProductEvent
@@ -499,7 +499,9 @@ fn merged_services(stored: Option<&str>, delta_services: &[String]) -> String {
     merged
 }
 
-fn add_outcomes(transaction: &Transaction<'_>, batch: &WriteBatch) -> StoreResult<()> {
+/// Adds the batch's outcome counters, and its accepted items to the minute of `now_unix_nano`
+/// (`ingest_minutes`, what the overview's ingest rates read).
+fn add_outcomes(transaction: &Transaction<'_>, batch: &WriteBatch, now_unix_nano: u64) -> StoreResult<()> {
     let mut statement = transaction.prepare_cached(
         "INSERT INTO outcomes (project_id, signal, outcome, count) VALUES (?1, ?2, ?3, ?4)
          ON CONFLICT (project_id, signal, outcome) DO UPDATE SET count = count + excluded.count",
@@ -514,8 +516,19 @@ fn add_outcomes(transaction: &Transaction<'_>, batch: &WriteBatch) -> StoreResul
             statement.execute(params![batch.project_id, signal, outcome, count as i64])?;
         }
     }
+    if batch.outcomes.accepted > 0 {
+        let minute_unix_nano = now_unix_nano / MINUTE_NANOS * MINUTE_NANOS;
+        transaction
+            .prepare_cached(
+                "INSERT INTO ingest_minutes (project_id, signal, minute_unix_nano, accepted) VALUES (?1, ?2, ?3, ?4)
+                 ON CONFLICT (project_id, signal, minute_unix_nano) DO UPDATE SET accepted = accepted + excluded.accepted",
+            )?
+            .execute(params![batch.project_id, signal, minute_unix_nano as i64, batch.outcomes.accepted as i64])?;
+    }
     Ok(())
 }
+
+const MINUTE_NANOS: u64 = 60_000_000_000;
 
 fn upsert_service_stats(transaction: &Transaction<'_>, services: &ServiceCounters) -> StoreResult<()> {
     let mut statement = transaction.prepare_cached(
