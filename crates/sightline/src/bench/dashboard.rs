@@ -128,6 +128,9 @@ pub async fn run(args: DashboardArgs) -> anyhow::Result<()> {
         format!("/p/{slug}/issues?status=unresolved&sort=count"),
         format!("/p/{slug}/traces"),
         format!("/p/{slug}/traces?service=checkout&status=error&range=24h"),
+        format!("/p/{slug}/sessions"),
+        format!("/p/{slug}/journeys"),
+        format!("/p/{slug}/web-vitals"),
     ];
     let issues = store.list_issues(
         project.project.id,
