@@ -30,6 +30,7 @@ use super::analytics::{NANOS_PER_HOUR, now_unix_nano, time_range};
 use super::params::{QueryParams, path_params, query_params, reject_unknown_params};
 use super::{ApiError, authorize_read, blocking};
 use crate::server::AppState;
+use crate::store::Store;
 use crate::store::analytics::JourneyTouchQuery;
 
 /// Range read when `from` is absent: 7 days before `to`.
@@ -50,17 +51,40 @@ pub(super) fn routes() -> Router<Arc<AppState>> {
 
 /// The journeys seen in a range.
 #[derive(Debug, Serialize)]
-struct JourneyList {
+pub(crate) struct JourneyList {
     /// Range start (ns since the epoch).
-    from_unix_nano: u64,
+    pub from_unix_nano: u64,
     /// Range end (ns since the epoch).
-    to_unix_nano: u64,
+    pub to_unix_nano: u64,
     /// Journeys, most sessions first.
-    journeys: Vec<JourneySummary>,
+    pub journeys: Vec<JourneySummary>,
     /// True when more than [`MAX_JOURNEYS`] journeys were seen.
-    journeys_truncated: bool,
+    pub journeys_truncated: bool,
     /// True when the range held more journey events than were read.
-    truncated: bool,
+    pub truncated: bool,
+}
+
+/// `from` and `to` of the journeys list (`to` defaults to now, `from` to 7 days before it);
+/// 400 for an unknown parameter or a bad time.
+pub(crate) fn parse_list_params(params: &QueryParams) -> Result<(u64, u64), ApiError> {
+    reject_unknown_params(params, &["from", "to"], None)?;
+    time_range(params, now_unix_nano(), DEFAULT_RANGE_NANOS)
+}
+
+/// The journeys with events in `[from, to]` (ns): a bounded read of journey events, summarized.
+/// Runs store reads: call it on the blocking pool.
+pub(crate) fn read_journey_list(
+    store: &dyn Store,
+    project_id: i64,
+    from_unix_nano: u64,
+    to_unix_nano: u64,
+) -> Result<JourneyList, ApiError> {
+    let touch_query = JourneyTouchQuery { from_unix_nano, to_unix_nano, journey_id: None, max_touches: MAX_TOUCHES };
+    let touches = store.journey_touches(project_id, &touch_query)?;
+    let mut journeys = summarize_journeys(&touches.items);
+    let journeys_truncated = journeys.len() > MAX_JOURNEYS;
+    journeys.truncate(MAX_JOURNEYS);
+    Ok(JourneyList { from_unix_nano, to_unix_nano, journeys, journeys_truncated, truncated: touches.truncated })
 }
 
 async fn list_journeys(
@@ -71,34 +95,71 @@ async fn list_journeys(
 ) -> Result<Json<JourneyList>, ApiError> {
     let params = query_params(query)?;
     let project = authorize_read(&state, &headers, path_params(path)?).await?;
-    reject_unknown_params(&params, &["from", "to"], None)?;
-    let (from_unix_nano, to_unix_nano) = time_range(&params, now_unix_nano(), DEFAULT_RANGE_NANOS)?;
+    let (from_unix_nano, to_unix_nano) = parse_list_params(&params)?;
     let store = state.store.clone();
-    let list = blocking(move || {
-        let touch_query =
-            JourneyTouchQuery { from_unix_nano, to_unix_nano, journey_id: None, max_touches: MAX_TOUCHES };
-        let touches = store.journey_touches(project.id, &touch_query)?;
-        let mut journeys = summarize_journeys(&touches.items);
-        let journeys_truncated = journeys.len() > MAX_JOURNEYS;
-        journeys.truncate(MAX_JOURNEYS);
-        Ok(JourneyList { from_unix_nano, to_unix_nano, journeys, journeys_truncated, truncated: touches.truncated })
-    })
-    .await?;
+    let list = blocking(move || read_journey_list(store.as_ref(), project.id, from_unix_nano, to_unix_nano)).await?;
     Ok(Json(list))
 }
 
 /// A journey's funnel over a range.
 #[derive(Debug, Serialize)]
-struct FunnelResponse {
+pub(crate) struct FunnelResponse {
     /// Range start (ns since the epoch).
-    from_unix_nano: u64,
+    pub from_unix_nano: u64,
     /// Range end (ns since the epoch).
-    to_unix_nano: u64,
+    pub to_unix_nano: u64,
     /// The funnel.
     #[serde(flatten)]
-    funnel: Funnel,
+    pub funnel: Funnel,
     /// True when the range held more events of the journey than were read.
-    truncated: bool,
+    pub truncated: bool,
+}
+
+/// What a funnel request asks for: the range and the explicit step order, if any.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct FunnelParams {
+    /// Range start (ns since the epoch).
+    pub from_unix_nano: u64,
+    /// Range end (ns since the epoch).
+    pub to_unix_nano: u64,
+    /// `steps=a,b,c`, in funnel order; `None` for the observed order.
+    pub steps: Option<Vec<String>>,
+}
+
+/// `from`, `to` and `steps` of a funnel request; 400 for an unknown parameter or a bad value.
+pub(crate) fn parse_funnel_params(params: &QueryParams) -> Result<FunnelParams, ApiError> {
+    reject_unknown_params(params, &["from", "to", "steps"], None)?;
+    let (from_unix_nano, to_unix_nano) = time_range(params, now_unix_nano(), DEFAULT_RANGE_NANOS)?;
+    Ok(FunnelParams { from_unix_nano, to_unix_nano, steps: parse_steps(params.get("steps"))? })
+}
+
+/// The funnel of `journey_id` over the request's range; 404 when the journey has no events
+/// with a session there. Runs store reads: call it on the blocking pool.
+pub(crate) fn read_funnel(
+    store: &dyn Store,
+    project_id: i64,
+    journey_id: &str,
+    request: &FunnelParams,
+) -> Result<FunnelResponse, ApiError> {
+    let touch_query = JourneyTouchQuery {
+        from_unix_nano: request.from_unix_nano,
+        to_unix_nano: request.to_unix_nano,
+        journey_id: Some(journey_id.to_owned()),
+        max_touches: MAX_TOUCHES,
+    };
+    let touches = store.journey_touches(project_id, &touch_query)?;
+    let funnel = compute_funnel(journey_id, &touches.items, request.steps.as_deref());
+    if funnel.sessions == 0 {
+        return Err(ApiError::not_found(format!(
+            "journey {journey_id:?} has no events with a session between from and to; list journeys with GET .../journeys"
+        )));
+    }
+    Ok(FunnelResponse {
+        from_unix_nano: request.from_unix_nano,
+        to_unix_nano: request.to_unix_nano,
+        funnel,
+        truncated: touches.truncated,
+    })
 }
 
 /// `steps=a,b,c`: step ids in funnel order, each once; `None` when absent or empty.
@@ -128,27 +189,9 @@ async fn journey_funnel(
     let params = query_params(query)?;
     let (project, journey_id) = path_params(path)?;
     let project = authorize_read(&state, &headers, project).await?;
-    reject_unknown_params(&params, &["from", "to", "steps"], None)?;
-    let (from_unix_nano, to_unix_nano) = time_range(&params, now_unix_nano(), DEFAULT_RANGE_NANOS)?;
-    let steps = parse_steps(params.get("steps"))?;
+    let request = parse_funnel_params(&params)?;
     let store = state.store.clone();
-    let response = blocking(move || {
-        let touch_query = JourneyTouchQuery {
-            from_unix_nano,
-            to_unix_nano,
-            journey_id: Some(journey_id.clone()),
-            max_touches: MAX_TOUCHES,
-        };
-        let touches = store.journey_touches(project.id, &touch_query)?;
-        let funnel = compute_funnel(&journey_id, &touches.items, steps.as_deref());
-        if funnel.sessions == 0 {
-            return Err(ApiError::not_found(format!(
-                "journey {journey_id:?} has no events with a session between from and to; list journeys with GET .../journeys"
-            )));
-        }
-        Ok(FunnelResponse { from_unix_nano, to_unix_nano, funnel, truncated: touches.truncated })
-    })
-    .await?;
+    let response = blocking(move || read_funnel(store.as_ref(), project.id, &journey_id, &request)).await?;
     Ok(Json(response))
 }
 

@@ -3,7 +3,7 @@
 //! Every project route authenticates a key with read scope that belongs to the project in the
 //! path (slug or id). Errors are JSON `{"error": {"code", "message"}}` with the matching status.
 
-mod analytics;
+pub(crate) mod analytics;
 mod cross_project;
 pub(crate) mod databases;
 pub(crate) mod destinations;
@@ -12,7 +12,7 @@ mod events;
 pub(crate) mod health;
 pub(crate) mod issues;
 mod jobs;
-mod journeys;
+pub(crate) mod journeys;
 mod logs;
 mod metrics;
 pub(crate) mod params;
@@ -22,13 +22,13 @@ mod prometheus_view;
 mod series;
 pub(crate) mod service_map;
 pub(crate) mod services;
-mod sessions;
+pub(crate) mod sessions;
 mod sourcemaps;
 pub(crate) mod system;
 #[cfg(test)]
 mod tests;
 pub(crate) mod traces;
-mod web_vitals;
+pub(crate) mod web_vitals;
 
 use std::sync::Arc;
 

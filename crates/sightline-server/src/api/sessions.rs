@@ -45,6 +45,32 @@ fn parse_has_errors(params: &QueryParams) -> Result<Option<bool>, ApiError> {
     }
 }
 
+/// The session list's filters (`user, from, to, has_errors, limit ≤ 1000 (50), cursor`), as
+/// the list endpoint and the dashboard's session list read them; 400 for an unknown parameter
+/// or a bad value.
+pub(crate) fn parse_session_query(params: &QueryParams) -> Result<SessionQuery, ApiError> {
+    reject_unknown_params(params, &["user", "from", "to", "has_errors", "limit", "cursor"], None)?;
+    let non_empty = |name: &str| params.get(name).filter(|value| !value.is_empty()).cloned();
+    Ok(SessionQuery {
+        user: non_empty("user"),
+        from_unix_nano: parse_time("from", params.get("from"))?,
+        to_unix_nano: parse_time("to", params.get("to"))?,
+        has_errors: parse_has_errors(params)?,
+        limit: parse_limit(params, 50, 1000)?,
+        cursor: non_empty("cursor"),
+    })
+}
+
+/// One session's timeline paging (`limit ≤ 5000 (1000), cursor`), as the session endpoint and
+/// the dashboard's session page read it; 400 for an unknown parameter or a bad limit.
+pub(crate) fn parse_timeline_query(params: &QueryParams) -> Result<TimelineQuery, ApiError> {
+    reject_unknown_params(params, &["limit", "cursor"], None)?;
+    Ok(TimelineQuery {
+        limit: parse_limit(params, DEFAULT_TIMELINE_ENTRIES, MAX_TIMELINE_ENTRIES)?,
+        cursor: params.get("cursor").filter(|cursor| !cursor.is_empty()).cloned(),
+    })
+}
+
 async fn list_sessions(
     State(state): State<Arc<AppState>>,
     headers: HeaderMap,
@@ -52,17 +78,8 @@ async fn list_sessions(
     query: Result<Query<QueryParams>, QueryRejection>,
 ) -> Result<Json<Value>, ApiError> {
     let params = query_params(query)?;
-    reject_unknown_params(&params, &["user", "from", "to", "has_errors", "limit", "cursor"], None)?;
+    let session_query = parse_session_query(&params)?;
     let project = authorize_read(&state, &headers, path_params(path)?).await?;
-    let non_empty = |name: &str| params.get(name).filter(|value| !value.is_empty()).cloned();
-    let session_query = SessionQuery {
-        user: non_empty("user"),
-        from_unix_nano: parse_time("from", params.get("from"))?,
-        to_unix_nano: parse_time("to", params.get("to"))?,
-        has_errors: parse_has_errors(&params)?,
-        limit: parse_limit(&params, 50, 1000)?,
-        cursor: non_empty("cursor"),
-    };
     let store = state.store.clone();
     let (page, correlation) = blocking(move || {
         let page = store.list_sessions(project.id, &session_query)?;
@@ -97,13 +114,9 @@ async fn get_session(
     query: Result<Query<QueryParams>, QueryRejection>,
 ) -> Result<axum::response::Response, ApiError> {
     let params = query_params(query)?;
-    reject_unknown_params(&params, &["limit", "cursor"], None)?;
+    let timeline_query = parse_timeline_query(&params)?;
     let (project, session_id) = path_params(path)?;
     let project = authorize_read(&state, &headers, project).await?;
-    let timeline_query = TimelineQuery {
-        limit: parse_limit(&params, DEFAULT_TIMELINE_ENTRIES, MAX_TIMELINE_ENTRIES)?,
-        cursor: params.get("cursor").filter(|cursor| !cursor.is_empty()).cloned(),
-    };
     let store = state.store.clone();
     let project_id = project.id;
     let slug = project.slug.clone();

@@ -7,7 +7,9 @@
 //! {"from_unix_nano", "to_unix_nano", "page": null, "percentile": 75,
 //!  "pages": [{"page": "/checkout",
 //!             "vitals": {"lcp": {"p75": 2300.0, "unit": "ms", "rating": "good", "samples": 12,
-//!                                "event_samples": 10, "metric_samples": 2}, "cls": {...}},
+//!                                "event_samples": 10, "metric_samples": 2,
+//!                                "shares": {"good": 0.8, "needs_improvement": 0.15, "poor": 0.05}},
+//!                        "cls": {...}},
 //!             "legacy": {"fid": {...}}}],
 //!  "overall": {"vitals": {...}, "legacy": {...}},
 //!  "metrics": [{"name": "web_vitals.lcp", "vital": "lcp", "unit": "s", "observations": 40}],
@@ -56,49 +58,49 @@ pub(super) fn routes() -> Router<Arc<AppState>> {
 
 /// A metric read as a web vital.
 #[derive(Debug, Clone, PartialEq, Serialize)]
-struct VitalMetric {
+pub(crate) struct VitalMetric {
     /// Metric name.
-    name: String,
+    pub name: String,
     /// The vital it holds (`lcp`, ...).
-    vital: &'static str,
+    pub vital: &'static str,
     /// Its UCUM unit as sent.
-    unit: String,
+    pub unit: String,
     /// Observations it added in the range (histogram counts, gauge points).
-    observations: u64,
+    pub observations: u64,
 }
 
 /// A metric named like a web vital that was not read, and why.
 #[derive(Debug, Clone, PartialEq, Serialize)]
-struct IgnoredMetric {
+pub(crate) struct IgnoredMetric {
     /// Metric name.
-    name: String,
+    pub name: String,
     /// Why.
-    reason: String,
+    pub reason: String,
 }
 
 /// The response.
 #[derive(Debug, Serialize)]
-struct WebVitalsResponse {
+pub(crate) struct WebVitalsResponse {
     /// Range start (ns since the epoch).
-    from_unix_nano: u64,
+    pub from_unix_nano: u64,
     /// Range end (ns since the epoch).
-    to_unix_nano: u64,
+    pub to_unix_nano: u64,
     /// The `page` filter, if any.
-    page: Option<String>,
+    pub page: Option<String>,
     /// The percentile reported and rated (75).
-    percentile: u32,
+    pub percentile: u32,
     /// Pages, most observations first.
-    pages: Vec<PageReport>,
+    pub pages: Vec<PageReport>,
     /// All pages together.
-    overall: VitalsReport,
+    pub overall: VitalsReport,
     /// Metrics read as web vitals.
-    metrics: Vec<VitalMetric>,
+    pub metrics: Vec<VitalMetric>,
     /// Web-vital-like metrics not read.
-    ignored_metrics: Vec<IgnoredMetric>,
+    pub ignored_metrics: Vec<IgnoredMetric>,
     /// True when more than [`MAX_PAGES`] pages had observations.
-    pages_truncated: bool,
+    pub pages_truncated: bool,
     /// True when a read limit left observations out.
-    truncated: bool,
+    pub truncated: bool,
 }
 
 /// What the metrics added.
@@ -166,6 +168,58 @@ fn read_vital_metrics(
     Ok(read)
 }
 
+/// The web-vitals request: range (`to` defaults to now, `from` to 7 days before it) and the
+/// `page` filter; 400 for an unknown parameter or a bad time.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct VitalsParams {
+    /// Range start (ns since the epoch).
+    pub from_unix_nano: u64,
+    /// Range end (ns since the epoch).
+    pub to_unix_nano: u64,
+    /// Only this page path.
+    pub page: Option<String>,
+}
+
+/// Reads `from`, `to` and `page`; 400 for an unknown parameter or a bad time.
+pub(crate) fn parse_vitals_params(params: &QueryParams) -> Result<VitalsParams, ApiError> {
+    reject_unknown_params(params, &["from", "to", "page"], None)?;
+    let (from_unix_nano, to_unix_nano) = time_range(params, now_unix_nano(), DEFAULT_RANGE_NANOS)?;
+    let page = params.get("page").filter(|page| !page.is_empty()).cloned();
+    Ok(VitalsParams { from_unix_nano, to_unix_nano, page })
+}
+
+/// The web vitals per page of a range from `performance` events and web-vital metrics (bounded
+/// reads; CPU work too): call it on the blocking pool.
+pub(crate) fn read_web_vitals(
+    store: &dyn Store,
+    project_id: i64,
+    request: &VitalsParams,
+) -> StoreResult<WebVitalsResponse> {
+    let VitalsParams { from_unix_nano, to_unix_nano, page } = request.clone();
+    let mut vitals = VitalsByPage::default();
+    let samples = store.performance_samples(project_id, from_unix_nano, to_unix_nano, MAX_EVENT_SAMPLES)?;
+    vitals.add_performance_samples(&samples.items, page.as_deref());
+    let window = MetricWindow {
+        from_unix_nano,
+        to_unix_nano,
+        complete_from_unix_nano: from_unix_nano.saturating_sub(LOOKBACK_NANOS),
+    };
+    let metrics = read_vital_metrics(store, project_id, window, page.as_deref(), &mut vitals)?;
+    let (pages, overall, pages_truncated) = vitals.report(MAX_PAGES);
+    Ok(WebVitalsResponse {
+        from_unix_nano,
+        to_unix_nano,
+        page,
+        percentile: (RATED_QUANTILE * 100.0).round() as u32,
+        pages,
+        overall,
+        metrics: metrics.used,
+        ignored_metrics: metrics.ignored,
+        pages_truncated,
+        truncated: samples.truncated || metrics.truncated,
+    })
+}
+
 async fn web_vitals(
     State(state): State<Arc<AppState>>,
     headers: HeaderMap,
@@ -174,35 +228,9 @@ async fn web_vitals(
 ) -> Result<Json<WebVitalsResponse>, ApiError> {
     let params = query_params(query)?;
     let project = authorize_read(&state, &headers, path_params(path)?).await?;
-    reject_unknown_params(&params, &["from", "to", "page"], None)?;
-    let (from_unix_nano, to_unix_nano) = time_range(&params, now_unix_nano(), DEFAULT_RANGE_NANOS)?;
-    let page = params.get("page").filter(|page| !page.is_empty()).cloned();
+    let request = parse_vitals_params(&params)?;
     let store = state.store.clone();
     // Reading and the math both run on the blocking pool: many samples are CPU work.
-    let response = blocking(move || {
-        let mut vitals = VitalsByPage::default();
-        let samples = store.performance_samples(project.id, from_unix_nano, to_unix_nano, MAX_EVENT_SAMPLES)?;
-        vitals.add_performance_samples(&samples.items, page.as_deref());
-        let window = MetricWindow {
-            from_unix_nano,
-            to_unix_nano,
-            complete_from_unix_nano: from_unix_nano.saturating_sub(LOOKBACK_NANOS),
-        };
-        let metrics = read_vital_metrics(store.as_ref(), project.id, window, page.as_deref(), &mut vitals)?;
-        let (pages, overall, pages_truncated) = vitals.report(MAX_PAGES);
-        Ok(WebVitalsResponse {
-            from_unix_nano,
-            to_unix_nano,
-            page,
-            percentile: (RATED_QUANTILE * 100.0).round() as u32,
-            pages,
-            overall,
-            metrics: metrics.used,
-            ignored_metrics: metrics.ignored,
-            pages_truncated,
-            truncated: samples.truncated || metrics.truncated,
-        })
-    })
-    .await?;
+    let response = blocking(move || Ok(read_web_vitals(store.as_ref(), project.id, &request)?)).await?;
     Ok(Json(response))
 }

@@ -349,8 +349,7 @@ fn latest_event(project: &Project, latest: &StoredErrorEvent) -> Markup {
                     li { a href=(format!("/p/{slug}/traces/{trace_id}")) { "View the trace " code { (trace_id.to_string()) } } }
                 }
                 @if let Some(session_id) = &context.session_id {
-                    // The session page comes with the sessions section (issue 7, item 6); until then the id.
-                    li { "Session " code { (session_id) } }
+                    li { a href=(super::sessions::session_url(&project.slug, session_id)) { "View the session " code { (session_id) } } }
                 }
                 @if let Some(user) = &context.user_id { li { "User " code { (user) } } }
                 @if let Some(url) = &context.url { li { "URL " code { (url) } } }

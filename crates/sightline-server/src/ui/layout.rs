@@ -36,6 +36,12 @@ pub enum Section {
     Performance,
     /// `/p/{project}/settings...`.
     Settings,
+    /// `/p/{project}/sessions...`.
+    Sessions,
+    /// `/p/{project}/journeys...`.
+    Journeys,
+    /// `/p/{project}/web-vitals`.
+    WebVitals,
 }
 
 impl Section {
@@ -47,6 +53,9 @@ impl Section {
             Section::Traces => "traces",
             Section::Performance => "performance",
             Section::Settings => "settings",
+            Section::Sessions => "sessions",
+            Section::Journeys => "journeys",
+            Section::WebVitals => "web-vitals",
         }
     }
 
@@ -58,11 +67,23 @@ impl Section {
             Section::Traces => format!("/p/{}/traces", url_encode(project_slug)),
             Section::Performance => format!("/p/{}/services", url_encode(project_slug)),
             Section::Settings => format!("/p/{}/settings", url_encode(project_slug)),
+            Section::Sessions => format!("/p/{}/sessions", url_encode(project_slug)),
+            Section::Journeys => format!("/p/{}/journeys", url_encode(project_slug)),
+            Section::WebVitals => format!("/p/{}/web-vitals", url_encode(project_slug)),
         }
     }
 
     fn parse(key: &str) -> Option<Self> {
-        [Section::Overview, Section::Issues, Section::Traces, Section::Performance, Section::Settings]
+        [
+            Section::Overview,
+            Section::Issues,
+            Section::Traces,
+            Section::Performance,
+            Section::Sessions,
+            Section::Journeys,
+            Section::WebVitals,
+            Section::Settings,
+        ]
             .into_iter()
             .find(|section| section.key() == key)
     }
@@ -99,6 +120,9 @@ pub fn page(viewer: &Viewer, section: Section, project: Option<&Project>, title:
                                 li { a href=(Section::Issues.landing(slug)) aria-current=[(section == Section::Issues).then_some("page")] { "Errors" } }
                                 li { a href=(Section::Traces.landing(slug)) aria-current=[(section == Section::Traces).then_some("page")] { "Traces" } }
                                 li { a href=(Section::Performance.landing(slug)) aria-current=[(section == Section::Performance).then_some("page")] { "Performance" } }
+                                li { a href=(Section::Sessions.landing(slug)) aria-current=[(section == Section::Sessions).then_some("page")] { "Sessions" } }
+                                li { a href=(Section::Journeys.landing(slug)) aria-current=[(section == Section::Journeys).then_some("page")] { "Journeys" } }
+                                li { a href=(Section::WebVitals.landing(slug)) aria-current=[(section == Section::WebVitals).then_some("page")] { "Web vitals" } }
                                 li { a href=(Section::Settings.landing(slug)) aria-current=[(section == Section::Settings).then_some("page")] { "Settings" } }
                             }
                         }

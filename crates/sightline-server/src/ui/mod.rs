@@ -15,27 +15,34 @@
 //!   ([`service_map`])
 //! - `/p/{project}/settings/...`: retention and sampling, API keys, privacy, destinations
 //!   ([`settings`])
+//! - `GET /p/{project}/sessions`, `GET /p/{project}/sessions/{session_id}` ([`sessions`])
+//! - `GET /p/{project}/journeys`, `GET /p/{project}/journeys/{journey_id}` ([`journeys`])
+//! - `GET /p/{project}/web-vitals` ([`web_vitals`])
 //! - `GET /static/{file}` embedded CSS / JS, cached by browsers for a day
 //!
 //! Filters live in the query string with the same names as the REST API's, so a page's URL is
 //! shareable and maps one to one to an `/api/v1` call.
 
 mod charts;
+mod charts_product;
 mod charts_series;
 mod databases;
 mod endpoint;
 mod format;
 mod issues;
+mod journeys;
 mod layout;
 mod overview;
 mod performance;
 mod service_map;
 mod session;
+mod sessions;
 mod settings;
 mod sign_in;
 pub mod sign_in_limits;
 mod system;
 mod traces;
+mod web_vitals;
 
 use std::sync::Arc;
 
@@ -128,6 +135,9 @@ pub fn routes() -> Router<Arc<AppState>> {
         .merge(traces::routes())
         .merge(performance::routes())
         .merge(settings::routes())
+        .merge(sessions::routes())
+        .merge(journeys::routes())
+        .merge(web_vitals::routes())
 }
 
 /// The dashboard's stylesheet and script, embedded at compile time.

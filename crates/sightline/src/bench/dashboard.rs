@@ -132,6 +132,9 @@ pub async fn run(args: DashboardArgs) -> anyhow::Result<()> {
         format!("/p/{slug}/settings/keys"),
         format!("/p/{slug}/settings/privacy"),
         format!("/p/{slug}/settings/destinations"),
+        format!("/p/{slug}/sessions"),
+        format!("/p/{slug}/journeys"),
+        format!("/p/{slug}/web-vitals"),
     ];
     let issues = store.list_issues(
         project.project.id,

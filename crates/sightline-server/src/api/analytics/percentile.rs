@@ -171,6 +171,19 @@ impl Distribution {
         breakpoints.last().copied()
     }
 
+    /// The share (0..=1) of observations at or below `x`, by the module's `F(x)`: exact samples
+    /// count whole, histogram buckets spread evenly (the `+Inf` bucket is never at or below a
+    /// finite `x`); `None` without observations.
+    pub(crate) fn share_at_or_below(&self, x: f64) -> Option<f64> {
+        let total = self.count();
+        if total == 0 {
+            return None;
+        }
+        let samples = self.samples.iter().filter(|sample| **sample <= x).count() as f64;
+        let mass = histogram_mass_at_or_below(&self.finite_buckets(), x);
+        Some(((samples + mass) / total as f64).clamp(0.0, 1.0))
+    }
+
     /// Buckets as `(lower, upper, count)` with finite upper bounds; the lowest starts at 0 (or
     /// at its own bound when that is ≤ 0). The `+Inf` bucket's mass is never reached by a
     /// finite `x`, so it is left out here and only counts in the total.
@@ -299,6 +312,18 @@ mod tests {
         let mut outlier = samples(&[100.0]);
         outlier.add_buckets(&[(10.0, 1), (f64::INFINITY, 0)]);
         assert_close(outlier.quantile(1.0), 100.0);
+    }
+
+    #[test]
+    fn shares_count_samples_whole_and_spread_buckets() {
+        let mut distribution = samples(&[1.0, 2.0, 3.0, 4.0]);
+        assert_eq!(distribution.share_at_or_below(2.0), Some(0.5), "a sample at x counts");
+        assert_eq!(distribution.share_at_or_below(0.5), Some(0.0));
+        // 2 observations in (0, 2] and 4 in (2, 8]: at 5, the 4 samples, both of the first
+        // bucket and half of the second: 8 of 10.
+        distribution.add_buckets(&[(2.0, 2), (8.0, 4), (f64::INFINITY, 0)]);
+        assert_eq!(distribution.share_at_or_below(5.0), Some(0.8));
+        assert_eq!(Distribution::default().share_at_or_below(1.0), None);
     }
 
     #[test]

@@ -266,6 +266,31 @@ pub(crate) struct VitalReport {
     pub event_samples: u64,
     /// Of those, from metric points (histogram observations or gauge points).
     pub metric_samples: u64,
+    /// How the observations themselves rate, as shares of `samples`.
+    pub shares: RatingShares,
+}
+
+/// Shares (0..=1, summing to 1) of a vital's observations rated good, needs-improvement and
+/// poor by [`Vital::thresholds`] (histogram buckets spread evenly, see [`super::percentile`]).
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub(crate) struct RatingShares {
+    /// At or under the good threshold.
+    pub good: f64,
+    /// Between the thresholds.
+    pub needs_improvement: f64,
+    /// Over the poor threshold.
+    pub poor: f64,
+}
+
+impl RatingShares {
+    /// The shares of `distribution` for `vital`; all zero without observations.
+    fn of(vital: Vital, distribution: &Distribution) -> Self {
+        let (good_up_to, poor_above) = vital.thresholds();
+        let good = distribution.share_at_or_below(good_up_to).unwrap_or(0.0);
+        let not_poor = distribution.share_at_or_below(poor_above).unwrap_or(0.0).max(good);
+        let poor = if distribution.count() == 0 { 0.0 } else { 1.0 - not_poor };
+        Self { good, needs_improvement: not_poor - good, poor }
+    }
 }
 
 /// The vitals of one page (or of all pages).
@@ -404,6 +429,7 @@ fn report_of(vitals: &BTreeMap<Vital, VitalObservations>) -> VitalsReport {
             samples: observations.event_samples + observations.metric_samples,
             event_samples: observations.event_samples,
             metric_samples: observations.metric_samples,
+            shares: RatingShares::of(*vital, &observations.distribution),
         };
         let section = if vital.is_legacy() { &mut report.legacy } else { &mut report.vitals };
         section.insert(vital.key(), vital_report);
@@ -535,6 +561,8 @@ mod tests {
         assert_eq!(pages[0].page.as_deref(), Some("/checkout"));
         let lcp = &pages[0].report.vitals["lcp"];
         assert_eq!((lcp.p75, lcp.rating, lcp.samples, lcp.unit), (3_000.0, Rating::NeedsImprovement, 4, "ms"));
+        // 1 s and 2 s are good (≤ 2.5 s), 3 s needs improvement, 5 s is poor (> 4 s).
+        assert_eq!(lcp.shares, RatingShares { good: 0.5, needs_improvement: 0.25, poor: 0.25 });
         assert_eq!(pages[1].report.legacy["fid"].p75, 50.0);
         assert!(!pages[1].report.vitals.contains_key("fid"));
         assert_eq!(pages[1].report.vitals["cls"].rating, Rating::Poor);

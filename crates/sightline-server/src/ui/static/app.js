@@ -26,4 +26,17 @@ document.addEventListener("DOMContentLoaded", () => {
     select.addEventListener("pointerdown", () => { pointer = true; });
     select.addEventListener("change", () => { if (pointer) select.form.requestSubmit(); pointer = false; });
   }
+  // Lists marked data-keynav (the session timeline): ↑ ↓ / k j / Home End move between entries.
+  for (const list of document.querySelectorAll("[data-keynav]")) {
+    list.addEventListener("keydown", (event) => {
+      const steps = { ArrowDown: 1, j: 1, ArrowUp: -1, k: -1, Home: -Infinity, End: Infinity };
+      if (!(event.key in steps) || event.altKey || event.ctrlKey || event.metaKey) return;
+      const entries = [...list.children];
+      const current = entries.findIndex((entry) => entry.contains(document.activeElement));
+      if (current < 0) return;
+      const target = Math.max(0, Math.min(entries.length - 1, current + steps[event.key]));
+      const focus = entries[target].matches("[data-entry-focus]") ? entries[target] : entries[target].querySelector("[data-entry-focus]");
+      if (focus) { event.preventDefault(); focus.focus(); }
+    });
+  }
 });
