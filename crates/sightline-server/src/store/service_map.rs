@@ -231,12 +231,12 @@ impl CallPairing {
     pub fn observe(&mut self, project_id: i64, halves: &[CallHalf], now_unix_nano: u64, edges: &mut EdgeTally) {
         for half in halves {
             let key = (project_id, half.trace_id, half.call_id);
-            let waiting = match self.index.get(&key).copied() {
+            let earlier = match self.index.get(&key).copied() {
                 Some(sequence) => self.take(sequence),
                 None => Waiting::Gone,
             };
-            let arriving = match (&half.side, waiting) {
-                (CallSide::Client { virtual_callee, start_unix_nano, duration_nanos }, waiting) => {
+            let arriving = match (&half.side, earlier) {
+                (CallSide::Client { virtual_callee, start_unix_nano, duration_nanos }, earlier) => {
                     let client = ClientHalf {
                         service: half.service.clone(),
                         virtual_callee: virtual_callee.clone(),
@@ -244,7 +244,7 @@ impl CallPairing {
                         duration_nanos: *duration_nanos,
                         error: half.error,
                     };
-                    if let Waiting::Server(server) = waiting {
+                    if let Waiting::Server(server) = earlier {
                         self.index.remove(&key);
                         add_call(edges, project_id, &client, server.service, false, server.error);
                         continue;
@@ -258,7 +258,9 @@ impl CallPairing {
                     add_call(edges, project_id, &client, half.service.clone(), false, half.error);
                     continue;
                 }
-                (CallSide::Server, _) => Waiting::Server(ServerHalf { service: half.service.clone(), error: half.error }),
+                (CallSide::Server, _) => {
+                    Waiting::Server(ServerHalf { service: half.service.clone(), error: half.error })
+                }
             };
             let sequence = self.first_sequence + self.arrivals.len() as u64;
             self.arrivals.push_back(Arrival { seen_at: now_unix_nano, key, half: arriving });
@@ -286,9 +288,10 @@ impl CallPairing {
     /// Takes the half out of the slot with this sequence number (leaving `Gone`); the index
     /// entry is the caller's to update.
     fn take(&mut self, sequence: u64) -> Waiting {
-        let Some(slot) = sequence.checked_sub(self.first_sequence).and_then(|offset| {
-            usize::try_from(offset).ok().and_then(|offset| self.arrivals.get_mut(offset))
-        }) else {
+        let Some(slot) = sequence
+            .checked_sub(self.first_sequence)
+            .and_then(|offset| usize::try_from(offset).ok().and_then(|offset| self.arrivals.get_mut(offset)))
+        else {
             return Waiting::Gone;
         };
         std::mem::replace(&mut slot.half, Waiting::Gone)
@@ -467,6 +470,55 @@ mod tests {
         let web_cart = rollups.values().find(|edge| edge.key.caller == "web").expect("edge");
         let p50 = web_cart.durations.quantile_nanos(0.5).expect("a duration");
         assert!((p50 - 8_000_000.0).abs() <= 80_000.0, "the client's 8 ms within 1 %: {p50}");
+    }
+
+    #[test]
+    fn paired_halves_do_not_grow_the_ring_and_renumbered_halves_still_pair_and_expire() {
+        let mut pairing = CallPairing::default();
+        let mut edges = EdgeTally::default();
+        // A lone client first: it holds the ring's front for the whole wait.
+        let lone = span(kind::CLIENT, 1, None, 2, &[("peer.service", "stripe")]);
+        pairing.observe(1, &call_halves(&batch("web", vec![lone])), NOW, &mut edges);
+        // Then calls that pair at once, a thousand clients then their servers at a time.
+        let pairs = 3 * COMPACT_SLACK as u64;
+        for chunk_start in (0..pairs).step_by(1000) {
+            let ids = chunk_start..(chunk_start + 1000).min(pairs);
+            let clients = ids
+                .clone()
+                .map(|index| {
+                    let mut client = span(kind::CLIENT, 2, None, 1, &[("peer.service", "cart")]);
+                    client.span_id = SpanId((index + 1_000).to_be_bytes());
+                    client
+                })
+                .collect();
+            let servers = ids
+                .map(|index| {
+                    let mut server = span(kind::SERVER, 3, None, 1, &[]);
+                    server.parent_span_id = Some(SpanId((index + 1_000).to_be_bytes()));
+                    server
+                })
+                .collect();
+            pairing.observe(1, &call_halves(&batch("web", clients)), NOW, &mut edges);
+            pairing.observe(1, &call_halves(&batch("cart", servers)), NOW, &mut edges);
+        }
+        assert_eq!(pairing.pending(), 1, "only the lone client waits");
+        assert!(pairing.arrivals.len() <= 2 + COMPACT_SLACK + 1000, "ring compacted: {}", pairing.arrivals.len());
+        // A second lone client, then the first one's server: found through the renumbered index.
+        let second = span(kind::CLIENT, 4, None, 2, &[("peer.service", "stripe")]);
+        pairing.observe(1, &call_halves(&batch("web", vec![second])), NOW + 1, &mut edges);
+        let late_server = span(kind::SERVER, 5, Some(1), 1, &[]);
+        pairing.observe(1, &call_halves(&batch("payments", vec![late_server])), NOW + 2, &mut edges);
+        assert_eq!(pairing.pending(), 1);
+        pairing.expire(NOW + 1 + PAIRING_WAIT_NANOS, &mut edges);
+        assert_eq!(pairing.pending(), 0);
+        assert_eq!(
+            calls(&edges),
+            [
+                ("web".into(), "cart".into(), false, pairs, 0),
+                ("web".into(), "payments".into(), false, 1, 0),
+                ("web".into(), "stripe".into(), true, 1, 0),
+            ]
+        );
     }
 
     #[test]
