@@ -105,6 +105,26 @@ impl Accumulated {
             .map_err(|error| ApiError::from(crate::store::StoreError::Database(error.to_string())))
     }
 
+    /// Adds a cell accumulated with [`Accumulated::add`]: everything `add` keeps (the first
+    /// method and route, counts, status classes and codes, the sketch; the slowest requests when
+    /// tracked).
+    fn add_cell(&mut self, cell: &Accumulated) -> Result<(), ApiError> {
+        if self.method.is_empty() && self.route.is_empty() {
+            self.method.clone_from(&cell.method);
+            self.route.clone_from(&cell.route);
+        }
+        for (class, count) in &cell.status_classes {
+            *self.status_classes.entry(class).or_default() += count;
+        }
+        for (code, count) in &cell.status_codes {
+            *self.status_codes.entry(*code).or_default() += count;
+        }
+        if self.track_slowest {
+            merge_slowest(&mut self.slowest, &cell.slowest, SLOWEST_KEPT);
+        }
+        self.add_accumulated(cell)
+    }
+
     fn quantile_ms(&self, q: f64) -> Value {
         json!(self.durations.quantile_nanos(q).map(nanos_to_ms))
     }
@@ -200,6 +220,12 @@ pub(super) fn range_start(params: &QueryParams, now_unix_nano: u64) -> Result<u6
     Ok(now_unix_nano.saturating_sub(range) / NANOS_PER_MINUTE * NANOS_PER_MINUTE)
 }
 
+/// Start of the series bucket holding `from_unix_nano`.
+fn series_first_bucket(from_unix_nano: u64, bucket_seconds: u64) -> u64 {
+    let width = bucket_seconds * 1_000_000_000;
+    from_unix_nano / width * width
+}
+
 /// Per-bucket requests, errors and p50 / p95 / p99 from `from` to `to`, empty buckets included.
 fn series(
     rollups: &[EndpointRollup],
@@ -208,22 +234,27 @@ fn series(
     bucket_seconds: u64,
 ) -> Result<Value, ApiError> {
     let width = bucket_seconds * 1_000_000_000;
-    let first = from_unix_nano / width * width;
-    let count = ((to_unix_nano.saturating_sub(first)) / width + 1) as usize;
-    let mut buckets: Vec<Accumulated> = vec![Accumulated::default(); count];
+    let first = series_first_bucket(from_unix_nano, bucket_seconds);
+    let mut buckets: BTreeMap<u64, Accumulated> = BTreeMap::new();
     for rollup in rollups {
-        let index = (rollup.bucket_start_unix_nano.saturating_sub(first) / width) as usize;
-        if let Some(bucket) = buckets.get_mut(index) {
-            bucket.add(rollup)?;
-        }
+        let index = rollup.bucket_start_unix_nano.saturating_sub(first) / width;
+        buckets.entry(index).or_default().add(rollup)?;
     }
-    Ok(Value::Array(
-        buckets
-            .iter()
-            .enumerate()
-            .map(|(index, bucket)| {
+    Ok(series_json(&buckets, first, to_unix_nano, bucket_seconds))
+}
+
+/// The series array: one entry per bucket from `first` through the one holding `to`, from
+/// `buckets` by bucket index (absent = empty; indexes past `to` are left out).
+fn series_json(buckets: &BTreeMap<u64, Accumulated>, first: u64, to_unix_nano: u64, bucket_seconds: u64) -> Value {
+    let width = bucket_seconds * 1_000_000_000;
+    let count = to_unix_nano.saturating_sub(first) / width + 1;
+    let empty = Accumulated::default();
+    Value::Array(
+        (0..count)
+            .map(|index| {
+                let bucket = buckets.get(&index).unwrap_or(&empty);
                 json!({
-                    "start_unix_nano": first + index as u64 * width,
+                    "start_unix_nano": first + index * width,
                     "requests": bucket.requests,
                     "errors": bucket.errors,
                     "p50_ms": bucket.quantile_ms(0.5),
@@ -232,7 +263,7 @@ fn series(
                 })
             })
             .collect(),
-    ))
+    )
 }
 
 /// 404 unless the project has seen the service.
@@ -276,7 +307,7 @@ pub(crate) fn performance_response(
         from_unix_nano: range.from_unix_nano,
         to_unix_nano: range.to_unix_nano,
     };
-    let mut rollups = state.store.endpoint_rollups(project_id, &query)?;
+    let mut rollups = state.store.endpoint_rollup_sketches(project_id, &query)?;
     let environments: std::collections::BTreeSet<String> =
         rollups.iter().map(|rollup| rollup.key.environment.clone()).collect();
     if let Some(environment) = &range.environment {
@@ -301,7 +332,7 @@ pub(crate) fn services_summary(
         from_unix_nano: range.from_unix_nano,
         to_unix_nano: range.to_unix_nano,
     };
-    let rollups = state.store.endpoint_rollups(project_id, &query)?;
+    let rollups = state.store.endpoint_rollup_sketches(project_id, &query)?;
     let range_minutes = range_minutes(range);
     let mut environments = std::collections::BTreeSet::new();
     let mut by_service: BTreeMap<&str, Accumulated> = BTreeMap::new();
@@ -343,9 +374,22 @@ fn summary_json(total: &Accumulated, range_minutes: f64) -> Value {
 fn performance_body(service: &str, range: &RangeParams, rollups: &[EndpointRollup]) -> Result<Value, ApiError> {
     let range_nanos = range.to_unix_nano - range.from_unix_nano;
     let range_minutes = range_minutes(range);
-    let mut by_operation: BTreeMap<&str, Accumulated> = BTreeMap::new();
+    let bucket_seconds = bucket_seconds_for(range_nanos);
+    let series_first = series_first_bucket(range.from_unix_nano, bucket_seconds);
+    let width = bucket_seconds * 1_000_000_000;
+    // Each row is merged once, into its (operation, series bucket) cell; the endpoint table and
+    // the series then merge those cells — for 7 days at most 169 per operation — instead of
+    // every row twice (a sketch merge walks the row's bins).
+    let mut cells: BTreeMap<(&str, u64), Accumulated> = BTreeMap::new();
     for rollup in rollups {
-        by_operation.entry(rollup.key.operation.as_str()).or_default().add(rollup)?;
+        let index = rollup.bucket_start_unix_nano.saturating_sub(series_first) / width;
+        cells.entry((rollup.key.operation.as_str(), index)).or_default().add(rollup)?;
+    }
+    let mut by_operation: BTreeMap<&str, Accumulated> = BTreeMap::new();
+    let mut by_bucket: BTreeMap<u64, Accumulated> = BTreeMap::new();
+    for ((operation, index), cell) in &cells {
+        by_operation.entry(operation).or_default().add_cell(cell)?;
+        by_bucket.entry(*index).or_default().add_accumulated(cell)?;
     }
     // The service total merges the few per-endpoint sketches, not every row again.
     let mut total = Accumulated::default();
@@ -354,7 +398,6 @@ fn performance_body(service: &str, range: &RangeParams, rollups: &[EndpointRollu
     }
     let mut endpoints: Vec<(&str, Accumulated)> = by_operation.into_iter().collect();
     endpoints.sort_by(|left, right| right.1.requests.cmp(&left.1.requests).then(left.0.cmp(right.0)));
-    let bucket_seconds = bucket_seconds_for(range_nanos);
     Ok(json!({
         "service": service,
         "environment": range.environment,
@@ -367,7 +410,7 @@ fn performance_body(service: &str, range: &RangeParams, rollups: &[EndpointRollu
             row["operation"] = json!(operation);
             row
         }).collect::<Vec<_>>(),
-        "series": series(rollups, range.from_unix_nano, range.to_unix_nano, bucket_seconds)?,
+        "series": series_json(&by_bucket, series_first, range.to_unix_nano, bucket_seconds),
     }))
 }
 

@@ -293,6 +293,13 @@ pub trait Store: Send + Sync + 'static {
         project_id: i64,
         query: &rollups::RollupQuery,
     ) -> StoreResult<Vec<rollups::EndpointRollup>>;
+    /// Like [`Store::endpoint_rollups`] with each row's `status_codes` and `slowest` left empty:
+    /// what pages that only need counts and sketches read (it skips two JSON columns a row).
+    fn endpoint_rollup_sketches(
+        &self,
+        project_id: i64,
+        query: &rollups::RollupQuery,
+    ) -> StoreResult<Vec<rollups::EndpointRollup>>;
     /// Requests, errors and duration sums per endpoint over every stored rollup row.
     fn rollup_totals(&self, project_id: i64) -> StoreResult<Vec<rollups::RollupTotals>>;
     /// Merges up to `max_rows` 1-minute rollup rows (endpoint, then query, then job rollups) of

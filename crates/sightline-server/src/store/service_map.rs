@@ -26,6 +26,9 @@ use crate::store::rollups::DurationSketch;
 pub const PAIRING_WAIT_NANOS: u64 = 10_000_000_000;
 /// Most halves waiting at once; the oldest are expired first beyond it (memory bound).
 pub const MAX_PENDING_HALVES: usize = 200_000;
+/// Slots of paired halves the arrival ring may hold beyond twice the waiting ones before it is
+/// compacted (see `CallPairing::compact`).
+const COMPACT_SLACK: usize = 65_536;
 /// Edge rows are per minute.
 pub const EDGE_BUCKET_NANOS: u64 = 60_000_000_000;
 
@@ -91,6 +94,7 @@ pub enum CallSide {
 /// The call halves of a batch's spans, in order.
 pub fn call_halves(batch: &Batch<Span>) -> Vec<CallHalf> {
     let mut halves = Vec::new();
+    let mut callee_names = Vec::new();
     for resource_group in batch {
         let service: Arc<str> = Arc::from(resource_group.resource.service_name());
         for scope_group in &resource_group.scopes {
@@ -99,7 +103,7 @@ pub fn call_halves(batch: &Batch<Span>) -> Vec<CallHalf> {
                     kind::CLIENT | kind::PRODUCER => (
                         span.span_id,
                         CallSide::Client {
-                            virtual_callee: virtual_callee(span),
+                            virtual_callee: virtual_callee(span, &mut callee_names),
                             start_unix_nano: span.start_time_unix_nano,
                             duration_nanos: span.end_time_unix_nano.saturating_sub(span.start_time_unix_nano),
                         },
@@ -143,24 +147,54 @@ struct ServerHalf {
 /// (project, trace, the client span's id) — a server half is keyed by its parent span id.
 type HalfKey = (i64, TraceId, SpanId);
 
+/// What an arrival slot holds.
+#[derive(Debug)]
+enum Waiting {
+    Client(ClientHalf),
+    Server(ServerHalf),
+    /// Paired, or replaced by a later half with the same key.
+    Gone,
+}
+
+/// One arrival, in arrival order.
+#[derive(Debug)]
+struct Arrival {
+    seen_at: u64,
+    key: HalfKey,
+    half: Waiting,
+}
+
 /// The halves waiting for their other half (see the module docs). Owned by the single writer.
-/// Keys are random ids, so the fast non-cryptographic `rustc-hash` hasher is safe here (nothing
-/// a client chooses can make the table degrade beyond what ids it sends already could).
+///
+/// Halves live in one ring in arrival order; a hash index maps each waiting key to its ring
+/// slot (by sequence number). So a half that never pairs — most CLIENT spans to an
+/// uninstrumented callee — costs one index insert and one index removal, and expiry walks the
+/// ring's front in bulk, in the order the halves came, without a lookup to learn whether a slot
+/// is still waiting. Keys are random ids, so the fast non-cryptographic `rustc-hash` hasher is
+/// safe here (nothing a client chooses can make the table degrade beyond what ids it sends
+/// already could).
 #[derive(Debug, Default)]
 pub struct CallPairing {
-    clients: FxHashMap<HalfKey, (u64, ClientHalf)>,
-    servers: FxHashMap<HalfKey, (u64, ServerHalf)>,
-    /// Arrival order for expiry: (seen at, key, is client).
-    arrivals: VecDeque<(u64, HalfKey, bool)>,
+    /// Waiting key → sequence number of its slot in `arrivals`.
+    index: FxHashMap<HalfKey, u64>,
+    /// Arrivals, oldest first; `arrivals[i]` has sequence number `first_sequence + i`.
+    arrivals: VecDeque<Arrival>,
+    first_sequence: u64,
     /// Server halves that expired unpaired (for the record).
     unpaired_servers: u64,
 }
 
-fn virtual_callee(span: &Span) -> Option<Arc<str>> {
-    ["peer.service", "server.address", "db.system.name", "db.system", "net.peer.name"]
+fn virtual_callee(span: &Span, names: &mut Vec<Arc<str>>) -> Option<Arc<str>> {
+    let name = ["peer.service", "server.address", "db.system.name", "db.system", "net.peer.name"]
         .iter()
-        .find_map(|key| span.attributes.get_str(key).map(str::trim).filter(|value| !value.is_empty()))
-        .map(Arc::from)
+        .find_map(|key| span.attributes.get_str(key).map(str::trim).filter(|value| !value.is_empty()))?;
+    // A batch names few callees: share one allocation per name.
+    if let Some(known) = names.iter().find(|known| &***known == name) {
+        return Some(known.clone());
+    }
+    let fresh: Arc<str> = Arc::from(name);
+    names.push(fresh.clone());
+    Some(fresh)
 }
 
 /// Calls paired in one commit, by (project, caller, callee, virtual callee, minute start):
@@ -197,8 +231,12 @@ impl CallPairing {
     pub fn observe(&mut self, project_id: i64, halves: &[CallHalf], now_unix_nano: u64, edges: &mut EdgeTally) {
         for half in halves {
             let key = (project_id, half.trace_id, half.call_id);
-            match &half.side {
-                CallSide::Client { virtual_callee, start_unix_nano, duration_nanos } => {
+            let earlier = match self.index.get(&key).copied() {
+                Some(sequence) => self.take(sequence),
+                None => Waiting::Gone,
+            };
+            let arriving = match (&half.side, earlier) {
+                (CallSide::Client { virtual_callee, start_unix_nano, duration_nanos }, earlier) => {
                     let client = ClientHalf {
                         service: half.service.clone(),
                         virtual_callee: virtual_callee.clone(),
@@ -206,53 +244,91 @@ impl CallPairing {
                         duration_nanos: *duration_nanos,
                         error: half.error,
                     };
-                    match self.servers.remove(&key) {
-                        Some((_, server)) => add_call(edges, project_id, &client, server.service, false, server.error),
-                        None => {
-                            self.clients.insert(key, (now_unix_nano, client));
-                            self.arrivals.push_back((now_unix_nano, key, true));
-                        }
+                    if let Waiting::Server(server) = earlier {
+                        self.index.remove(&key);
+                        add_call(edges, project_id, &client, server.service, false, server.error);
+                        continue;
                     }
+                    // Nothing waiting, or an earlier client with the same key (a resent
+                    // span): the new one waits in its place, as a fresh arrival.
+                    Waiting::Client(client)
                 }
-                CallSide::Server => match self.clients.remove(&key) {
-                    Some((_, client)) => add_call(edges, project_id, &client, half.service.clone(), false, half.error),
-                    None => {
-                        let server = ServerHalf { service: half.service.clone(), error: half.error };
-                        self.servers.insert(key, (now_unix_nano, server));
-                        self.arrivals.push_back((now_unix_nano, key, false));
-                    }
-                },
+                (CallSide::Server, Waiting::Client(client)) => {
+                    self.index.remove(&key);
+                    add_call(edges, project_id, &client, half.service.clone(), false, half.error);
+                    continue;
+                }
+                (CallSide::Server, _) => {
+                    Waiting::Server(ServerHalf { service: half.service.clone(), error: half.error })
+                }
+            };
+            let sequence = self.first_sequence + self.arrivals.len() as u64;
+            self.arrivals.push_back(Arrival { seen_at: now_unix_nano, key, half: arriving });
+            self.index.insert(key, sequence);
+            if self.arrivals.len() > 2 * self.index.len() + COMPACT_SLACK {
+                self.compact();
             }
         }
+    }
+
+    /// Drops the `Gone` slots behind the front (paired halves wait there until the front
+    /// expires) and renumbers the waiting ones: the ring stays within twice the waiting halves
+    /// plus [`COMPACT_SLACK`], at amortized O(1) per arrival. Arrival order is kept.
+    fn compact(&mut self) {
+        let mut kept = VecDeque::with_capacity(self.index.len() + COMPACT_SLACK);
+        kept.extend(self.arrivals.drain(..).filter(|arrival| !matches!(arrival.half, Waiting::Gone)));
+        for (offset, arrival) in kept.iter().enumerate() {
+            if let Some(sequence) = self.index.get_mut(&arrival.key) {
+                *sequence = self.first_sequence + offset as u64;
+            }
+        }
+        self.arrivals = kept;
+    }
+
+    /// Takes the half out of the slot with this sequence number (leaving `Gone`); the index
+    /// entry is the caller's to update.
+    fn take(&mut self, sequence: u64) -> Waiting {
+        let Some(slot) = sequence
+            .checked_sub(self.first_sequence)
+            .and_then(|offset| usize::try_from(offset).ok().and_then(|offset| self.arrivals.get_mut(offset)))
+        else {
+            return Waiting::Gone;
+        };
+        std::mem::replace(&mut slot.half, Waiting::Gone)
     }
 
     /// Expires halves older than [`PAIRING_WAIT_NANOS`] (and the oldest beyond
     /// [`MAX_PENDING_HALVES`]): lone client spans with a peer name become calls to a virtual node.
     pub fn expire(&mut self, now_unix_nano: u64, edges: &mut EdgeTally) {
-        while let Some((seen_at, key, is_client)) = self.arrivals.front().copied() {
-            let over_capacity = self.clients.len() + self.servers.len() > MAX_PENDING_HALVES;
-            if !over_capacity && now_unix_nano.saturating_sub(seen_at) < PAIRING_WAIT_NANOS {
+        while let Some(front) = self.arrivals.front() {
+            let waiting = !matches!(front.half, Waiting::Gone);
+            let over_capacity = self.index.len() > MAX_PENDING_HALVES;
+            if waiting && !over_capacity && now_unix_nano.saturating_sub(front.seen_at) < PAIRING_WAIT_NANOS {
                 break;
             }
-            self.arrivals.pop_front();
-            if is_client {
-                // Only if this arrival is still the waiting entry (not paired, not replaced).
-                if self.clients.get(&key).is_some_and(|(at, _)| *at == seen_at)
-                    && let Some((_, client)) = self.clients.remove(&key)
-                    && let Some(peer) = client.virtual_callee.clone()
-                {
-                    add_call(edges, key.0, &client, peer, true, false);
+            let Some(arrival) = self.arrivals.pop_front() else {
+                break;
+            };
+            self.first_sequence += 1;
+            match arrival.half {
+                Waiting::Gone => {}
+                Waiting::Client(client) => {
+                    self.index.remove(&arrival.key);
+                    if let Some(peer) = client.virtual_callee.clone() {
+                        add_call(edges, arrival.key.0, &client, peer, true, false);
+                    }
                 }
-            } else if self.servers.get(&key).is_some_and(|(at, _)| *at == seen_at) {
-                self.servers.remove(&key);
-                self.unpaired_servers += 1;
+                Waiting::Server(_) => {
+                    self.index.remove(&arrival.key);
+                    self.unpaired_servers += 1;
+                }
             }
         }
     }
 
     /// Halves waiting now.
     pub fn pending(&self) -> usize {
-        self.clients.len() + self.servers.len()
+        self.index.len()
     }
 
     /// Server halves that expired without a client half so far.
@@ -394,6 +470,55 @@ mod tests {
         let web_cart = rollups.values().find(|edge| edge.key.caller == "web").expect("edge");
         let p50 = web_cart.durations.quantile_nanos(0.5).expect("a duration");
         assert!((p50 - 8_000_000.0).abs() <= 80_000.0, "the client's 8 ms within 1 %: {p50}");
+    }
+
+    #[test]
+    fn paired_halves_do_not_grow_the_ring_and_renumbered_halves_still_pair_and_expire() {
+        let mut pairing = CallPairing::default();
+        let mut edges = EdgeTally::default();
+        // A lone client first: it holds the ring's front for the whole wait.
+        let lone = span(kind::CLIENT, 1, None, 2, &[("peer.service", "stripe")]);
+        pairing.observe(1, &call_halves(&batch("web", vec![lone])), NOW, &mut edges);
+        // Then calls that pair at once, a thousand clients then their servers at a time.
+        let pairs = 3 * COMPACT_SLACK as u64;
+        for chunk_start in (0..pairs).step_by(1000) {
+            let ids = chunk_start..(chunk_start + 1000).min(pairs);
+            let clients = ids
+                .clone()
+                .map(|index| {
+                    let mut client = span(kind::CLIENT, 2, None, 1, &[("peer.service", "cart")]);
+                    client.span_id = SpanId((index + 1_000).to_be_bytes());
+                    client
+                })
+                .collect();
+            let servers = ids
+                .map(|index| {
+                    let mut server = span(kind::SERVER, 3, None, 1, &[]);
+                    server.parent_span_id = Some(SpanId((index + 1_000).to_be_bytes()));
+                    server
+                })
+                .collect();
+            pairing.observe(1, &call_halves(&batch("web", clients)), NOW, &mut edges);
+            pairing.observe(1, &call_halves(&batch("cart", servers)), NOW, &mut edges);
+        }
+        assert_eq!(pairing.pending(), 1, "only the lone client waits");
+        assert!(pairing.arrivals.len() <= 2 + COMPACT_SLACK + 1000, "ring compacted: {}", pairing.arrivals.len());
+        // A second lone client, then the first one's server: found through the renumbered index.
+        let second = span(kind::CLIENT, 4, None, 2, &[("peer.service", "stripe")]);
+        pairing.observe(1, &call_halves(&batch("web", vec![second])), NOW + 1, &mut edges);
+        let late_server = span(kind::SERVER, 5, Some(1), 1, &[]);
+        pairing.observe(1, &call_halves(&batch("payments", vec![late_server])), NOW + 2, &mut edges);
+        assert_eq!(pairing.pending(), 1);
+        pairing.expire(NOW + 1 + PAIRING_WAIT_NANOS, &mut edges);
+        assert_eq!(pairing.pending(), 0);
+        assert_eq!(
+            calls(&edges),
+            [
+                ("web".into(), "cart".into(), false, pairs, 0),
+                ("web".into(), "payments".into(), false, 1, 0),
+                ("web".into(), "stripe".into(), true, 1, 0),
+            ]
+        );
     }
 
     #[test]

@@ -677,7 +677,15 @@ impl Store for SqliteStore {
         project_id: i64,
         query: &super::rollups::RollupQuery,
     ) -> StoreResult<Vec<super::rollups::EndpointRollup>> {
-        rollups::endpoint_rollups(&*self.reader()?, project_id, query)
+        rollups::endpoint_rollups(&*self.reader()?, project_id, query, rollups::RollupColumns::All)
+    }
+
+    fn endpoint_rollup_sketches(
+        &self,
+        project_id: i64,
+        query: &super::rollups::RollupQuery,
+    ) -> StoreResult<Vec<super::rollups::EndpointRollup>> {
+        rollups::endpoint_rollups(&*self.reader()?, project_id, query, rollups::RollupColumns::CountsAndSketches)
     }
 
     fn rollup_totals(&self, project_id: i64) -> StoreResult<Vec<super::rollups::RollupTotals>> {

@@ -23,6 +23,10 @@ type RowKey = (i64, EndpointKey, u64, u32);
 const COLUMNS: &str = "service_name, environment, operation, method, route, status_class, bucket_start_unix_nano,
     bucket_seconds, request_count, error_count, status_codes, duration_sketch, slowest";
 
+/// [`COLUMNS`] without the JSON ones (see [`RollupColumns::CountsAndSketches`]).
+const SKETCH_COLUMNS: &str = "service_name, environment, operation, method, route, status_class,
+    bucket_start_unix_nano, bucket_seconds, request_count, error_count, duration_sketch";
+
 /// Merges every batch's rollup deltas into the stored rows, once per row. Call inside the
 /// commit's transaction.
 pub(super) fn merge_rollups(transaction: &Transaction<'_>, batches: &[WriteBatch]) -> StoreResult<()> {
@@ -158,29 +162,94 @@ fn row_to_rollup(row: &rusqlite::Row<'_>) -> rusqlite::Result<StoreResult<Endpoi
     }))
 }
 
+/// Which columns a range read decodes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum RollupColumns {
+    /// Everything, as stored.
+    All,
+    /// Counts and sketches; `status_codes` and `slowest` are left empty (two JSON columns
+    /// per row not parsed).
+    CountsAndSketches,
+}
+
 /// Rows matching the query, by bucket start.
 pub(super) fn endpoint_rollups(
     connection: &Connection,
     project_id: i64,
     query: &RollupQuery,
+    columns: RollupColumns,
 ) -> StoreResult<Vec<EndpointRollup>> {
     let from = query.from_unix_nano.min(i64::MAX as u64) as i64;
     let to = query.to_unix_nano.min(i64::MAX as u64) as i64;
-    // Without a service the time index is the way in; with one, the primary key's range.
-    let mut statement = connection.prepare_cached(&format!(
-        "SELECT {COLUMNS} FROM endpoint_rollups
-         WHERE project_id = ?1 AND (?2 IS NULL OR service_name = ?2)
-            AND bucket_start_unix_nano >= ?3 AND bucket_start_unix_nano < ?4
-            AND (?5 IS NULL OR environment = ?5) AND (?6 IS NULL OR operation = ?6)
-         ORDER BY bucket_start_unix_nano"
-    ))?;
-    let rows = statement
-        .query_map(params![project_id, query.service, from, to, query.environment, query.operation], row_to_rollup)?;
+    let selected = match columns {
+        RollupColumns::All => COLUMNS,
+        RollupColumns::CountsAndSketches => SKETCH_COLUMNS,
+    };
+    // SQLite plans a statement once, without its parameters' values: with
+    // `(?2 IS NULL OR service_name = ?2)` it could use neither the primary key's service column
+    // nor the time index, and every read scanned all of the project's rows (every service, all
+    // of retention). One statement per shape keeps each read a range scan: with a service the
+    // primary key's (project, service, bucket start) range, without one the time index, once per
+    // bucket width.
+    let sql = match query.service {
+        Some(_) => format!(
+            "SELECT {selected} FROM endpoint_rollups
+             WHERE project_id = ?1 AND service_name = ?2
+                AND bucket_start_unix_nano >= ?3 AND bucket_start_unix_nano < ?4
+                AND (?5 IS NULL OR environment = ?5) AND (?6 IS NULL OR operation = ?6)
+             ORDER BY bucket_start_unix_nano"
+        ),
+        None => format!(
+            "SELECT {selected} FROM endpoint_rollups INDEXED BY endpoint_rollups_by_width_time
+             WHERE project_id = ?1 AND ?2 IS NULL AND bucket_seconds IN ({MINUTE_SECONDS}, {HOUR_SECONDS})
+                AND bucket_start_unix_nano >= ?3 AND bucket_start_unix_nano < ?4
+                AND (?5 IS NULL OR environment = ?5) AND (?6 IS NULL OR operation = ?6)
+             ORDER BY bucket_start_unix_nano"
+        ),
+    };
+    let mut statement = connection.prepare_cached(&sql)?;
+    let parameters = params![project_id, query.service, from, to, query.environment, query.operation];
     let mut rollups = Vec::new();
-    for row in rows {
-        rollups.push(row??);
+    match columns {
+        RollupColumns::All => {
+            for row in statement.query_map(parameters, row_to_rollup)? {
+                rollups.push(row??);
+            }
+        }
+        RollupColumns::CountsAndSketches => {
+            for row in statement.query_map(parameters, row_to_sketch_rollup)? {
+                rollups.push(row??);
+            }
+        }
     }
     Ok(rollups)
+}
+
+/// A row in [`SKETCH_COLUMNS`] order, without status codes and slowest requests; the inner
+/// error is a sketch that does not decode.
+fn row_to_sketch_rollup(row: &rusqlite::Row<'_>) -> rusqlite::Result<StoreResult<EndpointRollup>> {
+    let key = EndpointKey {
+        service_name: row.get(0)?,
+        environment: row.get(1)?,
+        operation: row.get(2)?,
+        method: row.get(3)?,
+        route: row.get(4)?,
+        status_class: StatusClass::parse(row.get_ref(5)?.as_str()?),
+    };
+    let durations = match DurationSketch::from_bytes(row.get_ref(10)?.as_blob()?) {
+        Ok(sketch) => sketch,
+        Err(error) => return Ok(Err(database_error(error))),
+    };
+    Ok(Ok(EndpointRollup {
+        key,
+        bucket_start_unix_nano: row.get::<_, i64>(6)?.max(0) as u64,
+        bucket_seconds: row.get(7)?,
+        requests: row.get::<_, i64>(8)?.max(0) as u64,
+        errors: row.get::<_, i64>(9)?.max(0) as u64,
+        status_codes: BTreeMap::new(),
+        durations,
+        slowest: Vec::new(),
+    }))
 }
 
 /// Cumulative counters per endpoint over every stored row.
