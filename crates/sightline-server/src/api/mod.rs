@@ -13,13 +13,14 @@ pub(crate) mod health;
 pub(crate) mod issues;
 mod jobs;
 mod journeys;
-mod logs;
-mod metrics;
+pub(crate) mod logs;
+pub(crate) mod logs_tail;
+pub(crate) mod metrics;
 pub(crate) mod params;
 pub(crate) mod performance;
 mod privacy;
 mod prometheus_view;
-mod series;
+pub(crate) mod series;
 mod service_map;
 mod services;
 mod sessions;
@@ -209,6 +210,7 @@ pub fn routes() -> Router<Arc<AppState>> {
         .merge(journeys::routes())
         .merge(web_vitals::routes())
         .merge(logs::routes())
+        .merge(logs_tail::routes())
         .merge(metrics::routes())
         .merge(services::routes())
         .merge(performance::routes())

@@ -32,6 +32,10 @@ pub enum Section {
     Issues,
     /// `/p/{project}/traces...`.
     Traces,
+    /// `/p/{project}/logs`.
+    Logs,
+    /// `/p/{project}/metrics`.
+    Metrics,
 }
 
 impl Section {
@@ -41,6 +45,8 @@ impl Section {
             Section::Overview => "overview",
             Section::Issues => "issues",
             Section::Traces => "traces",
+            Section::Logs => "logs",
+            Section::Metrics => "metrics",
         }
     }
 
@@ -50,11 +56,14 @@ impl Section {
             Section::Overview => "/".into(),
             Section::Issues => format!("/p/{}/issues", url_encode(project_slug)),
             Section::Traces => format!("/p/{}/traces", url_encode(project_slug)),
+            Section::Logs => format!("/p/{}/logs", url_encode(project_slug)),
+            Section::Metrics => format!("/p/{}/metrics", url_encode(project_slug)),
         }
     }
 
     fn parse(key: &str) -> Option<Self> {
-        [Section::Overview, Section::Issues, Section::Traces].into_iter().find(|section| section.key() == key)
+        [Section::Overview, Section::Issues, Section::Traces, Section::Logs, Section::Metrics]
+            .into_iter().find(|section| section.key() == key)
     }
 }
 
@@ -88,6 +97,8 @@ pub fn page(viewer: &Viewer, section: Section, project: Option<&Project>, title:
                             @if let Some(slug) = switch_target {
                                 li { a href=(Section::Issues.landing(slug)) aria-current=[(section == Section::Issues).then_some("page")] { "Errors" } }
                                 li { a href=(Section::Traces.landing(slug)) aria-current=[(section == Section::Traces).then_some("page")] { "Traces" } }
+                                li { a href=(Section::Logs.landing(slug)) aria-current=[(section == Section::Logs).then_some("page")] { "Logs" } }
+                                li { a href=(Section::Metrics.landing(slug)) aria-current=[(section == Section::Metrics).then_some("page")] { "Metrics" } }
                             }
                         }
                     }

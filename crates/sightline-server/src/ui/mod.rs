@@ -9,15 +9,20 @@
 //! - `GET /p/{project}/issues`, `GET /p/{project}/issues/{id}`, `POST .../issues/status`,
 //!   `POST .../issues/{id}/status` ([`issues`])
 //! - `GET /p/{project}/traces`, `GET /p/{project}/traces/{trace_id}` ([`traces`])
+//! - `GET /p/{project}/logs`, `GET /p/{project}/logs/tail` (Server-Sent Events) ([`logs`])
+//! - `GET /p/{project}/metrics` metrics explorer ([`metrics`])
 //! - `GET /static/{file}` embedded CSS / JS, cached by browsers for a day
 //!
 //! Filters live in the query string with the same names as the REST API's, so a page's URL is
 //! shareable and maps one to one to an `/api/v1` call.
 
 mod charts;
+mod charts_series;
 mod format;
 mod issues;
 mod layout;
+mod logs;
+mod metrics;
 mod overview;
 mod session;
 mod sign_in;
@@ -112,6 +117,8 @@ pub fn routes() -> Router<Arc<AppState>> {
         .merge(overview::routes())
         .merge(issues::routes())
         .merge(traces::routes())
+        .merge(logs::routes())
+        .merge(metrics::routes())
 }
 
 /// The dashboard's stylesheet and script, embedded at compile time.
