@@ -94,10 +94,7 @@ impl LogTail {
         }
         let permit = self.connections.clone().try_acquire_owned().map_err(|_| TailError::Busy)?;
         let mut channels = self.channels.lock().map_err(|_| TailError::Closed)?;
-        let receiver = channels
-            .entry(project_id)
-            .or_insert_with(|| broadcast::channel(TAIL_BUFFER_LOGS).0)
-            .subscribe();
+        let receiver = channels.entry(project_id).or_insert_with(|| broadcast::channel(TAIL_BUFFER_LOGS).0).subscribe();
         Ok(TailSubscription { receiver, project_id, tail: self.clone(), _permit: permit })
     }
 

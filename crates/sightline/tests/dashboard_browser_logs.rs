@@ -59,7 +59,10 @@ async fn live_logs_arrive_lead_to_their_trace_and_a_metric_is_charted_by_attribu
     assert_eq!(marker, serde_json::json!(42), "the record arrived without a reload");
     let first_row = browser.find(Locator::Css("#log-rows tr:first-child")).await.unwrap();
     let first_text = first_row.text().await.unwrap();
-    assert!(first_text.contains("Payment provider timed out") && first_text.contains("ERROR"), "newest on top: {first_text}");
+    assert!(
+        first_text.contains("Payment provider timed out") && first_text.contains("ERROR"),
+        "newest on top: {first_text}"
+    );
     assert!(!first_text.contains("UTC"), "the time shows in the viewer's zone: {first_text}");
 
     // Paused, a new record waits; resumed, it shows.

@@ -58,7 +58,9 @@ async fn log_and_metric_pages_need_a_session_and_membership_and_refuse_bad_filte
     let base = server.http_base();
     let client = plain_client();
 
-    for path in ["/p/default/logs", "/p/default/logs?q=card", "/p/default/metrics", "/p/default/metrics?name=queue.depth"] {
+    for path in
+        ["/p/default/logs", "/p/default/logs?q=card", "/p/default/metrics", "/p/default/metrics?name=queue.depth"]
+    {
         let response = get(&client, &format!("{base}{path}"), None).await;
         assert_eq!(response.status().as_u16(), 303, "{path} without a session");
         let location = response.headers()["location"].to_str().unwrap().to_owned();
@@ -102,10 +104,14 @@ async fn log_and_metric_pages_need_a_session_and_membership_and_refuse_bad_filte
     assert!(html.contains("payment.provider") && html.contains("acme"));
     assert!(html.contains("data-tail-url=\"/p/default/logs/tail\""), "the first page offers the live tail");
     assert!(!html.contains("secret ledger"));
-    let errors = get(&client, &format!("{base}/p/default/logs?severity_min=error&service=checkout-api"), Some(&cookie)).await;
+    let errors =
+        get(&client, &format!("{base}/p/default/logs?severity_min=error&service=checkout-api"), Some(&cookie)).await;
     let html = errors.text().await.unwrap();
     assert!(html.contains("card declined") && !html.contains("order 1 placed"), "{html}");
-    assert!(html.contains("data-tail-url=\"/p/default/logs/tail?severity_min=error&amp;service=checkout-api\""), "{html}");
+    assert!(
+        html.contains("data-tail-url=\"/p/default/logs/tail?severity_min=error&amp;service=checkout-api\""),
+        "{html}"
+    );
 
     // Paging: one per page, the next page holds the older record and no live tail.
     let first = get(&client, &format!("{base}/p/default/logs?limit=1"), Some(&cookie)).await.text().await.unwrap();
@@ -119,15 +125,22 @@ async fn log_and_metric_pages_need_a_session_and_membership_and_refuse_bad_filte
     // The metrics explorer lists the gauge and charts it grouped by its attribute.
     let list = get(&client, &format!("{base}/p/default/metrics"), Some(&cookie)).await.text().await.unwrap();
     assert!(list.contains("queue.depth") && list.contains("Messages waiting to be sent"), "{list}");
-    let chart = get(&client, &format!("{base}/p/default/metrics?name=queue.depth&group_by=queue&stat=max&range=15m"), Some(&cookie))
-        .await
-        .text()
-        .await
-        .unwrap();
+    let chart = get(
+        &client,
+        &format!("{base}/p/default/metrics?name=queue.depth&group_by=queue&stat=max&range=15m"),
+        Some(&cookie),
+    )
+    .await
+    .text()
+    .await
+    .unwrap();
     assert_eq!(chart.matches("<g class=\"series\">").count(), 2, "one line per queue: {chart}");
     assert!(chart.contains("queue=emails") && chart.contains("queue=payments"));
     assert!(chart.contains("latest 12.0 {message}") && chart.contains("latest 3.00 {message}"), "{chart}");
-    assert!(chart.contains("<option value=\"queue\" selected>"), "the group-by choice offers the point's keys: {chart}");
+    assert!(
+        chart.contains("<option value=\"queue\" selected>"),
+        "the group-by choice offers the point's keys: {chart}"
+    );
     server.stop().await;
 }
 

@@ -141,7 +141,9 @@ fn log_event(log: &StoredLog) -> Event {
     match serde_json::to_string(&view) {
         Ok(json) => Event::default().event("log").data(json),
         // A log view is string-keyed JSON and always serializes; were it not to, say so.
-        Err(error) => Event::default().event("error").data(serde_json::json!({ "message": error.to_string() }).to_string()),
+        Err(error) => {
+            Event::default().event("error").data(serde_json::json!({ "message": error.to_string() }).to_string())
+        }
     }
 }
 

@@ -108,7 +108,9 @@ const BATCHES_AWAITING_DROP: usize = 2;
 fn run_writer(
     store: Arc<dyn Store>,
     tail: Arc<LogTail>,
-    mut receiver: mpsc::UnboundedReceiver<Job>, max_items_per_commit: usize) {
+    mut receiver: mpsc::UnboundedReceiver<Job>,
+    max_items_per_commit: usize,
+) {
     // Freeing a commit's batches (allocated on the receiving threads) took 10–15% of the
     // writer's time in `bench events`; a helper thread frees them instead.
     let (drop_sender, drop_receiver) = std::sync::mpsc::sync_channel::<Vec<WriteBatch>>(BATCHES_AWAITING_DROP);

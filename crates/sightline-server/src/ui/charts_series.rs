@@ -78,7 +78,8 @@ fn path_of(points: &[(u64, f64)], axes: &LineAxes<'_>, to_x: impl Fn(u64) -> f64
 /// A line chart of `series` labelled `label`, with a legend and a table of the values. Empty
 /// input (or only empty series) draws the frame saying "no data".
 pub fn lines(label: &str, axes: &LineAxes<'_>, series: &[LineSeries]) -> Markup {
-    let values = || series.iter().flat_map(|line| line.points.iter().map(|(_, value)| *value)).filter(|v| v.is_finite());
+    let values =
+        || series.iter().flat_map(|line| line.points.iter().map(|(_, value)| *value)).filter(|v| v.is_finite());
     let highest = values().fold(f64::NEG_INFINITY, f64::max);
     let lowest = values().fold(f64::INFINITY, f64::min).min(0.0);
     let has_data = highest.is_finite();
@@ -98,7 +99,12 @@ pub fn lines(label: &str, axes: &LineAxes<'_>, series: &[LineSeries]) -> Markup 
     let unit = if axes.unit.is_empty() { String::new() } else { format!(" {}", axes.unit) };
     let middle_unix_nano = axes.from_unix_nano + (axes.to_unix_nano.saturating_sub(axes.from_unix_nano)) / 2;
     let summary = if has_data {
-        format!("{label}: {} lines, values from {}{unit} to {}{unit}", series.len(), format_value(lowest), format_value(highest))
+        format!(
+            "{label}: {} lines, values from {}{unit} to {}{unit}",
+            series.len(),
+            format_value(lowest),
+            format_value(highest)
+        )
     } else {
         format!("{label}: no data in this range")
     };
@@ -199,7 +205,10 @@ mod tests {
         ];
         let svg = lines("Latency", &axes(), &series).into_string();
         // x: 64 + t/10min * 686; y: 210 - v/40 * 200.
-        assert!(svg.contains(r#"d="M64.0 160.0 L132.6 110.0 M407.0 185.0""#), "a gap of 4 buckets breaks the line: {svg}");
+        assert!(
+            svg.contains(r#"d="M64.0 160.0 L132.6 110.0 M407.0 185.0""#),
+            "a gap of 4 buckets breaks the line: {svg}"
+        );
         assert!(svg.contains(r#"d="M750.0 10.0""#), "the largest value is at the top: {svg}");
         assert!(svg.contains("route=/b") && svg.contains("latest 40.0 ms"), "legend: {svg}");
         assert!(svg.contains("2 lines, values from 0 ms to 40.0 ms"), "text alternative: {svg}");

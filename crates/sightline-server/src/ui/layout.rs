@@ -63,7 +63,8 @@ impl Section {
 
     fn parse(key: &str) -> Option<Self> {
         [Section::Overview, Section::Issues, Section::Traces, Section::Logs, Section::Metrics]
-            .into_iter().find(|section| section.key() == key)
+            .into_iter()
+            .find(|section| section.key() == key)
     }
 }
 

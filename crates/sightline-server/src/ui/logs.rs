@@ -80,9 +80,10 @@ fn severity_class(number: i32) -> String {
 fn api_params(params: &HashMap<String, String>, now_unix_nano: u64) -> Result<HashMap<String, String>, UiError> {
     let mut api_params = params.clone();
     if let Some(range) = api_params.remove("range").filter(|range| !range.is_empty()) {
-        let (_, _, seconds) = RANGES.iter().find(|(value, _, _)| *value == range).ok_or_else(|| {
-            UiError::BadRequest(format!("range={range:?}: use 15m, 1h, 24h, 7d or 30d"))
-        })?;
+        let (_, _, seconds) = RANGES
+            .iter()
+            .find(|(value, _, _)| *value == range)
+            .ok_or_else(|| UiError::BadRequest(format!("range={range:?}: use 15m, 1h, 24h, 7d or 30d")))?;
         api_params.insert("from".into(), now_unix_nano.saturating_sub(seconds * 1_000_000_000).to_string());
     }
     api_params.entry("limit".into()).or_insert_with(|| PAGE_LOGS.into());
@@ -154,8 +155,11 @@ async fn log_search(
 /// One record as a table row; `static/app.js` builds the same for records that arrive live.
 fn log_row(traces_base: &str, log: &StoredLog) -> Markup {
     let record = &log.record;
-    let severity =
-        if record.severity_text.is_empty() { severity_name(record.severity_number) } else { record.severity_text.as_str() };
+    let severity = if record.severity_text.is_empty() {
+        severity_name(record.severity_number)
+    } else {
+        record.severity_text.as_str()
+    };
     let message = attribute_value(&record.body);
     html! {
         tr.log {

@@ -82,9 +82,8 @@ fn kind_label(kind: &MetricKind) -> &'static str {
 fn point_value(point: &SeriesPoint) -> Option<(u64, f64)> {
     match point {
         SeriesPoint::Value { time_unix_nano, value } => Some((*time_unix_nano, *value)),
-        SeriesPoint::Histogram { time_unix_nano, avg, .. } | SeriesPoint::ExponentialHistogram { time_unix_nano, avg, .. } => {
-            avg.map(|avg| (*time_unix_nano, avg))
-        }
+        SeriesPoint::Histogram { time_unix_nano, avg, .. }
+        | SeriesPoint::ExponentialHistogram { time_unix_nano, avg, .. } => avg.map(|avg| (*time_unix_nano, avg)),
         SeriesPoint::Summary { time_unix_nano, count, .. } => Some((*time_unix_nano, *count as f64)),
     }
 }
@@ -97,7 +96,11 @@ fn group_label(metric_name: &str, series: &Series) -> String {
     series
         .group
         .iter()
-        .map(|(key, value)| if value.is_null() { format!("{key} (none)") } else { format!("{key}={}", attribute_value(value)) })
+        .map(
+            |(key, value)| {
+                if value.is_null() { format!("{key} (none)") } else { format!("{key}={}", attribute_value(value)) }
+            },
+        )
         .collect::<Vec<_>>()
         .join(", ")
 }
@@ -132,8 +135,11 @@ async fn metrics_page(
     let project_id = project.id;
     let (metrics, chosen, read) = crate::api::blocking(move || {
         let metrics = store.list_metrics(project_id)?;
-        let Some(chosen) =
-            metrics.iter().filter(|metric| metric.name == name).max_by_key(|metric| metric.last_seen_unix_nano).cloned()
+        let Some(chosen) = metrics
+            .iter()
+            .filter(|metric| metric.name == name)
+            .max_by_key(|metric| metric.last_seen_unix_nano)
+            .cloned()
         else {
             if !name.is_empty() {
                 return Err(crate::api::ApiError::not_found(format!("metric {name:?} not found")));

@@ -25,7 +25,15 @@ pub struct TestLog<'a> {
 impl<'a> TestLog<'a> {
     /// An INFO record of `service` without trace or attributes.
     pub fn info(service: &'a str, body: &'a str) -> Self {
-        Self { severity_number: 9, severity_text: "INFO", body, service, trace_id: None, span_id: None, attributes: &[] }
+        Self {
+            severity_number: 9,
+            severity_text: "INFO",
+            body,
+            service,
+            trace_id: None,
+            span_id: None,
+            attributes: &[],
+        }
     }
 
     /// An ERROR record of `service`.
