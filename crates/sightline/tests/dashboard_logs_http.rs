@@ -2,7 +2,8 @@
 //! a session or key (303 to /login for pages, 401 for streams), 404 for projects the viewer or
 //! key may not read, 400 with a message for bad filters, the page lists records newest first
 //! with paging and trace links, and the Server-Sent Events API streams only newly committed
-//! records matching its filters, within a bounded number of connections (503 + Retry-After).
+//! records matching its filters, within a bounded number of connections (503 + Retry-After);
+//! a reader that stops reading does not hold ingest back and is told how many records it missed.
 //! The pages have no forms that change state, so there is no CSRF case here.
 
 #![allow(clippy::unwrap_used)] // A failed step should stop the test where it failed.
@@ -252,5 +253,43 @@ async fn tail_connections_are_bounded_with_retry_after() {
         assert!(Instant::now() < deadline, "the closed stream's slot was never freed");
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reader_that_falls_behind_is_told_how_many_records_it_missed() {
+    let server = TestServer::start().await;
+    let response = server
+        .http
+        .get(format!("{}/api/v1/projects/default/logs/tail", server.http_base()))
+        .bearer_auth(&server.read_key)
+        .send()
+        .await
+        .unwrap();
+    let mut events = EventReader::new(response);
+    // Not reading while 30,000 records (about 20 MB of events, more than loopback socket
+    // buffers, the connection's queue and the project's ring hold) are committed.
+    let padding = "x".repeat(300);
+    let bodies: Vec<String> = (0..10_000).map(|index| format!("record {index} {padding}")).collect();
+    let ingest_key = server.ingest_key.clone();
+    for _ in 0..3 {
+        let logs: Vec<TestLog<'_>> = bodies.iter().map(|body| TestLog::info("flood", body)).collect();
+        send_logs(&server, &ingest_key, &logs).await;
+    }
+    let (mut received, mut missed, mut lagged_events) = (0_u64, 0_u64, 0);
+    while received + missed < 30_000 {
+        let (name, data) = events.next_event(EVENT_WAIT).await.expect("every record is delivered or counted missed");
+        match name.as_str() {
+            "log" => received += 1,
+            "lagged" => {
+                lagged_events += 1;
+                let lagged: serde_json::Value = serde_json::from_str(&data).unwrap();
+                missed += lagged["missed"].as_u64().unwrap();
+            }
+            other => panic!("unexpected event {other}: {data}"),
+        }
+    }
+    assert_eq!(received + missed, 30_000, "what arrived and what was reported missed add up");
+    assert!(lagged_events > 0 && missed > 0, "the slow reader lagged (received {received})");
     server.stop().await;
 }
