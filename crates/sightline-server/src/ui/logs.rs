@@ -130,7 +130,7 @@ async fn log_search(
         @if first_page {
             // Shown by the script (an EventSource); without it the page is a plain search.
             section.live-tail hidden aria-label="Live tail" data-tail-url=(url_with(&format!("{base}/tail"), &tail_filters)) data-traces-base=(traces_base) {
-                button type="button" data-tail-toggle aria-pressed="false" { "Pause live tail" }
+                button type="button" data-tail-toggle { "Pause live tail" }
                 p.tail-status role="status" aria-live="polite" { "Live tail: connecting…" }
             }
         }

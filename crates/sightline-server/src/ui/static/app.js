@@ -141,7 +141,8 @@ function startLiveTail(section, format) {
   });
   toggle.addEventListener("click", () => {
     paused = !paused;
-    toggle.setAttribute("aria-pressed", String(paused));
+    // The label says what a press does; a changing label plus aria-pressed would say it twice.
+    toggle.classList.toggle("paused", paused);
     toggle.textContent = paused ? "Resume live tail" : "Pause live tail";
     if (!paused && held.length) { show(held); held = []; }
     describe();
