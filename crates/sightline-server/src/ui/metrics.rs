@@ -3,7 +3,7 @@
 //! type (rate / increase for counters, percentiles for histograms, average / min / max for
 //! gauges), an attribute to group by (the keys its points carry in the range) and a time range,
 //! and draws `GET .../metrics/{name}/series` as a line chart with one line per group, a legend
-//! and a table of the values (`charts_series.rs`).
+//! and a table of the values (`charts_lines.rs`).
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -18,7 +18,7 @@ use maud::{Markup, html};
 use sightline_model::MetricKind;
 
 use super::UiError;
-use super::charts_series::{LineAxes, LineSeries, lines};
+use super::charts_lines::{LineAxes, LineSeries, lines};
 use super::format::{attribute_value, time, url_encode, url_with};
 use super::layout::{Section, page};
 use super::session::viewer;

@@ -17,7 +17,7 @@
 //! shareable and maps one to one to an `/api/v1` call.
 
 mod charts;
-mod charts_series;
+mod charts_lines;
 mod format;
 mod issues;
 mod layout;
