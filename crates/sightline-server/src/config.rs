@@ -28,6 +28,9 @@ pub struct Config {
     pub retention_chunk_rows: usize,
     /// Delay clients are told to wait when the queue is full (`Retry-After`). Default 1 s.
     pub retry_after: Duration,
+    /// Live log tail (Server-Sent Events) connections open at once, dashboard and API together;
+    /// beyond, tail requests get 503 with `Retry-After`. Default 64.
+    pub max_tail_connections: usize,
     /// Derive endpoint RED rollups (requests, errors, status codes, duration sketches) from
     /// SERVER spans, and database query rollups from database spans, at ingest. Default on;
     /// off only to measure ingest without them.
@@ -147,6 +150,7 @@ impl Default for Config {
             retention_interval: Duration::from_secs(60),
             retention_chunk_rows: 5_000,
             retry_after: Duration::from_secs(1),
+            max_tail_connections: 64,
             endpoint_rollups: true,
             rollup_coarsen_after: Duration::from_secs(24 * 3600),
             slow_query_threshold: Duration::from_millis(500),
@@ -173,6 +177,9 @@ impl Config {
         }
         if self.max_queued_items == 0 || self.max_items_per_commit == 0 {
             return Err(ConfigError("queue and commit sizes must be positive".into()));
+        }
+        if self.max_tail_connections == 0 {
+            return Err(ConfigError("max tail connections must be at least 1".into()));
         }
         if self.retention_chunk_rows == 0 {
             return Err(ConfigError("retention chunk rows must be positive".into()));

@@ -12,6 +12,7 @@ pub mod config;
 pub mod config_file;
 pub mod error;
 pub mod exporters;
+pub mod live_tail;
 pub mod pipeline;
 pub mod privacy;
 pub mod receivers;

@@ -32,6 +32,8 @@ pub struct AppState {
     pub delivery: Arc<crate::exporters::delivery::DeliveryManager>,
     /// Dashboard sign-in budgets (per account and server-wide).
     pub sign_in_limits: crate::ui::sign_in_limits::SignInLimits,
+    /// Live tail of committed logs (the writer publishes, SSE endpoints subscribe).
+    pub log_tail: Arc<crate::live_tail::LogTail>,
 }
 
 /// A started server. Dropping it does not stop it; call [`RunningServer::shutdown`].
@@ -49,6 +51,7 @@ pub struct RunningServer {
     forwarding_tasks: Vec<JoinHandle<()>>,
     writer: WriterHandle,
     delivery: Arc<crate::exporters::delivery::DeliveryManager>,
+    log_tail: Arc<crate::live_tail::LogTail>,
 }
 
 /// Outbox name of the server-wide OTLP forwarding destination (`Config::forward_otlp`).
@@ -110,8 +113,14 @@ pub fn ensure_first_admin(store: &dyn Store) -> anyhow::Result<Option<FirstAdmin
 /// Starts every part on `store` and returns once the listeners are bound.
 pub async fn start(config: Config, store: Arc<dyn Store>) -> anyhow::Result<RunningServer> {
     config.validate()?;
-    let (queue, writer) =
-        start_writer(store.clone(), config.max_queued_items, config.max_items_per_commit, config.retry_after);
+    let log_tail = crate::live_tail::LogTail::new(config.max_tail_connections);
+    let (queue, writer) = start_writer(
+        store.clone(),
+        log_tail.clone(),
+        config.max_queued_items,
+        config.max_items_per_commit,
+        config.retry_after,
+    );
     let (shutdown, shutdown_signal) = watch::channel(false);
     let forwarding = match &config.forward_otlp {
         None => None,
@@ -158,6 +167,7 @@ pub async fn start(config: Config, store: Arc<dyn Store>) -> anyhow::Result<Runn
         secure_cookies: config.secure_cookies,
         delivery: delivery.clone(),
         sign_in_limits: Default::default(),
+        log_tail: log_tail.clone(),
     });
     let router = otlp_http::routes()
         .merge(crate::receivers::events_http::routes())
@@ -211,6 +221,7 @@ pub async fn start(config: Config, store: Arc<dyn Store>) -> anyhow::Result<Runn
         forwarding_tasks,
         writer,
         delivery,
+        log_tail,
     })
 }
 
@@ -275,6 +286,8 @@ impl RunningServer {
         self.retention_task.abort();
         // Unsent outbox rows stay queued and go out at the next start.
         self.delivery.stop();
+        // Open live tails would keep their connections, and so the graceful shutdown, waiting.
+        self.log_tail.close();
         let _ = self.http_task.await;
         let _ = self.grpc_task.await;
         // All senders are gone with the servers' state, so the writer drains and exits.

@@ -64,6 +64,9 @@ struct ServeArgs {
     /// Items waiting for commit before new requests get 429 / RESOURCE_EXHAUSTED.
     #[arg(long, env = "SIGHTLINE_MAX_QUEUED_ITEMS", default_value_t = 200_000)]
     max_queued_items: usize,
+    /// Live log tail (Server-Sent Events) connections open at once; beyond, 503 with Retry-After.
+    #[arg(long, env = "SIGHTLINE_MAX_TAIL_CONNECTIONS", default_value_t = 64)]
+    max_tail_connections: usize,
     /// Seconds between retention passes.
     #[arg(long, env = "SIGHTLINE_RETENTION_INTERVAL_SECS", default_value_t = 60)]
     retention_interval_secs: u64,
@@ -301,6 +304,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         http_addr: args.http_addr,
         max_body_bytes: args.max_body_bytes,
         max_queued_items: args.max_queued_items,
+        max_tail_connections: args.max_tail_connections,
         retention_interval: Duration::from_secs(args.retention_interval_secs.max(1)),
         slow_query_threshold: Duration::from_millis(args.slow_query_ms),
         rollup_coarsen_after: Duration::from_secs(args.rollup_coarsen_hours.saturating_mul(3600)),

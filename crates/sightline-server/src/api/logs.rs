@@ -51,7 +51,9 @@ pub(crate) fn parse_severity(text: &str) -> Option<i32> {
     Some(base + level)
 }
 
-fn parse_log_query(params: &QueryParams) -> Result<LogQuery, ApiError> {
+/// Reads a log search's query string (400 for unknown parameters, bad severities, trace ids,
+/// times or limits); shared by the search, the live tail and the dashboard.
+pub(crate) fn parse_log_query(params: &QueryParams) -> Result<LogQuery, ApiError> {
     const KNOWN: [&str; 8] = ["from", "to", "severity_min", "trace_id", "service", "q", "limit", "cursor"];
     reject_unknown_params(params, &KNOWN, None)?;
     let non_empty = |name: &str| params.get(name).filter(|value| !value.is_empty()).cloned();

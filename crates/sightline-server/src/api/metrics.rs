@@ -5,6 +5,7 @@
 //!   `{metric, from_unix_nano, to_unix_nano, step_seconds, series: [{group, points}], truncated}`;
 //!   the math per metric type is in `api/series.rs`.
 
+use std::collections::BTreeSet;
 use std::sync::Arc;
 
 use axum::extract::rejection::{PathRejection, QueryRejection};
@@ -18,7 +19,7 @@ use super::params::{QueryParams, path_params, query_params, reject_unknown_param
 use super::series::{BucketGrid, Series, SeriesRequest, Stat, compute_series};
 use super::{ApiError, authorize_read, blocking, parse_time};
 use crate::server::AppState;
-use crate::store::MetricDescription;
+use crate::store::{MetricDescription, Store};
 
 const NANOS_PER_SECOND: u64 = 1_000_000_000;
 /// Range shown when `from` is absent: the hour before `to`.
@@ -62,24 +63,24 @@ async fn list_metrics(
 
 /// One metric as series.
 #[derive(Debug, Serialize)]
-struct SeriesResponse {
+pub(crate) struct SeriesResponse {
     /// The metric's description (type, temporality, unit, ...).
-    metric: MetricDescription,
+    pub metric: MetricDescription,
     /// Start of the first bucket, ns since the epoch.
-    from_unix_nano: u64,
+    pub from_unix_nano: u64,
     /// End of the range (inclusive), ns since the epoch.
-    to_unix_nano: u64,
+    pub to_unix_nano: u64,
     /// Bucket width in seconds.
-    step_seconds: u64,
+    pub step_seconds: u64,
     /// One series per group, ordered by group.
-    series: Vec<Series>,
+    pub series: Vec<Series>,
     /// True when the point or series limit cut data off.
-    truncated: bool,
+    pub truncated: bool,
 }
 
 /// The parsed query of a series request.
 #[derive(Debug, Clone)]
-struct SeriesParams {
+pub(crate) struct SeriesParams {
     from_unix_nano: u64,
     to_unix_nano: u64,
     step_seconds: u64,
@@ -112,7 +113,8 @@ fn parse_step_seconds(value: Option<&String>, range_nanos: u64) -> Result<u64, A
     Ok(seconds)
 }
 
-fn parse_series_params(params: &QueryParams, now_unix_nano: u64) -> Result<SeriesParams, ApiError> {
+/// Reads a series request's query string (`from, to, step, group_by, stat`; 400 otherwise).
+pub(crate) fn parse_series_params(params: &QueryParams, now_unix_nano: u64) -> Result<SeriesParams, ApiError> {
     const KNOWN: [&str; 5] = ["from", "to", "step", "group_by", "stat"];
     reject_unknown_params(params, &KNOWN, None)?;
     let to_unix_nano = parse_time("to", params.get("to"))?.unwrap_or(now_unix_nano);
@@ -163,42 +165,67 @@ async fn metric_series(
     let series_params = parse_series_params(&params, now_unix_nano())?;
     let store = state.store.clone();
     // Reading and the math both run on the blocking pool: a wide range is CPU work.
-    let response = blocking(move || {
-        // A name may have been sent with several types over time; show the latest.
-        let metric = store
-            .list_metrics(project.id)?
-            .into_iter()
-            .filter(|metric| metric.name == name)
-            .max_by_key(|metric| metric.last_seen_unix_nano)
-            .ok_or_else(|| ApiError::not_found(format!("metric {name:?} not found")))?;
-        let request = &series_params.request;
-        if let Some(stat) = request.stat {
-            stat.check_applies_to(&metric.kind).map_err(|error| ApiError::invalid(error.to_string()))?;
-        }
-        let mut points = store.metric_points(
-            project.id,
-            &name,
-            request.complete_from_unix_nano,
-            series_params.to_unix_nano,
-            MAX_POINTS_PER_REQUEST + 1,
-        )?;
-        let points_truncated = points.len() > MAX_POINTS_PER_REQUEST;
-        points.truncate(MAX_POINTS_PER_REQUEST);
-        if points_truncated {
-            tracing::warn!(metric = %name, limit = MAX_POINTS_PER_REQUEST, "Series request hit the point limit");
-        }
-        let result = compute_series(&metric.kind, &points, request);
-        Ok(SeriesResponse {
+    let response = blocking(move || read_series(store.as_ref(), project.id, &name, &series_params)).await?;
+    Ok(Json(response.series))
+}
+
+/// A series response with what the dashboard also needs from the points read.
+#[derive(Debug)]
+pub(crate) struct SeriesRead {
+    /// The API's response.
+    pub series: SeriesResponse,
+    /// Point attribute keys seen in the range, sorted, plus `service.name`: the `group_by`
+    /// choices.
+    pub attribute_keys: Vec<String>,
+}
+
+/// Reads metric `name` and computes its series, on the calling (blocking) thread. Errors: 404
+/// for an unknown metric, 400 for a `stat` that does not apply to its type.
+pub(crate) fn read_series(
+    store: &dyn Store,
+    project_id: i64,
+    name: &str,
+    series_params: &SeriesParams,
+) -> Result<SeriesRead, ApiError> {
+    // A name may have been sent with several types over time; show the latest.
+    let metric = store
+        .list_metrics(project_id)?
+        .into_iter()
+        .filter(|metric| metric.name == name)
+        .max_by_key(|metric| metric.last_seen_unix_nano)
+        .ok_or_else(|| ApiError::not_found(format!("metric {name:?} not found")))?;
+    let request = &series_params.request;
+    if let Some(stat) = request.stat {
+        stat.check_applies_to(&metric.kind).map_err(|error| ApiError::invalid(error.to_string()))?;
+    }
+    let mut points = store.metric_points(
+        project_id,
+        name,
+        request.complete_from_unix_nano,
+        series_params.to_unix_nano,
+        MAX_POINTS_PER_REQUEST + 1,
+    )?;
+    let points_truncated = points.len() > MAX_POINTS_PER_REQUEST;
+    points.truncate(MAX_POINTS_PER_REQUEST);
+    if points_truncated {
+        tracing::warn!(metric = %name, limit = MAX_POINTS_PER_REQUEST, "Series request hit the point limit");
+    }
+    let mut keys: BTreeSet<String> = BTreeSet::from(["service.name".to_owned()]);
+    for stored in points.iter().filter(|stored| stored.kind == metric.kind) {
+        keys.extend(stored.point.attributes.0.keys().cloned());
+    }
+    let result = compute_series(&metric.kind, &points, request);
+    Ok(SeriesRead {
+        series: SeriesResponse {
             metric,
             from_unix_nano: series_params.from_unix_nano,
             to_unix_nano: series_params.to_unix_nano,
             step_seconds: series_params.step_seconds,
             series: result.series,
             truncated: points_truncated || result.series_truncated,
-        })
+        },
+        attribute_keys: keys.into_iter().collect(),
     })
-    .await?;
-    Ok(Json(response))
 }
 
 #[cfg(test)]

@@ -13,13 +13,14 @@ pub(crate) mod health;
 pub(crate) mod issues;
 mod jobs;
 pub(crate) mod journeys;
-mod logs;
-mod metrics;
+pub(crate) mod logs;
+pub(crate) mod logs_tail;
+pub(crate) mod metrics;
 pub(crate) mod params;
 pub(crate) mod performance;
 pub(crate) mod privacy;
 mod prometheus_view;
-mod series;
+pub(crate) mod series;
 pub(crate) mod service_map;
 pub(crate) mod services;
 pub(crate) mod sessions;
@@ -209,6 +210,7 @@ pub fn routes() -> Router<Arc<AppState>> {
         .merge(journeys::routes())
         .merge(web_vitals::routes())
         .merge(logs::routes())
+        .merge(logs_tail::routes())
         .merge(metrics::routes())
         .merge(services::routes())
         .merge(performance::routes())

@@ -49,7 +49,8 @@ impl Fixture {
         let (read_key, _) = store.create_api_key(project.id, KeyScope::Read, "read").expect("read key");
         let (ingest_key, _) = store.create_api_key(project.id, KeyScope::Ingest, "ingest").expect("ingest key");
         let (admin_key, _) = store.create_api_key(project.id, KeyScope::All, "admin").expect("admin key");
-        let (queue, _writer) = start_writer(store.clone(), 1_000, 1_000, Duration::from_secs(1));
+        let log_tail = crate::live_tail::LogTail::new(4);
+        let (queue, _writer) = start_writer(store.clone(), log_tail.clone(), 1_000, 1_000, Duration::from_secs(1));
         let state = AppState {
             ingestor: Arc::new(Ingestor::new(store.clone(), queue)),
             store: store.clone(),
@@ -58,6 +59,7 @@ impl Fixture {
             secure_cookies: false,
             delivery: crate::exporters::delivery::DeliveryManager::new(store.clone(), Duration::from_millis(10)),
             sign_in_limits: Default::default(),
+            log_tail,
         };
         Self {
             router: super::routes().with_state(Arc::new(state)),

@@ -42,6 +42,10 @@ pub enum Section {
     Journeys,
     /// `/p/{project}/web-vitals`.
     WebVitals,
+    /// `/p/{project}/logs`.
+    Logs,
+    /// `/p/{project}/metrics`.
+    Metrics,
 }
 
 impl Section {
@@ -56,6 +60,8 @@ impl Section {
             Section::Sessions => "sessions",
             Section::Journeys => "journeys",
             Section::WebVitals => "web-vitals",
+            Section::Logs => "logs",
+            Section::Metrics => "metrics",
         }
     }
 
@@ -70,6 +76,8 @@ impl Section {
             Section::Sessions => format!("/p/{}/sessions", url_encode(project_slug)),
             Section::Journeys => format!("/p/{}/journeys", url_encode(project_slug)),
             Section::WebVitals => format!("/p/{}/web-vitals", url_encode(project_slug)),
+            Section::Logs => format!("/p/{}/logs", url_encode(project_slug)),
+            Section::Metrics => format!("/p/{}/metrics", url_encode(project_slug)),
         }
     }
 
@@ -83,6 +91,8 @@ impl Section {
             Section::Journeys,
             Section::WebVitals,
             Section::Settings,
+            Section::Logs,
+            Section::Metrics,
         ]
             .into_iter()
             .find(|section| section.key() == key)
@@ -119,6 +129,8 @@ pub fn page(viewer: &Viewer, section: Section, project: Option<&Project>, title:
                             @if let Some(slug) = switch_target {
                                 li { a href=(Section::Issues.landing(slug)) aria-current=[(section == Section::Issues).then_some("page")] { "Errors" } }
                                 li { a href=(Section::Traces.landing(slug)) aria-current=[(section == Section::Traces).then_some("page")] { "Traces" } }
+                                li { a href=(Section::Logs.landing(slug)) aria-current=[(section == Section::Logs).then_some("page")] { "Logs" } }
+                                li { a href=(Section::Metrics.landing(slug)) aria-current=[(section == Section::Metrics).then_some("page")] { "Metrics" } }
                                 li { a href=(Section::Performance.landing(slug)) aria-current=[(section == Section::Performance).then_some("page")] { "Performance" } }
                                 li { a href=(Section::Sessions.landing(slug)) aria-current=[(section == Section::Sessions).then_some("page")] { "Sessions" } }
                                 li { a href=(Section::Journeys.landing(slug)) aria-current=[(section == Section::Journeys).then_some("page")] { "Journeys" } }

@@ -18,12 +18,15 @@
 //! - `GET /p/{project}/sessions`, `GET /p/{project}/sessions/{session_id}` ([`sessions`])
 //! - `GET /p/{project}/journeys`, `GET /p/{project}/journeys/{journey_id}` ([`journeys`])
 //! - `GET /p/{project}/web-vitals` ([`web_vitals`])
+//! - `GET /p/{project}/logs`, `GET /p/{project}/logs/tail` (Server-Sent Events) ([`logs`])
+//! - `GET /p/{project}/metrics` metrics explorer ([`metrics`])
 //! - `GET /static/{file}` embedded CSS / JS, cached by browsers for a day
 //!
 //! Filters live in the query string with the same names as the REST API's, so a page's URL is
 //! shareable and maps one to one to an `/api/v1` call.
 
 mod charts;
+mod charts_lines;
 mod charts_product;
 mod charts_series;
 mod databases;
@@ -32,6 +35,8 @@ mod format;
 mod issues;
 mod journeys;
 mod layout;
+mod logs;
+mod metrics;
 mod overview;
 mod performance;
 mod service_map;
@@ -138,6 +143,8 @@ pub fn routes() -> Router<Arc<AppState>> {
         .merge(sessions::routes())
         .merge(journeys::routes())
         .merge(web_vitals::routes())
+        .merge(logs::routes())
+        .merge(metrics::routes())
 }
 
 /// The dashboard's stylesheet and script, embedded at compile time.
