@@ -94,8 +94,8 @@ impl Section {
             Section::Logs,
             Section::Metrics,
         ]
-            .into_iter()
-            .find(|section| section.key() == key)
+        .into_iter()
+        .find(|section| section.key() == key)
     }
 }
 

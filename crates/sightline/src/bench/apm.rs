@@ -128,7 +128,11 @@ impl Phase {
 }
 
 /// Shifts request `index`'s spans so the workload covers `spread` ending now.
-pub(super) fn spread_over(workload: Workload, spread: Duration, messaging_min_trace_spans: usize) -> anyhow::Result<Workload> {
+pub(super) fn spread_over(
+    workload: Workload,
+    spread: Duration,
+    messaging_min_trace_spans: usize,
+) -> anyhow::Result<Workload> {
     let now = SystemTime::now().duration_since(UNIX_EPOCH)?.as_nanos() as u64;
     let requests = workload.bodies.len().max(1) as u64;
     let spread_nanos = spread.as_nanos() as u64;

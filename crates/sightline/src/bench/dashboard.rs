@@ -66,7 +66,10 @@ struct PageTiming {
 
 /// Runs the benchmark and prints a Markdown report.
 pub async fn run(args: DashboardArgs) -> anyhow::Result<()> {
-    anyhow::ensure!(args.requests > 0 && args.spans_per_request > 0 && args.spans_per_trace > 0, "sizes must be at least 1");
+    anyhow::ensure!(
+        args.requests > 0 && args.spans_per_request > 0 && args.spans_per_trace > 0,
+        "sizes must be at least 1"
+    );
     anyhow::ensure!(args.connections > 0 && args.runs > 0, "--connections and --runs must be at least 1");
     let data_dir = DataDir::new(args.data_dir.as_deref())?;
     let config = loopback_config(&data_dir.path);
@@ -83,10 +86,9 @@ pub async fn run(args: DashboardArgs) -> anyhow::Result<()> {
         };
         eprintln!("Generating {} requests x {} spans", shape.requests, shape.spans_per_request);
         let spread = Duration::from_secs(args.spread_days.max(1) * 86_400);
-        let workload = tokio::task::spawn_blocking(move || {
-            super::apm::spread_over(batches::generate(shape, 1), spread, 0)
-        })
-        .await??;
+        let workload =
+            tokio::task::spawn_blocking(move || super::apm::spread_over(batches::generate(shape, 1), spread, 0))
+                .await??;
         let workload = Arc::new(workload);
         let mut senders = Vec::with_capacity(args.connections);
         for _ in 0..args.connections {
@@ -95,11 +97,21 @@ pub async fn run(args: DashboardArgs) -> anyhow::Result<()> {
         let progress = progress_bar("ingest", workload.total_items(), "spans");
         let outcome = load::run(workload.clone(), senders, progress.clone()).await;
         progress.finish();
-        anyhow::ensure!(outcome.failed_requests == 0, "{} requests failed: {:?}", outcome.failed_requests, outcome.failure_examples);
+        anyhow::ensure!(
+            outcome.failed_requests == 0,
+            "{} requests failed: {:?}",
+            outcome.failed_requests,
+            outcome.failure_examples
+        );
         let coarsen_store = store.clone();
         let now = SystemTime::now().duration_since(UNIX_EPOCH)?.as_nanos() as u64;
         let merged = tokio::task::spawn_blocking(move || {
-            sightline_server::retention::coarsen_rollups_once(coarsen_store.as_ref(), now, Duration::from_secs(86_400), 5_000)
+            sightline_server::retention::coarsen_rollups_once(
+                coarsen_store.as_ref(),
+                now,
+                Duration::from_secs(86_400),
+                5_000,
+            )
         })
         .await??;
         eprintln!("Ingested {} spans; coarsened {merged} minute rows", outcome.acknowledged_items);
