@@ -19,10 +19,11 @@ use serde_json::Value;
 use super::UiError;
 use super::format::{millis, time, url_encode, url_with};
 use super::layout::{Section, page};
-use super::performance::{here, number, range_select, service_url, subnav, value};
+use super::performance::{number, range_select, service_url, subnav, value};
 use super::session::viewer;
 use crate::api::databases::{parse_queries_params, queries_response};
 use crate::server::AppState;
+use crate::ui::{here, path_or_404};
 
 /// Routes of this module.
 pub(super) fn routes() -> Router<Arc<AppState>> {
@@ -40,7 +41,7 @@ async fn databases_page(
     Query(params): Query<HashMap<String, String>>,
 ) -> Result<Response, UiError> {
     let viewer = viewer(&state, &headers, here(&uri)).await?;
-    let slug = path.map(|Path(slug)| slug).map_err(|rejection| UiError::NotFound(rejection.body_text()))?;
+    let slug = path_or_404(path)?;
     let project = viewer.project(&slug)?.clone();
     let parsed = parse_queries_params(&params, crate::clock::now_unix_nano())?;
     let worker_state = state.clone();

@@ -21,10 +21,11 @@ use super::charts::shares;
 use super::charts_series::{Bin, histogram};
 use super::format::{millis, time, url_encode, url_with};
 use super::layout::{Section, page};
-use super::performance::{here, number, service_charts, service_url, subnav, summary_figures, value};
+use super::performance::{number, service_charts, service_url, subnav, summary_figures, value};
 use super::session::viewer;
 use crate::api::performance::{endpoint_response, parse_endpoint_params};
 use crate::server::AppState;
+use crate::ui::here;
 
 /// Routes of this module.
 pub(super) fn routes() -> Router<Arc<AppState>> {

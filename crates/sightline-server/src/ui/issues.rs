@@ -25,6 +25,7 @@ use super::session::{Viewer, viewer};
 use crate::server::AppState;
 use crate::store::Project;
 use crate::store::errors::{Issue, IssueDetail, IssueStatus, StatusChange, StoredErrorEvent};
+use crate::ui::{here, path_or_404};
 
 /// Filters of the list form: (query name, label).
 const TEXT_FILTERS: [(&str, &str); 5] = [
@@ -52,15 +53,6 @@ pub(super) fn routes() -> Router<Arc<AppState>> {
         .route("/p/{project}/issues/status", post(bulk_status))
         .route("/p/{project}/issues/{issue_id}", get(issue_page))
         .route("/p/{project}/issues/{issue_id}/status", post(issue_status))
-}
-
-fn path_or_404<T>(path: Result<Path<T>, PathRejection>) -> Result<T, UiError> {
-    path.map(|Path(value)| value).map_err(|rejection| UiError::NotFound(rejection.body_text()))
-}
-
-/// The page URL (path and query) to come back to after signing in.
-fn here(uri: &Uri) -> Option<String> {
-    Some(uri.path_and_query().map_or_else(|| uri.path().to_owned(), |path| path.as_str().to_owned()))
 }
 
 async fn issue_list(

@@ -21,23 +21,20 @@ use super::charts_product::{FunnelBar, funnel, percent};
 use super::format::{millis, time, url_encode, url_with};
 use super::layout::{Section, page};
 use super::session::viewer;
-use super::sessions::{here, range_field, take_range};
+use super::sessions::{range_field, take_range};
 use crate::api::analytics::funnel::{Conversions, JourneySummary, StepOrder};
 use crate::api::journeys::{
     FunnelResponse, JourneyList, parse_funnel_params, parse_list_params, read_funnel, read_journey_list,
 };
 use crate::server::AppState;
 use crate::store::Project;
+use crate::ui::{here, path_or_404};
 
 /// Routes of this module.
 pub(super) fn routes() -> Router<Arc<AppState>> {
     Router::new()
         .route("/p/{project}/journeys", get(journey_list))
         .route("/p/{project}/journeys/{journey_id}", get(journey_page))
-}
-
-fn path_or_404<T>(path: Result<Path<T>, PathRejection>) -> Result<T, UiError> {
-    path.map(|Path(value)| value).map_err(|rejection| UiError::NotFound(rejection.body_text()))
 }
 
 /// The URL of a journey's funnel page, keeping the range filters.

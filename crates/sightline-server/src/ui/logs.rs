@@ -23,6 +23,7 @@ use crate::api::logs::parse_log_query;
 use crate::api::logs_tail::{refused_response, tail_response};
 use crate::server::AppState;
 use crate::store::StoredLog;
+use crate::ui::{here, path_or_404};
 
 /// `range=` choices: (value, label, seconds).
 const RANGES: [(&str, &str, u64); 5] = [
@@ -50,10 +51,6 @@ const TAIL_FILTERS: [&str; 4] = ["q", "severity_min", "service", "trace_id"];
 /// Routes of this module.
 pub(super) fn routes() -> Router<Arc<AppState>> {
     Router::new().route("/p/{project}/logs", get(log_search)).route("/p/{project}/logs/tail", get(log_tail))
-}
-
-fn here(uri: &Uri) -> Option<String> {
-    Some(uri.path_and_query().map_or_else(|| uri.path().to_owned(), |path| path.as_str().to_owned()))
 }
 
 /// The OTLP severity name of a `SeverityNumber` (logs data model: 1–4 TRACE, 5–8 DEBUG, 9–12
@@ -98,7 +95,7 @@ async fn log_search(
     Query(params): Query<HashMap<String, String>>,
 ) -> Result<Response, UiError> {
     let viewer = viewer(&state, &headers, here(&uri)).await?;
-    let slug = path.map(|Path(slug)| slug).map_err(|rejection| UiError::NotFound(rejection.body_text()))?;
+    let slug = path_or_404(path)?;
     let project = viewer.project(&slug)?.clone();
     let query = parse_log_query(&api_params(&params, crate::clock::now_unix_nano())?)?;
     let store = state.store.clone();
@@ -198,7 +195,7 @@ async fn log_tail(
     Query(params): Query<HashMap<String, String>>,
 ) -> Result<Response, UiError> {
     let viewer = viewer(&state, &headers, None).await?;
-    let slug = path.map(|Path(slug)| slug).map_err(|rejection| UiError::NotFound(rejection.body_text()))?;
+    let slug = path_or_404(path)?;
     let project = viewer.project(&slug)?;
     let filter = parse_log_query(&params)?;
     Ok(match state.log_tail.subscribe(project.id) {

@@ -26,6 +26,7 @@ use crate::api::metrics::{SeriesRead, parse_series_params, read_series};
 use crate::api::series::{Series, SeriesPoint};
 use crate::server::AppState;
 use crate::store::MetricDescription;
+use crate::ui::{here, path_or_404};
 
 /// `range=` choices: (value, label, seconds); the first is the default.
 const RANGES: [(&str, &str, u64); 5] = [
@@ -39,10 +40,6 @@ const RANGES: [(&str, &str, u64); 5] = [
 /// Routes of this module.
 pub(super) fn routes() -> Router<Arc<AppState>> {
     Router::new().route("/p/{project}/metrics", get(metrics_page))
-}
-
-fn here(uri: &Uri) -> Option<String> {
-    Some(uri.path_and_query().map_or_else(|| uri.path().to_owned(), |path| path.as_str().to_owned()))
 }
 
 /// The aggregations offered for a metric type as `(stat=, label)`, the default first; they are
@@ -113,7 +110,7 @@ async fn metrics_page(
     Query(params): Query<HashMap<String, String>>,
 ) -> Result<Response, UiError> {
     let viewer = viewer(&state, &headers, here(&uri)).await?;
-    let slug = path.map(|Path(slug)| slug).map_err(|rejection| UiError::NotFound(rejection.body_text()))?;
+    let slug = path_or_404(path)?;
     let project = viewer.project(&slug)?.clone();
     let value = |name: &str| params.get(name).map(String::as_str).unwrap_or("");
     let range = if value("range").is_empty() { RANGES[0].0 } else { value("range") };

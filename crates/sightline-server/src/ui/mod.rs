@@ -53,6 +53,8 @@ use std::sync::Arc;
 
 use axum::Router;
 use axum::extract::Path;
+use axum::extract::rejection::PathRejection;
+use axum::http::Uri;
 use axum::http::{StatusCode, header};
 use axum::response::{Html, IntoResponse, Redirect, Response};
 use axum::routing::get;
@@ -127,6 +129,16 @@ impl IntoResponse for UiError {
         };
         (status, Html(markup.into_string())).into_response()
     }
+}
+
+/// The request's path and query, for `/login?next=` when the viewer must sign in first.
+pub(crate) fn here(uri: &Uri) -> Option<String> {
+    Some(uri.path_and_query().map_or_else(|| uri.path().to_owned(), |path| path.as_str().to_owned()))
+}
+
+/// The path parameters, or 404 (a page that does not exist) when they do not parse.
+pub(crate) fn path_or_404<T>(path: Result<Path<T>, PathRejection>) -> Result<T, UiError> {
+    path.map(|Path(value)| value).map_err(|rejection| UiError::NotFound(rejection.body_text()))
 }
 
 /// Routes of the dashboard, to merge into the HTTP router.

@@ -26,6 +26,7 @@ use super::session::viewer;
 use crate::api::performance::{RangeParams, parse_performance_params, performance_response, services_summary};
 use crate::server::AppState;
 use crate::store::Project;
+use crate::ui::{here, path_or_404};
 
 /// `timeRange=` choices offered by the forms: (value, label). The API takes any `30m`, `24h`,
 /// `7d` … up to 90d, and so do the pages.
@@ -43,11 +44,6 @@ pub(super) fn routes() -> Router<Arc<AppState>> {
         .merge(super::databases::routes())
         .merge(super::service_map::routes())
         .merge(super::system::routes())
-}
-
-/// The request's path and query, for the sign-in redirect.
-pub(super) fn here(uri: &Uri) -> Option<String> {
-    Some(uri.path_and_query().map_or_else(|| uri.path().to_owned(), |path| path.as_str().to_owned()))
 }
 
 /// A path segment encoded so that `/`, spaces and braces survive (`GET /users/{id}` →
@@ -134,7 +130,7 @@ async fn services_page(
     Query(params): Query<HashMap<String, String>>,
 ) -> Result<Response, UiError> {
     let viewer = viewer(&state, &headers, here(&uri)).await?;
-    let slug = path.map(|Path(slug)| slug).map_err(|rejection| UiError::NotFound(rejection.body_text()))?;
+    let slug = path_or_404(path)?;
     let project = viewer.project(&slug)?.clone();
     let now = crate::clock::now_unix_nano();
     let range = parse_performance_params(&params, now)?;

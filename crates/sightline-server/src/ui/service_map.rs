@@ -24,11 +24,12 @@ use serde_json::Value;
 use super::UiError;
 use super::format::millis;
 use super::layout::{Section, page};
-use super::performance::{here, number, percent, range_select, service_url, subnav, value};
+use super::performance::{number, percent, range_select, service_url, subnav, value};
 use super::session::viewer;
 use crate::api::service_map::{parse_map_params, service_map_response};
 use crate::server::AppState;
 use crate::store::Project;
+use crate::ui::{here, path_or_404};
 
 /// Node box and grid sizes, in SVG units.
 const NODE_WIDTH: f64 = 170.0;
@@ -186,7 +187,7 @@ async fn map_page(
     Query(params): Query<HashMap<String, String>>,
 ) -> Result<Response, UiError> {
     let viewer = viewer(&state, &headers, here(&uri)).await?;
-    let slug = path.map(|Path(slug)| slug).map_err(|rejection| UiError::NotFound(rejection.body_text()))?;
+    let slug = path_or_404(path)?;
     let project = viewer.project(&slug)?.clone();
     let now = crate::clock::now_unix_nano();
     // `timeRange` (the other pages' control) becomes the API's `from`.

@@ -28,6 +28,7 @@ use crate::api::sessions::{parse_session_query, parse_timeline_query};
 use crate::server::AppState;
 use crate::store::Project;
 use crate::store::sessions::{SessionDetail, SessionSummary, TimelineEntry};
+use crate::ui::{here, path_or_404};
 
 /// `range=` choices: (value, label, seconds). The range sets the API's `from` to that long ago.
 pub(super) const RANGES: [(&str, &str, u64); 5] = [
@@ -45,11 +46,6 @@ pub(super) fn routes() -> Router<Arc<AppState>> {
     Router::new()
         .route("/p/{project}/sessions", get(session_list))
         .route("/p/{project}/sessions/{session_id}", get(session_page))
-}
-
-/// The request's path and query, where sign-in sends the viewer back to.
-pub(super) fn here(uri: &Uri) -> Option<String> {
-    Some(uri.path_and_query().map_or_else(|| uri.path().to_owned(), |path| path.as_str().to_owned()))
 }
 
 /// Takes `range=` (one of [`RANGES`]) out of `params` and sets the API's `from` to that long
@@ -78,10 +74,6 @@ pub(super) fn range_field(label: &str, current: Option<&str>, unset: &str) -> Ma
 /// The URL of a session's page (the id is one path segment, `/` included).
 pub(super) fn session_url(project_slug: &str, session_id: &str) -> String {
     format!("/p/{}/sessions/{}", url_encode(project_slug), url_encode(session_id).replace('/', "%2F"))
-}
-
-fn path_or_404<T>(path: Result<Path<T>, PathRejection>) -> Result<T, UiError> {
-    path.map(|Path(value)| value).map_err(|rejection| UiError::NotFound(rejection.body_text()))
 }
 
 async fn session_list(

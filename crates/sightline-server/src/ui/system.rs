@@ -20,10 +20,11 @@ use super::UiError;
 use super::charts_series::{Line, lines};
 use super::format::duration;
 use super::layout::{Section, page};
-use super::performance::{here, range_select, service_url, subnav, value};
+use super::performance::{range_select, service_url, subnav, value};
 use super::session::viewer;
 use crate::api::system::{parse_params, system_response};
 use crate::server::AppState;
+use crate::ui::here;
 
 /// Routes of this module.
 pub(super) fn routes() -> Router<Arc<AppState>> {

@@ -23,6 +23,7 @@ use super::session::viewer;
 use crate::api::traces::{SpanNode, StatusFilter, TraceTree, build_trace_tree, parse_trace_search};
 use crate::server::AppState;
 use crate::store::{LogQuery, Project, StoredLog};
+use crate::ui::{here, path_or_404};
 
 /// `range=` choices: (value, label, seconds).
 const RANGES: [(&str, &str, u64); 4] = [
@@ -43,10 +44,6 @@ pub(super) fn routes() -> Router<Arc<AppState>> {
         .route("/p/{project}/traces/{trace_id}", get(trace_page))
 }
 
-fn here(uri: &Uri) -> Option<String> {
-    Some(uri.path_and_query().map_or_else(|| uri.path().to_owned(), |path| path.as_str().to_owned()))
-}
-
 async fn trace_search(
     State(state): State<Arc<AppState>>,
     headers: HeaderMap,
@@ -55,7 +52,7 @@ async fn trace_search(
     Query(params): Query<HashMap<String, String>>,
 ) -> Result<Response, UiError> {
     let viewer = viewer(&state, &headers, here(&uri)).await?;
-    let slug = path.map(|Path(slug)| slug).map_err(|rejection| UiError::NotFound(rejection.body_text()))?;
+    let slug = path_or_404(path)?;
     let project = viewer.project(&slug)?.clone();
     let mut api_params = params.clone();
     let range = api_params.remove("range").filter(|range| !range.is_empty());

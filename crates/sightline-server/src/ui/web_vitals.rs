@@ -20,10 +20,11 @@ use super::charts_product::{Shares, rating_bar};
 use super::format::{millis, time, url_encode, url_with};
 use super::layout::{Section, page};
 use super::session::viewer;
-use super::sessions::{here, range_field, take_range};
+use super::sessions::{range_field, take_range};
 use crate::api::analytics::vitals::{Rating, Vital, VitalReport, VitalsReport};
 use crate::api::web_vitals::{WebVitalsResponse, parse_vitals_params, read_web_vitals};
 use crate::server::AppState;
+use crate::ui::{here, path_or_404};
 
 /// The vitals shown, in order (FID apart).
 const CURRENT: [Vital; 5] = [Vital::Lcp, Vital::Inp, Vital::Cls, Vital::Fcp, Vital::Ttfb];
@@ -76,7 +77,7 @@ async fn web_vitals_page(
     Query(params): Query<HashMap<String, String>>,
 ) -> Result<Response, UiError> {
     let viewer = viewer(&state, &headers, here(&uri)).await?;
-    let slug = path.map(|Path(slug)| slug).map_err(|rejection| UiError::NotFound(rejection.body_text()))?;
+    let slug = path_or_404(path)?;
     let project = viewer.project(&slug)?.clone();
     let mut api_params = params.clone();
     let range = take_range(&mut api_params)?;

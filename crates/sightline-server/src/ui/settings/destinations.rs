@@ -23,8 +23,8 @@ use maud::{Markup, html};
 use serde_json::Value;
 
 use super::{
-    FormProblem, SharedState, UiError, csrf_input, field, form_error, form_pairs, page_context, path_or_404,
-    post_context, problem_or_error, settings_page, settings_url, time_ms,
+    FormProblem, SharedState, UiError, csrf_input, field, form_error, form_pairs, page_context, post_context,
+    problem_or_error, settings_page, settings_url, time_ms,
 };
 use crate::api::ApiError;
 use crate::api::destinations::{find, owned, parse_config, parse_name, reload, view};
@@ -32,6 +32,7 @@ use crate::server::AppState;
 use crate::store::Project;
 use crate::store::outbox::{DeadLetter, SERVER_WIDE_PROJECT};
 use crate::ui::Viewer;
+use crate::ui::path_or_404;
 
 /// Dead letters listed on a destination's page, newest first.
 const DEAD_LETTERS_SHOWN: usize = 100;

@@ -13,13 +13,14 @@ use axum::routing::get;
 use maud::html;
 
 use super::{
-    FormProblem, SharedState, UiError, csrf_input, field, form_error, form_pairs, page_context, path_or_404,
-    post_context, problem_or_error, settings_page, settings_url,
+    FormProblem, SharedState, UiError, csrf_input, field, form_error, form_pairs, page_context, post_context,
+    problem_or_error, settings_page, settings_url,
 };
 use crate::api::services::{ProjectSettingsPatch, apply_settings_patch};
 use crate::server::AppState;
 use crate::store::Project;
 use crate::ui::Viewer;
+use crate::ui::path_or_404;
 
 /// Routes of this page.
 pub(super) fn routes() -> Router<Arc<AppState>> {

@@ -17,14 +17,15 @@ use axum::routing::{get, post};
 use maud::html;
 
 use super::{
-    FormProblem, SharedState, UiError, csrf_input, field, form_error, form_pairs, page_context, path_or_404,
-    post_context, settings_page, settings_url, time_ms,
+    FormProblem, SharedState, UiError, csrf_input, field, form_error, form_pairs, page_context, post_context,
+    settings_page, settings_url, time_ms,
 };
 use crate::auth::{ApiKeySecret, KeyScope};
 use crate::server::AppState;
 use crate::store::Project;
 use crate::store::api_keys::ApiKeyListing;
 use crate::ui::Viewer;
+use crate::ui::path_or_404;
 
 /// Longest key name, characters.
 const MAX_NAME_CHARS: usize = 100;

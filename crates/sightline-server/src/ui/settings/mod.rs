@@ -23,8 +23,8 @@ use std::sync::Arc;
 
 use axum::Router;
 use axum::extract::Form;
-use axum::extract::rejection::{FormRejection, PathRejection};
-use axum::extract::{Path, State};
+use axum::extract::State;
+use axum::extract::rejection::FormRejection;
 use axum::http::{HeaderMap, StatusCode, Uri, header};
 use axum::response::Response;
 use maud::{Markup, html};
@@ -35,6 +35,7 @@ use super::layout::{Section, page};
 use super::session::{Viewer, viewer};
 use crate::server::AppState;
 use crate::store::Project;
+use crate::ui::here;
 
 /// Routes of the settings pages.
 pub(super) fn routes() -> Router<Arc<AppState>> {
@@ -115,15 +116,6 @@ fn form_pairs(form: Result<Form<Vec<(String, String)>>, FormRejection>) -> Resul
 /// The first value of field `name`.
 fn field<'a>(pairs: &'a [(String, String)], name: &str) -> Option<&'a str> {
     pairs.iter().find(|(key, _)| key == name).map(|(_, value)| value.as_str())
-}
-
-fn path_or_404<T>(path: Result<Path<T>, PathRejection>) -> Result<T, UiError> {
-    path.map(|Path(value)| value).map_err(|rejection| UiError::NotFound(rejection.body_text()))
-}
-
-/// The page URL (path and query) to come back to after signing in.
-fn here(uri: &Uri) -> Option<String> {
-    Some(uri.path_and_query().map_or_else(|| uri.path().to_owned(), |path| path.as_str().to_owned()))
 }
 
 /// The viewer and the member project of a page (303 to sign-in, 404 for non-members).

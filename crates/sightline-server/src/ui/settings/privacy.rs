@@ -15,13 +15,14 @@ use axum::routing::{get, post};
 use maud::html;
 
 use super::{
-    FormProblem, SharedState, UiError, csrf_input, field, form_error, form_pairs, page_context, path_or_404,
-    post_context, problem_or_error, settings_page, settings_url,
+    FormProblem, SharedState, UiError, csrf_input, field, form_error, form_pairs, page_context, post_context,
+    problem_or_error, settings_page, settings_url,
 };
 use crate::privacy::PrivacySettings;
 use crate::server::AppState;
 use crate::store::Project;
 use crate::ui::Viewer;
+use crate::ui::path_or_404;
 
 /// Most opt-outs listed on the page (the rest are counted).
 const MAX_LISTED_OPT_OUTS: usize = 500;
