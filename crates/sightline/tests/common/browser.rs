@@ -100,6 +100,29 @@ pub async fn wait_for_text(browser: &Client, needles: &[&str]) -> String {
     }
 }
 
+/// Waits until the page's visible text no longer contains `gone` while it contains every one of
+/// `still_there` (proof that the next page has rendered); returns the text. A WebDriver error while
+/// the page is being replaced (a stale `body`) proves nothing either way, so it is retried.
+pub async fn wait_for_text_gone(browser: &Client, gone: &str, still_there: &[&str]) -> String {
+    let deadline = Instant::now() + PAGE_DEADLINE;
+    loop {
+        let text = match browser.find(Locator::Css("body")).await {
+            Ok(body) => body.text().await.ok(),
+            Err(_) => None,
+        };
+        if let Some(text) = &text {
+            if !text.contains(gone) && still_there.iter().all(|needle| text.contains(needle)) {
+                return text.clone();
+            }
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the page kept showing {gone:?} (or lost {still_there:?}); it shows:\n{text:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
 pub fn screenshot_dir() -> PathBuf {
     let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("ui-screenshots");
     std::fs::create_dir_all(&dir).unwrap();
