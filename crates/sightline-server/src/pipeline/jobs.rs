@@ -40,6 +40,7 @@
 //! would need a store read per consumer span at ingest. Negative lags (clock skew between
 //! hosts) are not counted.
 
+use std::borrow::Cow;
 use std::collections::HashMap;
 
 use serde_json::Value;
@@ -64,8 +65,13 @@ fn is_true(attributes: &Attributes, key: &str) -> bool {
 /// True for spans with messaging attributes or a messaging kind (see the module docs).
 fn is_messaging_span(span: &Span) -> bool {
     let attributes = &span.attributes;
-    matches!(span.kind, kind::PRODUCER | kind::CONSUMER)
-        || [
+    if matches!(span.kind, kind::PRODUCER | kind::CONSUMER) {
+        return true;
+    }
+    // Most spans carry no `messaging.*` key at all: one pass over the keys answers them without
+    // the five hashed look-ups below.
+    attributes.0.keys().any(|key| key.starts_with("messaging."))
+        && [
             "messaging.system",
             "messaging.operation.type",
             "messaging.operation",
@@ -77,7 +83,7 @@ fn is_messaging_span(span: &Span) -> bool {
 }
 
 /// The name of a plain job (see the module docs), `None` for other spans.
-fn plain_job_name(span: &Span) -> Option<String> {
+fn plain_job_name(span: &Span) -> Option<Cow<'_, str>> {
     let attributes = &span.attributes;
     let root_without_kind = span.parent_span_id.is_none() && matches!(span.kind, kind::INTERNAL | kind::UNSPECIFIED);
     if !root_without_kind
@@ -87,44 +93,44 @@ fn plain_job_name(span: &Span) -> Option<String> {
         return None;
     }
     if let Some(function) = non_empty(attributes, "code.function.name") {
-        return Some(function.to_owned());
+        return Some(Cow::Borrowed(function));
     }
     let function = non_empty(attributes, "code.function")?;
     Some(match non_empty(attributes, "code.namespace") {
-        Some(namespace) => format!("{namespace}.{function}"),
-        None => function.to_owned(),
+        Some(namespace) => Cow::Owned(format!("{namespace}.{function}")),
+        None => Cow::Borrowed(function),
     })
 }
 
-fn destination_of(span: &Span) -> String {
+fn destination_of(span: &Span) -> &str {
     let attributes = &span.attributes;
     if let Some(template) = non_empty(attributes, "messaging.destination.template") {
-        return template.to_owned();
+        return template;
     }
     if is_true(attributes, "messaging.destination.temporary") || is_true(attributes, "messaging.destination.anonymous")
     {
-        return TEMPORARY_DESTINATION.to_owned();
+        return TEMPORARY_DESTINATION;
     }
     non_empty(attributes, "messaging.destination.name")
         .or_else(|| non_empty(attributes, "messaging.destination"))
         .unwrap_or(span.name.as_str())
-        .to_owned()
 }
 
 /// The semconv operation type of a messaging span (see the module docs).
-fn operation_of(span: &Span) -> String {
+fn operation_of(span: &Span) -> Cow<'_, str> {
     let attributes = &span.attributes;
     let sent =
         non_empty(attributes, "messaging.operation.type").or_else(|| non_empty(attributes, "messaging.operation"));
     match sent {
-        Some("publish") => "send".to_owned(),
-        Some("deliver") => "process".to_owned(),
-        Some(operation) => operation.to_ascii_lowercase(),
-        None => match span.kind {
-            kind::PRODUCER => "send".to_owned(),
-            kind::CONSUMER => "process".to_owned(),
-            _ => "unknown".to_owned(),
-        },
+        Some("publish") => Cow::Borrowed("send"),
+        Some("deliver") => Cow::Borrowed("process"),
+        Some(operation) if !operation.bytes().any(|byte| byte.is_ascii_uppercase()) => Cow::Borrowed(operation),
+        Some(operation) => Cow::Owned(operation.to_ascii_lowercase()),
+        None => Cow::Borrowed(match span.kind {
+            kind::PRODUCER => "send",
+            kind::CONSUMER => "process",
+            _ => "unknown",
+        }),
     }
 }
 
@@ -179,37 +185,46 @@ pub fn job_rollups_from_spans(batch: &Batch<Span>) -> Vec<JobRollup> {
             creation_starts.insert((span.trace_id, span.span_id), span.start_time_unix_nano);
         }
     }
-    let mut index_by_key: HashMap<(JobKey, u64), usize> = HashMap::new();
+    // Keyed by borrowed strings: a row's `JobKey` is allocated once per batch, not per span. The
+    // strings are the client's, so the map keeps the standard (keyed) hasher.
+    let mut index_by_key: HashMap<BorrowedKey<'_>, usize> = HashMap::new();
     let mut deltas: Vec<JobRollup> = Vec::new();
     for resource_group in batch {
         let service = resource_group.resource.service_name();
         let environment = environment_of(&resource_group.resource.attributes);
         for span in resource_group.scopes.iter().flat_map(|scope| &scope.items) {
             let (messaging_system, name, operation) = if is_messaging_span(span) {
-                let system = non_empty(&span.attributes, "messaging.system").unwrap_or("").to_owned();
-                (system, destination_of(span), operation_of(span))
+                let system = non_empty(&span.attributes, "messaging.system").unwrap_or("");
+                (system, Cow::Borrowed(destination_of(span)), operation_of(span))
             } else if let Some(job) = plain_job_name(span) {
-                (String::new(), job, JOB_OPERATION.to_owned())
+                ("", job, Cow::Borrowed(JOB_OPERATION))
             } else {
                 continue;
             };
             let lag_nanos = lag_of(span, &creation_starts, &operation);
-            let key = JobKey {
-                service_name: service.to_owned(),
-                environment: environment.to_owned(),
-                messaging_system,
-                name,
-                operation,
-            };
-            let index = *index_by_key.entry((key, minute_of(span))).or_insert_with_key(|(key, minute)| {
-                deltas.push(JobRollup::empty(key.clone(), *minute, MINUTE_SECONDS));
-                deltas.len() - 1
-            });
+            let key = (service, environment, messaging_system, name, operation, minute_of(span));
+            let index = *index_by_key.entry(key).or_insert_with_key(
+                |(service, environment, system, name, operation, minute)| {
+                    let key = JobKey {
+                        service_name: (*service).to_owned(),
+                        environment: (*environment).to_owned(),
+                        messaging_system: (*system).to_owned(),
+                        name: name.to_string(),
+                        operation: operation.to_string(),
+                    };
+                    deltas.push(JobRollup::empty(key, *minute, MINUTE_SECONDS));
+                    deltas.len() - 1
+                },
+            );
             deltas[index].add_span(slow_request_of(span), span.status_code == status_code::ERROR, lag_nanos);
         }
     }
     deltas
 }
+
+/// (service, environment, messaging system, name, operation, minute start ns) of a row, borrowed
+/// from the batch.
+type BorrowedKey<'a> = (&'a str, &'a str, &'a str, Cow<'a, str>, Cow<'a, str>, u64);
 
 #[cfg(test)]
 mod tests {

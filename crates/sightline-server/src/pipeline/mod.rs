@@ -329,6 +329,7 @@ fn prepared(
         query_rollups: Vec::new(),
         job_rollups: Vec::new(),
         call_halves: Vec::new(),
+        paired_calls: Default::default(),
         outcomes,
         errors,
         derived_events,

@@ -3,7 +3,7 @@
 //! counting queued items, so overload is refused up front instead of growing memory. After a
 //! commit succeeds, committed log records go to the live tail ([`crate::live_tail`]).
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
@@ -11,6 +11,7 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc, oneshot};
 
 use crate::error::IngestError;
 use crate::live_tail::LogTail;
+use crate::store::service_map::{CallPairing, EdgeTally};
 use crate::store::{SignalBatch, Store, WriteBatch};
 
 struct Job {
@@ -25,6 +26,10 @@ struct Job {
 pub struct IngestQueue {
     sender: mpsc::UnboundedSender<Job>,
     permits: Arc<Semaphore>,
+    /// The service map's waiting call halves. Each admitted batch is paired here, on the
+    /// request's thread, so the single writer only adds the paired calls to its rows (pairing
+    /// took ≈ 3 % of the writer's time in `bench apm` when the writer did it).
+    pairing: Arc<Mutex<CallPairing>>,
     max_queued_items: usize,
     retry_after: Duration,
 }
@@ -57,8 +62,13 @@ pub fn start_writer(
         .name("sightline-writer".into())
         .spawn(move || run_writer(store, tail, receiver, max_items_per_commit))
         .expect("spawning the writer thread");
-    let queue =
-        IngestQueue { sender, permits: Arc::new(Semaphore::new(max_queued_items)), max_queued_items, retry_after };
+    let queue = IngestQueue {
+        sender,
+        permits: Arc::new(Semaphore::new(max_queued_items)),
+        pairing: Default::default(),
+        max_queued_items,
+        retry_after,
+    };
     (queue, WriterHandle { thread })
 }
 
@@ -66,7 +76,13 @@ impl IngestQueue {
     /// Queues a batch and waits until it is committed. Errors with `Overloaded` at once when
     /// the queue holds too many items, `Unavailable` when the commit failed or the writer is
     /// gone; in both cases nothing of the batch is stored.
-    pub async fn submit(&self, batch: WriteBatch, items: usize) -> Result<(), IngestError> {
+    ///
+    /// An admitted batch's call halves are paired with the halves waiting here (and halves
+    /// waiting longer than the pairing window expire) before it is queued; the paired calls
+    /// travel in the batch (`WriteBatch::paired_calls`). Pairing state changes even if the
+    /// commit then fails: the client sends the batch again, which re-adds its halves, and the
+    /// calls paired the first time are then missing from the map (never counted twice).
+    pub async fn submit(&self, mut batch: WriteBatch, items: usize) -> Result<(), IngestError> {
         // A batch bigger than the whole queue still gets in when the queue is empty.
         let wanted = items.clamp(1, self.max_queued_items) as u32;
         let permit = self.permits.clone().try_acquire_many_owned(wanted).map_err(|_| {
@@ -76,6 +92,7 @@ impl IngestQueue {
                 .inc();
             IngestError::Overloaded { retry_after: self.retry_after }
         })?;
+        self.pair_calls(&mut batch);
         let (reply, answer) = oneshot::channel();
         self.sender.send(Job { batch, items, reply, _permit: permit }).map_err(|_| IngestError::Unavailable {
             reason: "server is shutting down".into(),
@@ -93,6 +110,20 @@ impl IngestQueue {
             Ok(Err(reason)) => Err(IngestError::Unavailable { reason, retry_after: self.retry_after }),
             Err(_) => Err(IngestError::Unavailable { reason: "writer stopped".into(), retry_after: self.retry_after }),
         }
+    }
+
+    /// Pairs the batch's call halves and expires old ones into `batch.paired_calls` (see
+    /// [`IngestQueue::submit`]); the halves are dropped from the batch afterwards.
+    fn pair_calls(&self, batch: &mut WriteBatch) {
+        let now_unix_nano = crate::clock::now_unix_nano();
+        let halves = std::mem::take(&mut batch.call_halves);
+        let mut calls = EdgeTally::default();
+        // A panic elsewhere while holding the lock leaves halves that are still consistent.
+        let mut pairing = self.pairing.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        pairing.observe(batch.project_id, &halves, now_unix_nano, &mut calls);
+        pairing.expire(now_unix_nano, &mut calls);
+        drop(pairing);
+        batch.paired_calls = calls;
     }
 
     /// Items currently queued or being committed.

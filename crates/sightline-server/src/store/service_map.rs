@@ -164,7 +164,8 @@ struct Arrival {
     half: Waiting,
 }
 
-/// The halves waiting for their other half (see the module docs). Owned by the single writer.
+/// The halves waiting for their other half (see the module docs). One per server, owned by the
+/// ingest queue ([`crate::pipeline::IngestQueue`]), which pairs each batch as it admits it.
 ///
 /// Halves live in one ring in arrival order; a hash index maps each waiting key to its ring
 /// slot (by sequence number). So a half that never pairs — most CLIENT spans to an
@@ -200,7 +201,7 @@ fn virtual_callee(span: &Span, names: &mut Vec<Arc<str>>) -> Option<Arc<str>> {
 /// Calls paired in one commit, by (project, caller, callee, virtual callee, minute start):
 /// counted without allocating per call (the names are shared), turned into [`EdgeRollup`]s
 /// once per edge by [`EdgeTally::into_rollups`].
-#[derive(Debug, Default)]
+#[derive(Debug, Default, Clone)]
 pub struct EdgeTally(FxHashMap<TallyKey, (u64, u64, DurationSketch)>);
 
 /// (project, caller, callee, virtual callee, minute start ns).
@@ -210,6 +211,38 @@ impl EdgeTally {
     /// True when no call was paired.
     pub fn is_empty(&self) -> bool {
         self.0.is_empty()
+    }
+
+    /// Adds these calls to `rows` (one per project, edge and minute), as [`EdgeTally::into_rollups`]
+    /// would make them, summing with rows already there. Errors: two sketches that do not merge
+    /// (they all use the same mapping, so only a corrupted sketch could).
+    pub fn add_to(
+        &self,
+        rows: &mut HashMap<(i64, EdgeKey, u64), EdgeRollup>,
+    ) -> Result<(), crate::store::rollups::RollupError> {
+        for ((project_id, caller, callee, virtual_callee, bucket), (calls, errors, durations)) in &self.0 {
+            let key =
+                EdgeKey { caller: caller.to_string(), callee: callee.to_string(), virtual_callee: *virtual_callee };
+            match rows.entry((*project_id, key, *bucket)) {
+                std::collections::hash_map::Entry::Occupied(mut row) => {
+                    let row = row.get_mut();
+                    row.calls += calls;
+                    row.errors += errors;
+                    row.durations.merge(durations)?;
+                }
+                std::collections::hash_map::Entry::Vacant(slot) => {
+                    let key = slot.key().1.clone();
+                    slot.insert(EdgeRollup {
+                        key,
+                        bucket_start_unix_nano: *bucket,
+                        calls: *calls,
+                        errors: *errors,
+                        durations: durations.clone(),
+                    });
+                }
+            }
+        }
+        Ok(())
     }
 
     /// The tallied calls as edge rows (one per edge and minute).

@@ -130,6 +130,10 @@ pub struct WriteBatch {
     /// empty when derived APM data is switched off). Spans committed without them do not feed
     /// the map.
     pub call_halves: Vec<crate::store::service_map::CallHalf>,
+    /// Calls paired when the ingest queue admitted the batch (its own halves with halves that
+    /// waited, and lone client halves that expired then); the store adds them to the service
+    /// map's rows in the batch's commit. Empty until the queue fills it.
+    pub paired_calls: crate::store::service_map::EdgeTally,
     /// Outcome counters to add.
     pub outcomes: Outcomes,
     /// Error events derived from the items, grouped into issues at commit.

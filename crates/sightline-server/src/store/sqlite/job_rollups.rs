@@ -7,7 +7,7 @@ use std::collections::HashMap;
 
 use rusqlite::{Connection, OptionalExtension, Transaction, params};
 
-use super::rollups::{database_error, slowest_from_json, slowest_to_json};
+use super::rollups::{Write, database_error, slowest_from_json, slowest_to_json};
 use crate::store::job_rollups::{JobKey, JobRollup, JobRollupQuery};
 use crate::store::rollups::{DurationSketch, HOUR_SECONDS, MINUTE_SECONDS};
 use crate::store::{StoreResult, WriteBatch};
@@ -58,8 +58,12 @@ fn key_params(project_id: i64, rollup: &JobRollup) -> KeyParams<'_> {
     )
 }
 
-/// Reads the stored row of `rollup`'s key and bucket (if any), adds it, and writes the sum.
+/// Writes `rollup` as a new row, or adds the stored row of its key and bucket and writes the
+/// sum (see the endpoint rollups' `merge_into_stored`).
 fn merge_into_stored(connection: &Connection, project_id: i64, mut rollup: JobRollup) -> StoreResult<()> {
+    if write_row(connection, project_id, &rollup, Write::IfNew)? == 1 {
+        return Ok(());
+    }
     let stored = {
         let key = key_params(project_id, &rollup);
         connection
@@ -70,14 +74,21 @@ fn merge_into_stored(connection: &Connection, project_id: i64, mut rollup: JobRo
     if let Some(stored) = stored {
         rollup.merge(&stored?).map_err(database_error)?;
     }
-    let key = key_params(project_id, &rollup);
-    connection
-        .prepare_cached(
-            "INSERT OR REPLACE INTO job_rollups (project_id, bucket_start_unix_nano, bucket_seconds, service_name,
+    write_row(connection, project_id, &rollup, Write::Replace)?;
+    Ok(())
+}
+
+/// Writes the row; returns the rows changed (0 for [`Write::IfNew`] on a stored key).
+fn write_row(connection: &Connection, project_id: i64, rollup: &JobRollup, mode: Write) -> StoreResult<usize> {
+    let key = key_params(project_id, rollup);
+    let (verb, on_conflict) = mode.sql();
+    Ok(connection
+        .prepare_cached(&format!(
+            "{verb} INTO job_rollups (project_id, bucket_start_unix_nano, bucket_seconds, service_name,
                 environment, messaging_system, name, operation, span_count, failure_count, duration_sum_nanos,
                 duration_sketch, lag_sketch, slowest)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)",
-        )?
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14){on_conflict}"
+        ))?
         .execute(params![
             key.0,
             key.1,
@@ -93,8 +104,7 @@ fn merge_into_stored(connection: &Connection, project_id: i64, mut rollup: JobRo
             rollup.durations.to_bytes(),
             rollup.lags.to_bytes(),
             slowest_to_json(&rollup.slowest),
-        ])?;
-    Ok(())
+        ])?)
 }
 
 /// A row in [`COLUMNS`] order; the inner error is a sketch that does not decode.
@@ -263,6 +273,7 @@ mod tests {
             query_rollups: Vec::new(),
             job_rollups: rollups,
             call_halves: Vec::new(),
+            paired_calls: Default::default(),
             outcomes: Outcomes::default(),
             errors: Vec::new(),
             derived_events: Vec::new(),

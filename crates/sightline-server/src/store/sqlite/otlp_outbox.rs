@@ -231,6 +231,7 @@ mod tests {
             query_rollups: Vec::new(),
             job_rollups: Vec::new(),
             call_halves: Vec::new(),
+            paired_calls: Default::default(),
             outcomes: Outcomes::default(),
             errors: Vec::new(),
             derived_events: Vec::new(),

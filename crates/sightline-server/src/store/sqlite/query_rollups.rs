@@ -7,7 +7,7 @@ use std::collections::HashMap;
 
 use rusqlite::{Connection, OptionalExtension, Transaction, params};
 
-use super::rollups::{database_error, slowest_from_json, slowest_to_json};
+use super::rollups::{Write, database_error, slowest_from_json, slowest_to_json};
 use crate::store::query_rollups::{QueryKey, QueryRollup, QueryRollupQuery};
 use crate::store::rollups::{DurationSketch, HOUR_SECONDS, MINUTE_SECONDS};
 use crate::store::{StoreResult, WriteBatch};
@@ -55,9 +55,13 @@ fn key_params(project_id: i64, rollup: &QueryRollup) -> (i64, i64, u32, String, 
     )
 }
 
-/// Reads the stored row of `rollup`'s key and bucket (if any), adds it, and writes the sum.
+/// Writes `rollup` as a new row, or adds the stored row of its key and bucket and writes the
+/// sum (see the endpoint rollups' `merge_into_stored`).
 fn merge_into_stored(connection: &Connection, project_id: i64, mut rollup: QueryRollup) -> StoreResult<()> {
     let key = key_params(project_id, &rollup);
+    if write_row(connection, &key, &rollup, Write::IfNew)? == 1 {
+        return Ok(());
+    }
     let stored = connection
         .prepare_cached(&format!("SELECT {COLUMNS} FROM query_rollups WHERE project_id = ?1 AND {KEY_MATCH}"))?
         .query_row(params![key.0, key.1, key.2, key.3, key.4, key.5, key.6], row_to_rollup)
@@ -65,13 +69,26 @@ fn merge_into_stored(connection: &Connection, project_id: i64, mut rollup: Query
     if let Some(stored) = stored {
         rollup.merge(&stored?).map_err(database_error)?;
     }
-    connection
-        .prepare_cached(
-            "INSERT OR REPLACE INTO query_rollups (project_id, bucket_start_unix_nano, bucket_seconds, service_name,
+    write_row(connection, &key, &rollup, Write::Replace)?;
+    Ok(())
+}
+
+/// Writes the row under `key` ([`key_params`]); returns the rows changed (0 for
+/// [`Write::IfNew`] on a stored key).
+fn write_row(
+    connection: &Connection,
+    key: &(i64, i64, u32, String, String, String, i64),
+    rollup: &QueryRollup,
+    mode: Write,
+) -> StoreResult<usize> {
+    let (verb, on_conflict) = mode.sql();
+    Ok(connection
+        .prepare_cached(&format!(
+            "{verb} INTO query_rollups (project_id, bucket_start_unix_nano, bucket_seconds, service_name,
                 db_system, db_namespace, query_fingerprint, query_text, call_count, error_count, duration_sum_nanos,
                 duration_sketch, slowest)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)",
-        )?
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13){on_conflict}"
+        ))?
         .execute(params![
             key.0,
             key.1,
@@ -86,8 +103,7 @@ fn merge_into_stored(connection: &Connection, project_id: i64, mut rollup: Query
             rollup.durations.sum_nanos(),
             rollup.durations.to_bytes(),
             slowest_to_json(&rollup.slowest),
-        ])?;
-    Ok(())
+        ])?)
 }
 
 /// A row in [`COLUMNS`] order; the inner error is a sketch that does not decode.
@@ -248,6 +264,7 @@ mod tests {
             query_rollups: rollups,
             job_rollups: Vec::new(),
             call_halves: Vec::new(),
+            paired_calls: Default::default(),
             outcomes: Outcomes::default(),
             errors: Vec::new(),
             derived_events: Vec::new(),

@@ -76,8 +76,33 @@ pub(super) fn database_error(error: impl std::fmt::Display) -> StoreError {
     StoreError::Database(error.to_string())
 }
 
-/// Reads the stored row of `rollup`'s key and bucket (if any), adds it, and writes the sum.
+/// How a row is written: [`Write::IfNew`] inserts only when no row has the key (and reports
+/// whether it did), [`Write::Replace`] overwrites.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(super) enum Write {
+    /// `INSERT … ON CONFLICT DO NOTHING`.
+    IfNew,
+    /// `INSERT OR REPLACE`.
+    Replace,
+}
+
+impl Write {
+    /// The statement's verb and the clause after `VALUES (…)`.
+    pub(super) fn sql(self) -> (&'static str, &'static str) {
+        match self {
+            Write::IfNew => ("INSERT", " ON CONFLICT DO NOTHING"),
+            Write::Replace => ("INSERT OR REPLACE", ""),
+        }
+    }
+}
+
+/// Writes `rollup` as a new row, or when its key and bucket are stored already, reads that row,
+/// adds it and writes the sum. Trying the insert first costs one statement for a new row (most
+/// rows of a commit are: a minute starts new rows) and one extra probe for an existing one.
 fn merge_into_stored(connection: &Connection, project_id: i64, mut rollup: EndpointRollup) -> StoreResult<()> {
+    if write_row(connection, project_id, &rollup, Write::IfNew)? == 1 {
+        return Ok(());
+    }
     let stored = connection
         .prepare_cached(&format!(
             "SELECT {COLUMNS} FROM endpoint_rollups WHERE project_id = ?1 AND service_name = ?2
@@ -101,19 +126,22 @@ fn merge_into_stored(connection: &Connection, project_id: i64, mut rollup: Endpo
         let stored = stored?;
         rollup.merge(&stored).map_err(database_error)?;
     }
-    write_row(connection, project_id, &rollup)
+    write_row(connection, project_id, &rollup, Write::Replace)?;
+    Ok(())
 }
 
-fn write_row(connection: &Connection, project_id: i64, rollup: &EndpointRollup) -> StoreResult<()> {
+/// Writes the row; returns the rows changed (0 for [`Write::IfNew`] on a stored key).
+fn write_row(connection: &Connection, project_id: i64, rollup: &EndpointRollup, mode: Write) -> StoreResult<usize> {
     let status_codes: BTreeMap<String, u64> =
         rollup.status_codes.iter().map(|(code, count)| (code.to_string(), *count)).collect();
-    connection
-        .prepare_cached(
-            "INSERT OR REPLACE INTO endpoint_rollups (project_id, service_name, bucket_start_unix_nano, bucket_seconds,
+    let (verb, on_conflict) = mode.sql();
+    Ok(connection
+        .prepare_cached(&format!(
+            "{verb} INTO endpoint_rollups (project_id, service_name, bucket_start_unix_nano, bucket_seconds,
                 environment, operation, status_class, method, route, request_count, error_count, duration_sum_nanos,
                 status_codes, duration_sketch, slowest)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)",
-        )?
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15){on_conflict}"
+        ))?
         .execute(params![
             project_id,
             rollup.key.service_name,
@@ -130,8 +158,7 @@ fn write_row(connection: &Connection, project_id: i64, rollup: &EndpointRollup) 
             serde_json::to_string(&status_codes).unwrap_or_else(|_| "{}".into()),
             rollup.durations.to_bytes(),
             slowest_to_json(&rollup.slowest),
-        ])?;
-    Ok(())
+        ])?)
 }
 
 /// A row in [`COLUMNS`] order; the inner error is a sketch that does not decode.
@@ -423,6 +450,7 @@ mod tests {
             query_rollups: Vec::new(),
             job_rollups: Vec::new(),
             call_halves: Vec::new(),
+            paired_calls: Default::default(),
             outcomes: Outcomes::default(),
             errors: Vec::new(),
             derived_events: Vec::new(),

@@ -17,11 +17,16 @@ fn sql_time(unix_nano: u64) -> i64 {
     unix_nano.min(i64::MAX as u64) as i64
 }
 
-/// Adds the commit's calls to the stored rows: one read and one write per (edge, minute).
+/// Adds the commit's calls to the stored rows: one insert per new (edge, minute); a read and a
+/// write more when the row is stored already.
 pub(super) fn merge_edges(
     transaction: &Transaction<'_>,
     edges: HashMap<(i64, EdgeKey, u64), EdgeRollup>,
 ) -> StoreResult<()> {
+    let mut insert = transaction.prepare_cached(
+        "INSERT INTO service_edges (project_id, bucket_start_unix_nano, caller, callee, virtual_callee,
+            call_count, error_count, duration_sketch) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8) ON CONFLICT DO NOTHING",
+    )?;
     let mut read = transaction.prepare_cached(
         "SELECT call_count, error_count, duration_sketch FROM service_edges
          WHERE project_id = ?1 AND bucket_start_unix_nano = ?2 AND caller = ?3 AND callee = ?4 AND virtual_callee = ?5",
@@ -31,6 +36,19 @@ pub(super) fn merge_edges(
             call_count, error_count, duration_sketch) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
     )?;
     for ((project_id, key, bucket), mut edge) in edges {
+        let inserted = insert.execute(params![
+            project_id,
+            sql_time(bucket),
+            key.caller,
+            key.callee,
+            key.virtual_callee,
+            edge.calls as i64,
+            edge.errors as i64,
+            edge.durations.to_bytes(),
+        ])?;
+        if inserted == 1 {
+            continue;
+        }
         let stored: Option<(i64, i64, Vec<u8>)> = read
             .query_row(params![project_id, sql_time(bucket), key.caller, key.callee, key.virtual_callee], |row| {
                 Ok((row.get(0)?, row.get(1)?, row.get(2)?))

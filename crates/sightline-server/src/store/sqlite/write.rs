@@ -17,7 +17,6 @@ type MetricKey = (i64, String, &'static str, i32, bool, String);
 pub(super) struct Writer {
     connection: Connection,
     /// Halves of cross-service calls waiting for their other half (service map).
-    pairing: crate::store::service_map::CallPairing,
     resource_ids: HashMap<(i64, i64), i64>,
     scope_ids: HashMap<(i64, i64), i64>,
     metric_ids: HashMap<MetricKey, i64>,
@@ -37,14 +36,7 @@ type ServiceCounters = HashMap<(i64, String), (u64, u64, u64, u64)>;
 
 impl Writer {
     pub(super) fn new(connection: Connection, routes: super::outbox::Routes) -> Self {
-        Self {
-            routes,
-            connection,
-            pairing: Default::default(),
-            resource_ids: HashMap::new(),
-            scope_ids: HashMap::new(),
-            metric_ids: HashMap::new(),
-        }
+        Self { routes, connection, resource_ids: HashMap::new(), scope_ids: HashMap::new(), metric_ids: HashMap::new() }
     }
 
     pub(super) fn connection(&mut self) -> &mut Connection {
@@ -153,15 +145,12 @@ impl Writer {
         sessions.finish(&transaction)?;
         upsert_service_stats(&transaction, &services)?;
         super::rollups::merge_rollups(&transaction, batches)?;
-        // Pairing state changes even if this commit fails: its batches are refused and sent
-        // again, which re-adds their halves; calls paired here would then be missing from the
-        // map (never counted twice).
-        let mut edges = crate::store::service_map::EdgeTally::default();
+        // The calls were paired when the queue admitted each batch (off this serial thread).
+        let mut edges = HashMap::new();
         for batch in batches {
-            self.pairing.observe(batch.project_id, &batch.call_halves, now_unix_nano, &mut edges);
+            batch.paired_calls.add_to(&mut edges).map_err(super::rollups::database_error)?;
         }
-        self.pairing.expire(now_unix_nano, &mut edges);
-        super::service_map::merge_edges(&transaction, edges.into_rollups())?;
+        super::service_map::merge_edges(&transaction, edges)?;
         super::query_rollups::merge_query_rollups(&transaction, batches)?;
         super::otlp_outbox::enqueue(&transaction, batches, (now_unix_nano / 1_000_000) as i64)?;
         super::job_rollups::merge_job_rollups(&transaction, batches)?;

@@ -79,6 +79,7 @@ fn commit(fixture: &Fixture, records: Vec<LogRecord>) {
         query_rollups: Vec::new(),
         job_rollups: Vec::new(),
         call_halves: Vec::new(),
+        paired_calls: Default::default(),
         outcomes: Outcomes::default(),
         errors,
         derived_events: Vec::new(),

@@ -73,6 +73,7 @@ fn batch(project_id: i64, errors: Vec<ErrorEvent>, serialize: bool) -> WriteBatc
         query_rollups: Vec::new(),
         job_rollups: Vec::new(),
         call_halves: Vec::new(),
+        paired_calls: Default::default(),
         outcomes: Outcomes::default(),
         errors,
         derived_events: Vec::new(),

@@ -169,6 +169,7 @@ fn write_batch(project_id: i64, signal: SignalBatch) -> WriteBatch {
         query_rollups: Vec::new(),
         job_rollups: Vec::new(),
         call_halves: Vec::new(),
+        paired_calls: Default::default(),
         outcomes: Outcomes::default(),
         errors,
         derived_events: Vec::new(),
