@@ -10,6 +10,8 @@
 //! - `GET .../destinations/{id}/dead-letters?limit=&before=` (read), newest first.
 //! - `POST .../destinations/{id}/dead-letters/replay` (scope `all`), body `{"ids": [..]}` or
 //!   empty for all → `{"replayed": n}`.
+//! - A server-wide destination carries every project's events: through a project, its dead
+//!   letters are listed and replayed only for that project's own events.
 //!
 //! Each destination reads `{"id", "name", "type", "enabled", "scope", "config" (secrets shown
 //! as "set" / "unset"), "state": {"queued", "in_flight", "delivered", "dead_lettered",
@@ -141,6 +143,13 @@ pub(crate) fn owned(destination: &Destination) -> Result<(), ApiError> {
     Ok(())
 }
 
+/// The project to scope a destination's dead letters to: a server-wide destination carries
+/// every project's events, and a project reads and replays only its own (`None`: the project
+/// owns the destination and all of its letters).
+pub(crate) fn own_events_only(destination: &Destination, project_id: i64) -> Option<i64> {
+    (destination.project_id == SERVER_WIDE_PROJECT).then_some(project_id)
+}
+
 /// Restarts the delivery workers after a change of destinations (logs a failure).
 pub(crate) fn reload(state: &AppState) {
     if let Err(error) = state.delivery.reload() {
@@ -262,8 +271,13 @@ async fn dead_letters(
     let project = authorize(&state, &headers, project, Access::Read).await?;
     let limit = params.limit.unwrap_or(100).clamp(1, 1000);
     let answer = blocking(move || {
-        find(&state, project.id, destination_id)?;
-        let letters = state.store.dead_letters(destination_id, limit + 1, params.before)?;
+        let destination = find(&state, project.id, destination_id)?;
+        let letters = state.store.dead_letters(
+            destination_id,
+            own_events_only(&destination, project.id),
+            limit + 1,
+            params.before,
+        )?;
         let next = if letters.len() > limit { letters.get(limit - 1).map(|letter| letter.id) } else { None };
         let letters: Vec<_> = letters.into_iter().take(limit).collect();
         Ok(json!({"dead_letters": letters, "next_before": next}))
@@ -291,8 +305,12 @@ async fn replay(
         return Err(ApiError::invalid("ids: at most 10000 per request"));
     }
     let answer = blocking(move || {
-        find(&state, project.id, destination_id)?;
-        let replayed = state.store.replay_dead_letters(destination_id, ids.as_deref())?;
+        let destination = find(&state, project.id, destination_id)?;
+        let replayed = state.store.replay_dead_letters(
+            destination_id,
+            own_events_only(&destination, project.id),
+            ids.as_deref(),
+        )?;
         Ok(json!({"replayed": replayed}))
     })
     .await?;

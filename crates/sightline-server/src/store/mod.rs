@@ -360,15 +360,24 @@ pub trait Store: Send + Sync + 'static {
     fn record_delivery(&self, report: &outbox::DeliveryReport) -> StoreResult<()>;
     /// Queue length and lag of a destination.
     fn outbox_stats(&self, destination_id: i64) -> StoreResult<outbox::QueueStats>;
-    /// Dead letters of a destination, newest first, with ids below `before_id` when given.
+    /// Dead letters of a destination, newest first, with ids below `before_id` when given;
+    /// with `of_project`, only those of that project's events (a server-wide destination
+    /// carries every project's events, and a project may see only its own).
     fn dead_letters(
         &self,
         destination_id: i64,
+        of_project: Option<i64>,
         limit: usize,
         before_id: Option<i64>,
     ) -> StoreResult<Vec<outbox::DeadLetter>>;
-    /// Moves dead letters (all, or the given ids) back to the outbox; returns how many.
-    fn replay_dead_letters(&self, destination_id: i64, ids: Option<&[i64]>) -> StoreResult<usize>;
+    /// Moves dead letters (all, or the given ids; with `of_project`, only those of that
+    /// project's events) back to the outbox; returns how many.
+    fn replay_dead_letters(
+        &self,
+        destination_id: i64,
+        of_project: Option<i64>,
+        ids: Option<&[i64]>,
+    ) -> StoreResult<usize>;
     /// Notified after every commit that queued events, so workers start at once.
     fn outbox_signal(&self) -> std::sync::Arc<tokio::sync::Notify>;
     /// The project's privacy settings, hash key and opt-out list; `NotFound` for an unknown

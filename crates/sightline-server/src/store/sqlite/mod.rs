@@ -460,14 +460,20 @@ impl Store for SqliteStore {
     fn dead_letters(
         &self,
         destination_id: i64,
+        of_project: Option<i64>,
         limit: usize,
         before_id: Option<i64>,
     ) -> StoreResult<Vec<super::outbox::DeadLetter>> {
-        outbox::dead_letters(&*self.reader()?, destination_id, limit, before_id)
+        outbox::dead_letters(&*self.reader()?, destination_id, of_project, limit, before_id)
     }
 
-    fn replay_dead_letters(&self, destination_id: i64, ids: Option<&[i64]>) -> StoreResult<usize> {
-        let moved = self.with_writer(|writer| outbox::replay(writer.connection(), destination_id, ids))?;
+    fn replay_dead_letters(
+        &self,
+        destination_id: i64,
+        of_project: Option<i64>,
+        ids: Option<&[i64]>,
+    ) -> StoreResult<usize> {
+        let moved = self.with_writer(|writer| outbox::replay(writer.connection(), destination_id, of_project, ids))?;
         if moved > 0 {
             self.outbox_signal.notify_waiters();
         }

@@ -326,18 +326,28 @@ pub(super) fn stats(connection: &Connection, destination_id: i64) -> StoreResult
     Ok(QueueStats { queued: queued as u64, lag_ms })
 }
 
-/// Dead letters, newest first.
+/// The filter "`parameter` is NULL, or the dead letter `d` is of an event of that project".
+fn of_project(parameter: &str) -> String {
+    format!(
+        "({parameter} IS NULL OR EXISTS (SELECT 1 FROM product_events e WHERE e.id = d.event_rowid AND e.project_id = {parameter}))"
+    )
+}
+
+/// Dead letters, newest first (see `Store::dead_letters`).
 pub(super) fn dead_letters(
     connection: &Connection,
     destination_id: i64,
+    project: Option<i64>,
     limit: usize,
     before_id: Option<i64>,
 ) -> StoreResult<Vec<DeadLetter>> {
-    let mut statement = connection.prepare_cached(
-        "SELECT id, event_id, reason, last_response, attempts, dead_at_unix_ms FROM dead_letters
-         WHERE destination_id = ?1 AND id < ?2 ORDER BY id DESC LIMIT ?3",
-    )?;
-    let rows = statement.query_map(params![destination_id, before_id.unwrap_or(i64::MAX), limit as i64], |row| {
+    let mut statement = connection.prepare_cached(&format!(
+        "SELECT d.id, d.event_id, d.reason, d.last_response, d.attempts, d.dead_at_unix_ms FROM dead_letters d
+         WHERE d.destination_id = ?1 AND d.id < ?2 AND {} ORDER BY d.id DESC LIMIT ?3",
+        of_project("?4")
+    ))?;
+    let parameters = params![destination_id, before_id.unwrap_or(i64::MAX), limit as i64, project];
+    let rows = statement.query_map(parameters, |row| {
         Ok(DeadLetter {
             id: row.get(0)?,
             event_id: row.get(1)?,
@@ -350,28 +360,39 @@ pub(super) fn dead_letters(
     Ok(rows.collect::<Result<Vec<_>, _>>()?)
 }
 
-/// Moves dead letters back to the queue.
-pub(super) fn replay(connection: &mut Connection, destination_id: i64, ids: Option<&[i64]>) -> StoreResult<usize> {
+/// Moves dead letters back to the queue (see `Store::replay_dead_letters`).
+pub(super) fn replay(
+    connection: &mut Connection,
+    destination_id: i64,
+    project: Option<i64>,
+    ids: Option<&[i64]>,
+) -> StoreResult<usize> {
     let now = super::now_unix_ms();
     let transaction = connection.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
     let mut moved = 0;
     {
-        let mut requeue = transaction.prepare_cached(
+        let mut requeue = transaction.prepare_cached(&format!(
             "INSERT INTO outbox (destination_id, event_rowid, created_at_unix_ms)
-             SELECT destination_id, event_rowid, ?3 FROM dead_letters WHERE destination_id = ?1 AND id = ?2",
-        )?;
+             SELECT d.destination_id, d.event_rowid, ?3 FROM dead_letters d
+             WHERE d.destination_id = ?1 AND d.id = ?2 AND {}",
+            of_project("?4")
+        ))?;
         let mut remove =
             transaction.prepare_cached("DELETE FROM dead_letters WHERE destination_id = ?1 AND id = ?2")?;
         let all: Vec<i64> = match ids {
             Some(ids) => ids.to_vec(),
             None => {
-                let mut select =
-                    transaction.prepare_cached("SELECT id FROM dead_letters WHERE destination_id = ?1 ORDER BY id")?;
-                select.query_map([destination_id], |row| row.get(0))?.collect::<Result<Vec<_>, _>>()?
+                let mut select = transaction.prepare_cached(&format!(
+                    "SELECT d.id FROM dead_letters d WHERE d.destination_id = ?1 AND {} ORDER BY d.id",
+                    of_project("?2")
+                ))?;
+                select.query_map(params![destination_id, project], |row| row.get(0))?.collect::<Result<Vec<_>, _>>()?
             }
         };
         for id in all {
-            if requeue.execute(params![destination_id, id, now])? == 1 {
+            // Only a letter the requeue found (this destination's, of the project when scoped)
+            // leaves the dead letters.
+            if requeue.execute(params![destination_id, id, now, project])? == 1 {
                 remove.execute(params![destination_id, id])?;
                 moved += 1;
             }
@@ -482,15 +503,66 @@ mod tests {
         assert_eq!((destination.delivered_count, destination.dead_letter_count), (2, 1));
         assert_eq!(destination.last_error.as_deref(), Some("HTTP 400"));
         assert_eq!(queued(everything.id), 0);
-        let letters = store.dead_letters(everything.id, 10, None).expect("letters");
+        let letters = store.dead_letters(everything.id, None, 10, None).expect("letters");
         assert_eq!(letters.len(), 1);
-        assert_eq!(store.replay_dead_letters(everything.id, None).expect("replay"), 1);
+        assert_eq!(store.replay_dead_letters(everything.id, None, None).expect("replay"), 1);
         assert_eq!(queued(everything.id), 1);
-        assert!(store.dead_letters(everything.id, 10, None).expect("letters").is_empty());
+        assert!(store.dead_letters(everything.id, None, 10, None).expect("letters").is_empty());
 
         assert!(store.delete_destination(pages.id).expect("deleted"));
         store.commit(&[batch(shop.id, events(&["d"], "page.view"))]).expect("commit");
         assert_eq!(queued(pages.id), 0, "a deleted destination queues nothing");
         assert_eq!(queued(everything.id), 2);
+    }
+
+    #[test]
+    fn a_server_wide_destination_shows_and_replays_each_project_only_its_own_dead_letters() {
+        let directory = tempfile::tempdir().expect("directory");
+        let store = SqliteStore::open(&directory.path().join("sightline.db")).expect("store");
+        let shop = store.create_project("Shop").expect("project");
+        let other = store.create_project("Other").expect("project");
+        let shared = store
+            .create_destination(crate::store::outbox::SERVER_WIDE_PROJECT, "shared", true, &webhook(json!({})))
+            .expect("created");
+        store.commit(&[batch(shop.id, events(&["s1", "s2"], "page.view"))]).expect("commit");
+        store.commit(&[batch(other.id, events(&["o1"], "page.view"))]).expect("commit");
+        let pending = store.pending_outbox(shared.id, 10).expect("pending");
+        assert_eq!(pending.len(), 3, "a server-wide destination takes every project's events");
+        let dead = pending
+            .iter()
+            .map(|item| NewDeadLetter {
+                outbox_id: item.outbox_id,
+                event_rowid: item.event_rowid,
+                event_id: item.event.as_ref().map(|event| event.event_id.clone()).unwrap_or_default(),
+                reason: "invalid".into(),
+                last_response: None,
+                attempts: 1,
+            })
+            .collect();
+        store
+            .record_delivery(&DeliveryReport {
+                destination_id: shared.id,
+                delivered: vec![],
+                filtered: vec![],
+                dead,
+                last_error: None,
+            })
+            .expect("recorded");
+
+        let names = |letters: Vec<crate::store::outbox::DeadLetter>| {
+            let mut ids: Vec<String> = letters.into_iter().map(|letter| letter.event_id).collect();
+            ids.sort();
+            ids
+        };
+        assert_eq!(names(store.dead_letters(shared.id, None, 10, None).expect("all")), ["o1", "s1", "s2"]);
+        assert_eq!(names(store.dead_letters(shared.id, Some(shop.id), 10, None).expect("shop")), ["s1", "s2"]);
+        assert_eq!(names(store.dead_letters(shared.id, Some(other.id), 10, None).expect("other")), ["o1"]);
+
+        // Naming another project's letter replays nothing; replaying all moves only one's own.
+        let foreign = store.dead_letters(shared.id, Some(other.id), 10, None).expect("other")[0].id;
+        assert_eq!(store.replay_dead_letters(shared.id, Some(shop.id), Some(&[foreign])).expect("replay"), 0);
+        assert_eq!(store.replay_dead_letters(shared.id, Some(shop.id), None).expect("replay"), 2);
+        assert_eq!(names(store.dead_letters(shared.id, None, 10, None).expect("left")), ["o1"]);
+        assert_eq!(store.outbox_stats(shared.id).expect("stats").queued, 2);
     }
 }

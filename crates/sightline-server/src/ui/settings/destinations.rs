@@ -283,7 +283,7 @@ async fn load_one(
         let letters = if destination.project_id == SERVER_WIDE_PROJECT {
             Vec::new()
         } else {
-            state.store.dead_letters(destination_id, DEAD_LETTERS_SHOWN, None)?
+            state.store.dead_letters(destination_id, None, DEAD_LETTERS_SHOWN, None)?
         };
         Ok((view(&state, &destination)?, letters))
     })
@@ -550,7 +550,7 @@ async fn replay(
     let project_id = project.id;
     let replayed = crate::api::blocking(move || {
         owned_destination(&worker_state, project_id, destination_id)?;
-        Ok(worker_state.store.replay_dead_letters(destination_id, ids.as_deref())?)
+        Ok(worker_state.store.replay_dead_letters(destination_id, None, ids.as_deref())?)
     })
     .await?;
     tracing::info!(project = %project.slug, destination_id, replayed, by = %viewer.user.email, "Dead letters replayed in the dashboard");
