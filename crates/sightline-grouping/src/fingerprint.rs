@@ -97,16 +97,18 @@ fn default_variants(input: &GroupingInput<'_>) -> Vec<Variant> {
     let type_value: Vec<String> =
         if input.exception_type.is_empty() { Vec::new() } else { vec![input.exception_type.to_owned()] };
 
-    let app_components: Vec<String> = grouped_frames
+    // Each frame's component once, with its in-app flag: the "app" variant is the in-app subset of
+    // the "system" one.
+    let components: Vec<(bool, String)> = grouped_frames
         .iter()
-        .filter(|frame| frame.in_app)
-        .filter_map(|frame| frame_component(input.platform, frame))
+        .filter_map(|frame| frame_component(input.platform, frame).map(|component| (frame.in_app, component)))
         .collect();
+    let app_components: Vec<String> =
+        components.iter().filter(|(in_app, _)| *in_app).map(|(_, component)| component.clone()).collect();
     if !app_components.is_empty() {
         variants.push(Variant { name: "app".to_owned(), contributing: [type_value.clone(), app_components].concat() });
     }
-    let system_components: Vec<String> =
-        grouped_frames.iter().filter_map(|frame| frame_component(input.platform, frame)).collect();
+    let system_components: Vec<String> = components.into_iter().map(|(_, component)| component).collect();
     if !system_components.is_empty() {
         variants.push(Variant { name: "system".to_owned(), contributing: [type_value, system_components].concat() });
     }
@@ -176,7 +178,13 @@ fn md5_hex(values: &[String]) -> String {
         }
         hasher.update(value.as_bytes());
     }
-    hasher.finalize().iter().map(|byte| format!("{byte:02x}")).collect()
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    let mut hex = String::with_capacity(32);
+    for byte in hasher.finalize() {
+        hex.push(char::from(HEX[usize::from(byte >> 4)]));
+        hex.push(char::from(HEX[usize::from(byte & 0x0f)]));
+    }
+    hex
 }
 
 #[cfg(test)]

@@ -47,6 +47,8 @@ pub(crate) fn clean_function(platform: Platform, function: &str) -> Option<Strin
         Platform::JavaScript => clean_javascript_function(trimmed),
         Platform::Go => GO_CLOSURE.replace_all(&BRACKETED_GENERICS.replace_all(trimmed, ""), "func").into_owned(),
         Platform::Rust => clean_rust_path(trimmed),
+        // Every pattern below needs its trigger character: most names have none and skip the regex.
+        Platform::Java if !trimmed.contains('$') => trimmed.to_owned(),
         Platform::Java => JVM_LAMBDA_INDEX.replace(trimmed, "").into_owned(),
         Platform::DotNet => clean_dotnet_name(trimmed),
         Platform::Python | Platform::Other => trimmed.to_owned(),
@@ -60,6 +62,8 @@ pub(crate) fn clean_function(platform: Platform, function: &str) -> Option<Strin
 pub(crate) fn clean_module(platform: Platform, module: &str) -> String {
     let trimmed = module.trim();
     match platform {
+        // Generated classes carry a `$` or are reflection `…Accessor<n>` classes.
+        Platform::Java if !trimmed.contains('$') && !trimmed.contains("Accessor") => trimmed.to_owned(),
         Platform::Java => JVM_GENERATED_CLASS
             .replace_all(trimmed, |captures: &regex::Captures<'_>| {
                 if let Some(cglib) = captures.name("cglib") {
@@ -82,7 +86,8 @@ pub(crate) fn clean_module(platform: Platform, module: &str) -> String {
 }
 
 fn clean_javascript_function(function: &str) -> String {
-    let mut name = JS_ALIAS.replace(function, "").into_owned();
+    let mut name =
+        if function.ends_with(']') { JS_ALIAS.replace(function, "").into_owned() } else { function.to_owned() };
     for prefix in ["async ", "new "] {
         if let Some(rest) = name.strip_prefix(prefix) {
             name = rest.to_owned();
@@ -224,6 +229,14 @@ mod tests {
         );
         assert_eq!(clean_module(Platform::Java, "jdk.proxy2.$Proxy12"), "jdk.proxy2.$Proxy");
         assert_eq!(clean_module(Platform::Java, "com.acme.Checkout$1"), "com.acme.Checkout$");
+        // No `$` at all: reflection accessors still lose their number; plain classes are untouched.
+        assert_eq!(
+            clean_module(Platform::Java, "jdk.internal.reflect.GeneratedMethodAccessor12"),
+            "jdk.internal.reflect.GeneratedMethodAccessor"
+        );
+        assert_eq!(clean_module(Platform::Java, "com.acme.CheckoutService2"), "com.acme.CheckoutService2");
+        assert_eq!(clean_function(Platform::Java, "charge2").as_deref(), Some("charge2"));
+        assert_eq!(clean_function(Platform::Java, "lambda$charge$0").as_deref(), Some("lambda$charge"));
         assert_eq!(
             clean_module(Platform::DotNet, "Acme.Orders.OrderService.<>c__DisplayClass2_0"),
             "Acme.Orders.OrderService.<>c__DisplayClass"

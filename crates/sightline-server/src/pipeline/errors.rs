@@ -4,7 +4,7 @@
 //! grouping from `sightline-grouping`). Grouping into issues happens at commit, where the
 //! stored issues are known.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 
 use rand::Rng;
 use serde_json::Value;
@@ -267,21 +267,62 @@ fn fill_request_context(context: &mut ErrorContext, sources: [&Attributes; 2]) {
     context.url = owned(&["url.full", "http.url", "url.path", "http.target"]);
     context.route = owned(&["http.route"]);
     context.user_agent = owned(&["user_agent.original", "http.user_agent"]);
-    if let Some(user_agent) = &context.user_agent
-        && let Some(parsed) = woothee::parser::Parser::new().parse(user_agent)
-    {
-        let known =
-            |value: &str| (!value.is_empty() && value != woothee::woothee::VALUE_UNKNOWN).then(|| value.to_owned());
-        context.browser = known(parsed.name).map(|name| match known(parsed.version) {
-            Some(version) => format!("{name} {version}"),
-            None => name,
-        });
-        context.os = known(parsed.os).map(|os| match known(parsed.os_version.as_ref()) {
-            Some(version) => format!("{os} {version}"),
-            None => os,
-        });
-        context.device = known(parsed.category);
+    if let Some(user_agent) = &context.user_agent {
+        let parsed = parse_user_agent(user_agent);
+        context.browser = parsed.browser;
+        context.os = parsed.os;
+        context.device = parsed.device;
     }
+}
+
+/// Browser ("Chrome 120.0.0.0"), OS ("Mac OSX 10.15.7") and device category of a user agent.
+#[derive(Clone, Default)]
+struct ParsedUserAgent {
+    browser: Option<String>,
+    os: Option<String>,
+    device: Option<String>,
+}
+
+/// Distinct user agents remembered per prepare thread; beyond it the memory starts over.
+const USER_AGENT_CACHE_ENTRIES: usize = 1024;
+
+thread_local! {
+    /// A service's errors come from few user agents, and woothee's parse (a cascade of regular
+    /// expressions) was the largest part of building an error's context.
+    static USER_AGENTS: std::cell::RefCell<HashMap<String, ParsedUserAgent>> = Default::default();
+}
+
+/// [`ParsedUserAgent`] of `user_agent` with woothee (a maintained port of the Woothee project's
+/// rules), remembered per thread.
+fn parse_user_agent(user_agent: &str) -> ParsedUserAgent {
+    if let Some(parsed) = USER_AGENTS.with_borrow(|cache| cache.get(user_agent).cloned()) {
+        return parsed;
+    }
+    let parsed = match woothee::parser::Parser::new().parse(user_agent) {
+        None => ParsedUserAgent::default(),
+        Some(parsed) => {
+            let known =
+                |value: &str| (!value.is_empty() && value != woothee::woothee::VALUE_UNKNOWN).then(|| value.to_owned());
+            ParsedUserAgent {
+                browser: known(parsed.name).map(|name| match known(parsed.version) {
+                    Some(version) => format!("{name} {version}"),
+                    None => name,
+                }),
+                os: known(parsed.os).map(|os| match known(parsed.os_version.as_ref()) {
+                    Some(version) => format!("{os} {version}"),
+                    None => os,
+                }),
+                device: known(parsed.category),
+            }
+        }
+    };
+    USER_AGENTS.with_borrow_mut(|cache| {
+        if cache.len() >= USER_AGENT_CACHE_ENTRIES {
+            cache.clear();
+        }
+        cache.insert(user_agent.to_owned(), parsed.clone());
+    });
+    parsed
 }
 
 fn client_fingerprint(sources: [&Attributes; 2]) -> Option<Vec<String>> {
@@ -342,9 +383,13 @@ fn build_event(
     } else {
         fields.exception_type.clone()
     };
-    // Every exception of a chain contributes, as in Sentry's chained-exception grouping.
-    let chain_frames: Vec<sightline_grouping::StackFrame> =
-        parsed.exceptions.iter().flat_map(|exception| exception.frames.iter().cloned()).collect();
+    // Every exception of a chain contributes, as in Sentry's chained-exception grouping (a single
+    // exception's frames are borrowed, only a chain's are joined).
+    let chain_frames: std::borrow::Cow<'_, [sightline_grouping::StackFrame]> = match parsed.exceptions.as_slice() {
+        [] => std::borrow::Cow::Borrowed(&[]),
+        [only] => std::borrow::Cow::Borrowed(&only.frames),
+        chain => std::borrow::Cow::Owned(chain.iter().flat_map(|exception| exception.frames.iter().cloned()).collect()),
+    };
     let fingerprint_values = client_fingerprint(attribute_sources);
     let fingerprint: Fingerprint = fingerprint(&GroupingInput {
         platform,
@@ -386,7 +431,12 @@ fn build_event(
         exception_type,
         message,
         exceptions: parsed.exceptions,
-        raw_stacktrace: fields.stacktrace.map(|stacktrace| truncate(&stacktrace, MAX_RAW_STACKTRACE_BYTES)),
+        raw_stacktrace: fields.stacktrace.map(|mut stacktrace| {
+            if stacktrace.len() > MAX_RAW_STACKTRACE_BYTES {
+                stacktrace = truncate(&stacktrace, MAX_RAW_STACKTRACE_BYTES);
+            }
+            stacktrace
+        }),
         escaped: fields.escaped,
         context,
         tags,
@@ -407,4 +457,26 @@ fn crash_frames(exceptions: &[ParsedException]) -> &[sightline_grouping::StackFr
         .find(|exception| !exception.frames.is_empty())
         .map(|exception| exception.frames.as_slice())
         .unwrap_or(&[])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const CHROME_ON_MAC: &str = "Mozilla/5.0 (Macintosh; Intel Mac OS X 10_15_7) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/120.0.0.0 Safari/537.36";
+
+    #[test]
+    fn user_agents_parse_the_same_from_the_cache_and_the_cache_stays_bounded() {
+        let first = parse_user_agent(CHROME_ON_MAC);
+        assert_eq!(first.browser.as_deref(), Some("Chrome 120.0.0.0"));
+        assert_eq!(first.device.as_deref(), Some("pc"));
+        assert!(first.os.as_deref().is_some_and(|os| os.starts_with("Mac OSX")), "{:?}", first.os);
+        let again = parse_user_agent(CHROME_ON_MAC);
+        assert_eq!((again.browser, again.os, again.device), (first.browser, first.os.clone(), first.device));
+        for index in 0..USER_AGENT_CACHE_ENTRIES + 10 {
+            parse_user_agent(&format!("probe/{index}"));
+        }
+        assert!(USER_AGENTS.with_borrow(|cache| cache.len()) <= USER_AGENT_CACHE_ENTRIES);
+        assert_eq!(parse_user_agent(CHROME_ON_MAC).os, first.os, "parsed again after the cache started over");
+    }
 }
