@@ -5,7 +5,7 @@
 
 use std::collections::{BTreeMap, HashSet};
 
-use rusqlite::{Transaction, params};
+use rusqlite::{OptionalExtension, Transaction, params};
 
 use crate::store::errors::ErrorEvent;
 use crate::store::sessions::{SessionAccumulator, SessionDelta, SessionItem, SessionItemKind};
@@ -155,6 +155,45 @@ fn as_sql_time(unix_nano: u64) -> i64 {
     unix_nano.min(i64::MAX as u64) as i64
 }
 
+/// The columns [`upsert_session`] merges that no index covers, as `SET` assignments reading the
+/// row as it was and the delta as `?6`..`?17` (the upsert's `excluded.*` values, same order).
+const UNINDEXED_MERGE: &str = "
+    last_seen_unix_nano = max(last_seen_unix_nano, ?4),
+    entry_page = CASE WHEN ?7 < coalesce(entry_page_unix_nano, 9223372036854775807) THEN ?6 ELSE entry_page END,
+    entry_page_unix_nano = CASE WHEN ?7 < coalesce(entry_page_unix_nano, 9223372036854775807)
+        THEN ?7 ELSE entry_page_unix_nano END,
+    exit_page = CASE WHEN ?9 >= coalesce(exit_page_unix_nano, -1) THEN ?8 ELSE exit_page END,
+    exit_page_unix_nano = CASE WHEN ?9 >= coalesce(exit_page_unix_nano, -1) THEN ?9 ELSE exit_page_unix_nano END,
+    page_views = page_views + ?10,
+    events = events + ?11,
+    errors = errors + ?12,
+    requests = requests + ?13,
+    logs = logs + ?14,
+    services = CASE WHEN ?15 = '[]' OR ?15 = services THEN services ELSE
+        (SELECT json_group_array(value) FROM (SELECT value FROM json_each(sessions.services)
+         UNION SELECT value FROM json_each(?15) ORDER BY value)) END,
+    user_agent = CASE WHEN ?17 > user_agent_source THEN ?16 ELSE user_agent END,
+    user_agent_source = max(user_agent_source, ?17)";
+
+/// Updates a stored session whose indexed columns the delta leaves as they are — its first
+/// seen time is not earlier, and it has a user id or the delta has none — touching only
+/// unindexed columns; returns its row id, `None` when there is no such row (new session, or the
+/// full upsert must move its index entries). SQLite rewrites an index entry whenever a `SET`
+/// assigns one of its columns, even to the same value, so the full upsert rewrote
+/// `sessions_by_start` and `sessions_by_user` for every session of every commit; with random
+/// sessions that dirtied nearly every page of both indexes per commit (BENCHMARKS.md).
+fn update_unindexed(
+    transaction: &Transaction<'_>,
+    parameters: &[&dyn rusqlite::ToSql; 17],
+) -> StoreResult<Option<i64>> {
+    let mut statement = transaction.prepare_cached(&format!(
+        "UPDATE sessions SET {UNINDEXED_MERGE}
+         WHERE project_id = ?1 AND session_id = ?2 AND first_seen_unix_nano <= ?3 AND (user_id IS NOT NULL OR ?5 IS NULL)
+         RETURNING id"
+    ))?;
+    Ok(statement.query_row(parameters.as_slice(), |row| row.get(0)).optional()?)
+}
+
 /// Upserts one session; returns its row id (the key of its items).
 fn upsert_session(transaction: &Transaction<'_>, project_id: i64, delta: &SessionDelta) -> StoreResult<i64> {
     // Mirrors `SessionDelta::merge`: the earliest entry page (ties keep the stored one), the latest
@@ -197,29 +236,36 @@ fn upsert_session(transaction: &Transaction<'_>, project_id: i64, delta: &Sessio
         Some((source, user_agent)) => (*source as i64, Some(user_agent.as_str())),
         None => (0, None),
     };
-    let session_key = statement.query_row(
-        params![
-            project_id,
-            delta.session_id,
-            as_sql_time(delta.first_seen_unix_nano),
-            as_sql_time(delta.last_seen_unix_nano),
-            delta.user_id,
-            delta.entry_page.as_ref().map(|page| page.path.as_str()),
-            delta.entry_page.as_ref().map(|page| as_sql_time(page.timestamp_unix_nano)),
-            delta.exit_page.as_ref().map(|page| page.path.as_str()),
-            delta.exit_page.as_ref().map(|page| as_sql_time(page.timestamp_unix_nano)),
-            delta.page_views as i64,
-            delta.events as i64,
-            delta.errors as i64,
-            delta.requests as i64,
-            delta.logs as i64,
-            services,
-            user_agent,
-            user_agent_source,
-        ],
-        |row| row.get(0),
-    )?;
-    Ok(session_key)
+    let first_seen = as_sql_time(delta.first_seen_unix_nano);
+    let last_seen = as_sql_time(delta.last_seen_unix_nano);
+    let entry_page = delta.entry_page.as_ref().map(|page| page.path.as_str());
+    let entry_page_time = delta.entry_page.as_ref().map(|page| as_sql_time(page.timestamp_unix_nano));
+    let exit_page = delta.exit_page.as_ref().map(|page| page.path.as_str());
+    let exit_page_time = delta.exit_page.as_ref().map(|page| as_sql_time(page.timestamp_unix_nano));
+    let counts = [delta.page_views, delta.events, delta.errors, delta.requests, delta.logs].map(|count| count as i64);
+    let parameters: [&dyn rusqlite::ToSql; 17] = [
+        &project_id,
+        &delta.session_id,
+        &first_seen,
+        &last_seen,
+        &delta.user_id,
+        &entry_page,
+        &entry_page_time,
+        &exit_page,
+        &exit_page_time,
+        &counts[0],
+        &counts[1],
+        &counts[2],
+        &counts[3],
+        &counts[4],
+        &services,
+        &user_agent,
+        &user_agent_source,
+    ];
+    if let Some(session_key) = update_unindexed(transaction, &parameters)? {
+        return Ok(session_key);
+    }
+    Ok(statement.query_row(parameters.as_slice(), |row| row.get(0))?)
 }
 
 fn insert_items(transaction: &Transaction<'_>, session_key: i64, items: &[(i64, i64, i64)]) -> StoreResult<()> {
