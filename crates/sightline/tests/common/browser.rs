@@ -110,10 +110,11 @@ pub async fn wait_for_text_gone(browser: &Client, gone: &str, still_there: &[&st
             Ok(body) => body.text().await.ok(),
             Err(_) => None,
         };
-        if let Some(text) = &text {
-            if !text.contains(gone) && still_there.iter().all(|needle| text.contains(needle)) {
-                return text.clone();
-            }
+        if let Some(text) = &text
+            && !text.contains(gone)
+            && still_there.iter().all(|needle| text.contains(needle))
+        {
+            return text.clone();
         }
         assert!(
             Instant::now() < deadline,
