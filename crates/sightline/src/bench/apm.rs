@@ -47,6 +47,11 @@ pub struct ApmArgs {
     /// Days the traces' timestamps are spread over, ending now.
     #[arg(long, default_value_t = 7)]
     pub spread_days: u64,
+    /// Spread the traces over this many minutes instead (live traffic: every commit adds to
+    /// the same few minute rows, where the 7-day backfill starts new rows in nearly every
+    /// request); overrides `--spread-days`.
+    #[arg(long)]
+    pub spread_minutes: Option<u64>,
     /// Timed performance queries per measurement.
     #[arg(long, default_value_t = 20)]
     pub query_runs: usize,
@@ -204,7 +209,10 @@ pub async fn run(args: ApmArgs) -> anyhow::Result<()> {
         spans_per_trace: args.spans_per_trace,
     };
     eprintln!("Generating {} requests x {} spans", shape.requests, shape.spans_per_request);
-    let spread = Duration::from_secs(args.spread_days.max(1) * 86_400);
+    let spread = match args.spread_minutes {
+        Some(minutes) => Duration::from_secs(minutes.max(1) * 60),
+        None => Duration::from_secs(args.spread_days.max(1) * 86_400),
+    };
     let messaging = args.messaging_min_trace_spans;
     let workload =
         tokio::task::spawn_blocking(move || spread_over(batches::generate(shape, 1), spread, messaging)).await??;
@@ -296,12 +304,15 @@ pub async fn run(args: ApmArgs) -> anyhow::Result<()> {
     };
     let (baseline, with_rollups) = (median_rate(false), median_rate(true));
     println!(
-        "sightline bench apm --requests {} --spans-per-request {} --spans-per-trace {} --connections {} --spread-days {} --query-runs {} --messaging-min-trace-spans {} --rounds {}\n",
+        "sightline bench apm --requests {} --spans-per-request {} --spans-per-trace {} --connections {} {} --query-runs {} --messaging-min-trace-spans {} --rounds {}\n",
         args.requests,
         args.spans_per_request,
         args.spans_per_trace,
         args.connections,
-        args.spread_days,
+        match args.spread_minutes {
+            Some(minutes) => format!("--spread-minutes {minutes}"),
+            None => format!("--spread-days {}", args.spread_days),
+        },
         args.query_runs,
         args.messaging_min_trace_spans,
         args.rounds

@@ -18,6 +18,7 @@ mod query_rollups;
 mod read;
 mod retention;
 mod rollups;
+mod row_cache;
 mod service_map;
 mod sessions_read;
 mod sessions_write;

@@ -8,12 +8,13 @@ use std::collections::HashMap;
 use rusqlite::{Connection, OptionalExtension, Transaction, params};
 
 use super::rollups::{Write, database_error, slowest_from_json, slowest_to_json};
+use super::row_cache::RowCache;
 use crate::store::query_rollups::{QueryKey, QueryRollup, QueryRollupQuery};
 use crate::store::rollups::{DurationSketch, HOUR_SECONDS, MINUTE_SECONDS};
 use crate::store::{StoreResult, WriteBatch};
 
 /// Row identity: (project, query, bucket start ns, bucket seconds).
-type RowKey = (i64, QueryKey, u64, u32);
+pub(super) type RowKey = (i64, QueryKey, u64, u32);
 
 const COLUMNS: &str = "service_name, db_system, db_namespace, query_text, bucket_start_unix_nano, bucket_seconds,
     call_count, error_count, duration_sketch, slowest";
@@ -24,7 +25,12 @@ const KEY_MATCH: &str = "bucket_start_unix_nano = ?2 AND bucket_seconds = ?3 AND
 
 /// Merges every batch's query rollup deltas into the stored rows, once per row. Call inside the
 /// commit's transaction.
-pub(super) fn merge_query_rollups(transaction: &Transaction<'_>, batches: &[WriteBatch]) -> StoreResult<()> {
+/// (In memory when `cache` holds the row, as for the endpoint rollups.)
+pub(super) fn merge_query_rollups(
+    transaction: &Transaction<'_>,
+    batches: &[WriteBatch],
+    cache: &mut RowCache<RowKey, QueryRollup>,
+) -> StoreResult<()> {
     let mut merged: HashMap<RowKey, QueryRollup> = HashMap::new();
     for batch in batches {
         for delta in &batch.query_rollups {
@@ -37,8 +43,14 @@ pub(super) fn merge_query_rollups(transaction: &Transaction<'_>, batches: &[Writ
             }
         }
     }
-    for ((project_id, _, _, _), rollup) in merged {
-        merge_into_stored(transaction, project_id, rollup)?;
+    for (key, rollup) in merged {
+        if let Some(stored) = cache.get_mut(&key) {
+            stored.merge(&rollup).map_err(database_error)?;
+            write_row(transaction, &key_params(key.0, stored), stored, Write::Replace)?;
+            continue;
+        }
+        let stored = merge_into_stored(transaction, key.0, rollup)?;
+        cache.insert(key, stored);
     }
     Ok(())
 }
@@ -56,11 +68,11 @@ fn key_params(project_id: i64, rollup: &QueryRollup) -> (i64, i64, u32, String, 
 }
 
 /// Writes `rollup` as a new row, or adds the stored row of its key and bucket and writes the
-/// sum (see the endpoint rollups' `merge_into_stored`).
-fn merge_into_stored(connection: &Connection, project_id: i64, mut rollup: QueryRollup) -> StoreResult<()> {
+/// sum (see the endpoint rollups' `merge_into_stored`); returns the row as stored now.
+fn merge_into_stored(connection: &Connection, project_id: i64, mut rollup: QueryRollup) -> StoreResult<QueryRollup> {
     let key = key_params(project_id, &rollup);
     if write_row(connection, &key, &rollup, Write::IfNew)? == 1 {
-        return Ok(());
+        return Ok(rollup);
     }
     let stored = connection
         .prepare_cached(&format!("SELECT {COLUMNS} FROM query_rollups WHERE project_id = ?1 AND {KEY_MATCH}"))?
@@ -70,7 +82,7 @@ fn merge_into_stored(connection: &Connection, project_id: i64, mut rollup: Query
         rollup.merge(&stored?).map_err(database_error)?;
     }
     write_row(connection, &key, &rollup, Write::Replace)?;
-    Ok(())
+    Ok(rollup)
 }
 
 /// Writes the row under `key` ([`key_params`]); returns the rows changed (0 for

@@ -11,6 +11,7 @@ use std::collections::{BTreeMap, HashMap};
 use rusqlite::{Connection, OptionalExtension, Transaction, params};
 use sightline_model::{SpanId, TraceId};
 
+use super::row_cache::RowCache;
 use crate::store::rollups::{
     DurationSketch, EndpointKey, EndpointRollup, HOUR_SECONDS, MINUTE_SECONDS, RollupQuery, RollupTotals, SlowRequest,
     StatusClass,
@@ -18,7 +19,7 @@ use crate::store::rollups::{
 use crate::store::{StoreError, StoreResult, WriteBatch};
 
 /// Row identity: (project, endpoint, bucket start ns, bucket seconds).
-type RowKey = (i64, EndpointKey, u64, u32);
+pub(super) type RowKey = (i64, EndpointKey, u64, u32);
 
 const COLUMNS: &str = "service_name, environment, operation, method, route, status_class, bucket_start_unix_nano,
     bucket_seconds, request_count, error_count, status_codes, duration_sketch, slowest";
@@ -27,9 +28,14 @@ const COLUMNS: &str = "service_name, environment, operation, method, route, stat
 const SKETCH_COLUMNS: &str = "service_name, environment, operation, method, route, status_class,
     bucket_start_unix_nano, bucket_seconds, request_count, error_count, duration_sketch";
 
-/// Merges every batch's rollup deltas into the stored rows, once per row. Call inside the
-/// commit's transaction.
-pub(super) fn merge_rollups(transaction: &Transaction<'_>, batches: &[WriteBatch]) -> StoreResult<()> {
+/// Merges every batch's rollup deltas into the stored rows, once per row: in memory when `cache`
+/// holds the row, else through the database (see [`merge_into_stored`]). Call inside the
+/// commit's transaction; the caller clears `cache` when the commit fails.
+pub(super) fn merge_rollups(
+    transaction: &Transaction<'_>,
+    batches: &[WriteBatch],
+    cache: &mut RowCache<RowKey, EndpointRollup>,
+) -> StoreResult<()> {
     let mut merged: HashMap<RowKey, EndpointRollup> = HashMap::new();
     for batch in batches {
         for delta in &batch.endpoint_rollups {
@@ -42,8 +48,14 @@ pub(super) fn merge_rollups(transaction: &Transaction<'_>, batches: &[WriteBatch
             }
         }
     }
-    for ((project_id, _, _, _), rollup) in merged {
-        merge_into_stored(transaction, project_id, rollup)?;
+    for (key, rollup) in merged {
+        if let Some(stored) = cache.get_mut(&key) {
+            stored.merge(&rollup).map_err(database_error)?;
+            write_row(transaction, key.0, stored, Write::Replace)?;
+            continue;
+        }
+        let stored = merge_into_stored(transaction, key.0, rollup)?;
+        cache.insert(key, stored);
     }
     Ok(())
 }
@@ -97,11 +109,15 @@ impl Write {
 }
 
 /// Writes `rollup` as a new row, or when its key and bucket are stored already, reads that row,
-/// adds it and writes the sum. Trying the insert first costs one statement for a new row (most
+/// adds it and writes the sum; returns the row as stored now. Trying the insert first costs one statement for a new row (most
 /// rows of a commit are: a minute starts new rows) and one extra probe for an existing one.
-fn merge_into_stored(connection: &Connection, project_id: i64, mut rollup: EndpointRollup) -> StoreResult<()> {
+fn merge_into_stored(
+    connection: &Connection,
+    project_id: i64,
+    mut rollup: EndpointRollup,
+) -> StoreResult<EndpointRollup> {
     if write_row(connection, project_id, &rollup, Write::IfNew)? == 1 {
-        return Ok(());
+        return Ok(rollup);
     }
     let stored = connection
         .prepare_cached(&format!(
@@ -127,7 +143,7 @@ fn merge_into_stored(connection: &Connection, project_id: i64, mut rollup: Endpo
         rollup.merge(&stored).map_err(database_error)?;
     }
     write_row(connection, project_id, &rollup, Write::Replace)?;
-    Ok(())
+    Ok(rollup)
 }
 
 /// Writes the row; returns the rows changed (0 for [`Write::IfNew`] on a stored key).
@@ -534,5 +550,49 @@ mod tests {
         while store.delete_expired(many, 60 * MINUTE, 1).expect("retention") > 0 {}
         let left: Vec<u64> = read_all(&store, many).iter().map(|row| row.bucket_start_unix_nano / MINUTE).collect();
         assert_eq!(left, [60, 125]);
+    }
+
+    /// The writer merges a row it wrote before in memory; a late delta for a minute coarsened
+    /// meanwhile must start a new minute row (counted once), not rewrite the merged sum.
+    #[test]
+    fn rows_merged_in_memory_match_the_store_and_coarsening_is_not_counted_twice() {
+        let directory = tempfile::tempdir().expect("temp dir");
+        let store = SqliteStore::open(&directory.path().join("db.sqlite")).expect("store");
+        let project = store.create_project("shop").expect("project").id;
+        // Five commits to the same minute row: the first reads the store, the rest the cache.
+        for part in 0..5 {
+            store.commit(&[batch(project, vec![delta(3, &durations(part, 20))])]).expect("commit");
+        }
+        let rows = read_all(&store, project);
+        assert_eq!(rows.len(), 1);
+        let mut expected = delta(3, &durations(0, 20));
+        for part in 1..5 {
+            expected.merge(&delta(3, &durations(part, 20))).expect("merge");
+        }
+        assert_eq!((rows[0].requests, rows[0].errors), (expected.requests, expected.errors));
+        assert_eq!(rows[0].status_codes, expected.status_codes);
+        assert_eq!(rows[0].durations.quantile_nanos(0.99), expected.durations.quantile_nanos(0.99));
+
+        // Coarsen minute 3 into its hour, then a late request for minute 3 arrives.
+        while store.coarsen_rollups(project, 120 * MINUTE, 100).expect("coarsen") > 0 {}
+        store.commit(&[batch(project, vec![delta(3, &[7_000_000])])]).expect("late commit");
+        let rows = read_all(&store, project);
+        let widths: Vec<(u32, u64)> = rows.iter().map(|row| (row.bucket_seconds, row.requests)).collect();
+        assert!(widths.contains(&(3600, 100)), "the hour holds the five commits: {widths:?}");
+        assert!(widths.contains(&(60, 1)), "the late minute row holds only the late request: {widths:?}");
+        assert_eq!(merged(&rows).requests, 101);
+    }
+
+    #[test]
+    fn the_row_cache_is_bounded() {
+        let mut cache = super::RowCache::default();
+        for index in 0..super::super::row_cache::ROWS_PER_TABLE + 10 {
+            cache.insert(index, index);
+        }
+        assert!(cache.len() <= super::super::row_cache::ROWS_PER_TABLE);
+        assert_eq!(
+            cache.get_mut(&(super::super::row_cache::ROWS_PER_TABLE + 9)),
+            Some(&mut (super::super::row_cache::ROWS_PER_TABLE + 9))
+        );
     }
 }

@@ -3,6 +3,7 @@
 
 use std::collections::HashMap;
 
+use super::row_cache::RowCache;
 use rusqlite::{Connection, OptionalExtension, Transaction, params};
 use sightline_model::{Batch, LogRecord, Metric, PointValue, Resource, Scope, Span, TraceId};
 
@@ -16,12 +17,29 @@ type MetricKey = (i64, String, &'static str, i32, bool, String);
 /// kept when it commits, so a rollback never leaves ids pointing at rows that do not exist.
 pub(super) struct Writer {
     connection: Connection,
-    /// Halves of cross-service calls waiting for their other half (service map).
     resource_ids: HashMap<(i64, i64), i64>,
     scope_ids: HashMap<(i64, i64), i64>,
     metric_ids: HashMap<MetricKey, i64>,
     /// Enabled destinations' routing (forwarding's outbox).
     routes: super::outbox::Routes,
+    /// The rollup rows as the last commits stored them ([`super::row_cache`]).
+    rows: RollupRows,
+}
+
+/// The writer's [`RowCache`] of each rollup table.
+#[derive(Default)]
+struct RollupRows {
+    endpoints: RowCache<super::rollups::RowKey, crate::store::rollups::EndpointRollup>,
+    queries: RowCache<super::query_rollups::RowKey, crate::store::query_rollups::QueryRollup>,
+    jobs: RowCache<super::job_rollups::RowKey, crate::store::job_rollups::JobRollup>,
+}
+
+impl RollupRows {
+    fn clear(&mut self) {
+        self.endpoints.clear();
+        self.queries.clear();
+        self.jobs.clear();
+    }
 }
 
 #[derive(Default)]
@@ -36,15 +54,34 @@ type ServiceCounters = HashMap<(i64, String), (u64, u64, u64, u64)>;
 
 impl Writer {
     pub(super) fn new(connection: Connection, routes: super::outbox::Routes) -> Self {
-        Self { routes, connection, resource_ids: HashMap::new(), scope_ids: HashMap::new(), metric_ids: HashMap::new() }
+        Self {
+            routes,
+            connection,
+            resource_ids: HashMap::new(),
+            scope_ids: HashMap::new(),
+            metric_ids: HashMap::new(),
+            rows: RollupRows::default(),
+        }
     }
 
+    /// The connection, for writes other than commits. Those may rewrite or delete rollup rows
+    /// (coarsening, retention), so the cached rows are forgotten.
     pub(super) fn connection(&mut self) -> &mut Connection {
+        self.rows.clear();
         &mut self.connection
     }
 
     /// Commits the batches in one transaction; returns how many outbox rows it queued.
     pub(super) fn commit(&mut self, batches: &[WriteBatch]) -> StoreResult<usize> {
+        let committed = self.commit_transaction(batches);
+        if committed.is_err() {
+            // Rows merged in memory during the failed transaction were rolled back on disk.
+            self.rows.clear();
+        }
+        committed
+    }
+
+    fn commit_transaction(&mut self, batches: &[WriteBatch]) -> StoreResult<usize> {
         let mut pending = PendingCaches::default();
         let routes = self.routes.read().map(|routes| routes.clone()).unwrap_or_default();
         let now_unix_ms = super::now_unix_ms();
@@ -144,16 +181,16 @@ impl Writer {
         grouper.finish(&transaction)?;
         sessions.finish(&transaction)?;
         upsert_service_stats(&transaction, &services)?;
-        super::rollups::merge_rollups(&transaction, batches)?;
+        super::rollups::merge_rollups(&transaction, batches, &mut self.rows.endpoints)?;
         // The calls were paired when the queue admitted each batch (off this serial thread).
         let mut edges = HashMap::new();
         for batch in batches {
             batch.paired_calls.add_to(&mut edges).map_err(super::rollups::database_error)?;
         }
         super::service_map::merge_edges(&transaction, edges)?;
-        super::query_rollups::merge_query_rollups(&transaction, batches)?;
+        super::query_rollups::merge_query_rollups(&transaction, batches, &mut self.rows.queries)?;
         super::otlp_outbox::enqueue(&transaction, batches, (now_unix_nano / 1_000_000) as i64)?;
-        super::job_rollups::merge_job_rollups(&transaction, batches)?;
+        super::job_rollups::merge_job_rollups(&transaction, batches, &mut self.rows.jobs)?;
         transaction.commit()?;
         self.resource_ids.extend(pending.resource_ids);
         self.scope_ids.extend(pending.scope_ids);
