@@ -8,7 +8,7 @@ use std::collections::HashMap;
 use rusqlite::{Connection, OptionalExtension, Transaction, params};
 
 use super::rollups::{Write, database_error, slowest_from_json, slowest_to_json};
-use super::row_cache::RowCache;
+use super::row_cache::{RowCache, merge_commit};
 use crate::store::query_rollups::{QueryKey, QueryRollup, QueryRollupQuery};
 use crate::store::rollups::{DurationSketch, HOUR_SECONDS, MINUTE_SECONDS};
 use crate::store::{StoreResult, WriteBatch};
@@ -23,36 +23,24 @@ const COLUMNS: &str = "service_name, db_system, db_namespace, query_text, bucket
 const KEY_MATCH: &str = "bucket_start_unix_nano = ?2 AND bucket_seconds = ?3 AND service_name = ?4 AND db_system = ?5
     AND db_namespace = ?6 AND query_fingerprint = ?7";
 
-/// Merges every batch's query rollup deltas into the stored rows, once per row. Call inside the
-/// commit's transaction.
-/// (In memory when `cache` holds the row, as for the endpoint rollups.)
+/// Merges every batch's query rollup deltas into the stored rows, once per row (see
+/// [`merge_commit`]).
 pub(super) fn merge_query_rollups(
     transaction: &Transaction<'_>,
     batches: &[WriteBatch],
     cache: &mut RowCache<RowKey, QueryRollup>,
 ) -> StoreResult<()> {
-    let mut merged: HashMap<RowKey, QueryRollup> = HashMap::new();
-    for batch in batches {
-        for delta in &batch.query_rollups {
-            let key = (batch.project_id, delta.key.clone(), delta.bucket_start_unix_nano, delta.bucket_seconds);
-            match merged.get_mut(&key) {
-                Some(existing) => existing.merge(delta).map_err(database_error)?,
-                None => {
-                    merged.insert(key, delta.clone());
-                }
-            }
-        }
-    }
-    for (key, rollup) in merged {
-        if let Some(stored) = cache.get_mut(&key) {
-            stored.merge(&rollup).map_err(database_error)?;
-            write_row(transaction, &key_params(key.0, stored), stored, Write::Replace)?;
-            continue;
-        }
-        let stored = merge_into_stored(transaction, key.0, rollup)?;
-        cache.insert(key, stored);
-    }
-    Ok(())
+    let deltas = batches.iter().flat_map(|batch| {
+        batch.query_rollups.iter().map(move |delta| {
+            ((batch.project_id, delta.key.clone(), delta.bucket_start_unix_nano, delta.bucket_seconds), delta)
+        })
+    });
+    merge_commit(
+        deltas,
+        cache,
+        |key, row| write_row(transaction, &key_params(key.0, row), row, Write::Replace).map(drop),
+        |key, delta| merge_into_stored(transaction, key.0, delta),
+    )
 }
 
 fn key_params(project_id: i64, rollup: &QueryRollup) -> (i64, i64, u32, String, String, String, i64) {

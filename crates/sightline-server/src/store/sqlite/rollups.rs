@@ -11,7 +11,7 @@ use std::collections::{BTreeMap, HashMap};
 use rusqlite::{Connection, OptionalExtension, Transaction, params};
 use sightline_model::{SpanId, TraceId};
 
-use super::row_cache::RowCache;
+use super::row_cache::{RowCache, merge_commit};
 use crate::store::rollups::{
     DurationSketch, EndpointKey, EndpointRollup, HOUR_SECONDS, MINUTE_SECONDS, RollupQuery, RollupTotals, SlowRequest,
     StatusClass,
@@ -28,36 +28,24 @@ const COLUMNS: &str = "service_name, environment, operation, method, route, stat
 const SKETCH_COLUMNS: &str = "service_name, environment, operation, method, route, status_class,
     bucket_start_unix_nano, bucket_seconds, request_count, error_count, duration_sketch";
 
-/// Merges every batch's rollup deltas into the stored rows, once per row: in memory when `cache`
-/// holds the row, else through the database (see [`merge_into_stored`]). Call inside the
-/// commit's transaction; the caller clears `cache` when the commit fails.
+/// Merges every batch's endpoint rollup deltas into the stored rows, once per row (see
+/// [`merge_commit`]; rows not cached go through [`merge_into_stored`]).
 pub(super) fn merge_rollups(
     transaction: &Transaction<'_>,
     batches: &[WriteBatch],
     cache: &mut RowCache<RowKey, EndpointRollup>,
 ) -> StoreResult<()> {
-    let mut merged: HashMap<RowKey, EndpointRollup> = HashMap::new();
-    for batch in batches {
-        for delta in &batch.endpoint_rollups {
-            let key = (batch.project_id, delta.key.clone(), delta.bucket_start_unix_nano, delta.bucket_seconds);
-            match merged.get_mut(&key) {
-                Some(existing) => existing.merge(delta).map_err(database_error)?,
-                None => {
-                    merged.insert(key, delta.clone());
-                }
-            }
-        }
-    }
-    for (key, rollup) in merged {
-        if let Some(stored) = cache.get_mut(&key) {
-            stored.merge(&rollup).map_err(database_error)?;
-            write_row(transaction, key.0, stored, Write::Replace)?;
-            continue;
-        }
-        let stored = merge_into_stored(transaction, key.0, rollup)?;
-        cache.insert(key, stored);
-    }
-    Ok(())
+    let deltas = batches.iter().flat_map(|batch| {
+        batch.endpoint_rollups.iter().map(move |delta| {
+            ((batch.project_id, delta.key.clone(), delta.bucket_start_unix_nano, delta.bucket_seconds), delta)
+        })
+    });
+    merge_commit(
+        deltas,
+        cache,
+        |key, row| write_row(transaction, key.0, row, Write::Replace).map(drop),
+        |key, delta| merge_into_stored(transaction, key.0, delta),
+    )
 }
 
 /// The slowest requests as stored: JSON `[[trace_id_hex, span_id_hex, duration_ns, start_ns], ...]`.

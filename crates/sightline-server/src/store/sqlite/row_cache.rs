@@ -11,6 +11,11 @@
 use std::collections::HashMap;
 use std::hash::Hash;
 
+use crate::store::StoreResult;
+use crate::store::job_rollups::JobRollup;
+use crate::store::query_rollups::QueryRollup;
+use crate::store::rollups::{EndpointRollup, RollupError};
+
 /// Rows remembered per rollup table; a new row beyond it starts the memory over (a backfill of
 /// old minutes writes rows once each, live traffic needs only the current minutes' rows).
 pub(super) const ROWS_PER_TABLE: usize = 2_048;
@@ -50,4 +55,59 @@ impl<K: Eq + Hash, V> RowCache<K, V> {
     pub(super) fn len(&self) -> usize {
         self.rows.len()
     }
+}
+
+/// A rollup row that adds another row of the same key (counts, sketches, slowest lists).
+pub(super) trait RollupRow: Clone {
+    /// Adds `other`; errors for sketches that cannot merge.
+    fn add(&mut self, other: &Self) -> Result<(), RollupError>;
+}
+
+impl RollupRow for EndpointRollup {
+    fn add(&mut self, other: &Self) -> Result<(), RollupError> {
+        self.merge(other)
+    }
+}
+
+impl RollupRow for QueryRollup {
+    fn add(&mut self, other: &Self) -> Result<(), RollupError> {
+        self.merge(other)
+    }
+}
+
+impl RollupRow for JobRollup {
+    fn add(&mut self, other: &Self) -> Result<(), RollupError> {
+        self.merge(other)
+    }
+}
+
+/// Sums a commit's `deltas` per row key, then adds each sum to its stored row: in memory and
+/// written back with `write` when `cache` holds the row, else through `merge_into_stored`, which
+/// returns the row as stored now (remembered for the next commit). Call inside the commit's
+/// transaction; the caller clears `cache` when the commit fails.
+pub(super) fn merge_commit<'a, K: Eq + Hash, V: RollupRow + 'a>(
+    deltas: impl IntoIterator<Item = (K, &'a V)>,
+    cache: &mut RowCache<K, V>,
+    mut write: impl FnMut(&K, &V) -> StoreResult<()>,
+    mut merge_into_stored: impl FnMut(&K, V) -> StoreResult<V>,
+) -> StoreResult<()> {
+    let mut merged: HashMap<K, V> = HashMap::new();
+    for (key, delta) in deltas {
+        match merged.get_mut(&key) {
+            Some(sum) => sum.add(delta).map_err(super::rollups::database_error)?,
+            None => {
+                merged.insert(key, delta.clone());
+            }
+        }
+    }
+    for (key, sum) in merged {
+        if let Some(stored) = cache.get_mut(&key) {
+            stored.add(&sum).map_err(super::rollups::database_error)?;
+            write(&key, stored)?;
+            continue;
+        }
+        let stored = merge_into_stored(&key, sum)?;
+        cache.insert(key, stored);
+    }
+    Ok(())
 }
