@@ -156,7 +156,9 @@ fn as_sql_time(unix_nano: u64) -> i64 {
 }
 
 /// The columns [`upsert_session`] merges that no index covers, as `SET` assignments reading the
-/// row as it was and the delta as `?6`..`?17` (the upsert's `excluded.*` values, same order).
+/// row as it was and the delta as the statement's parameters (`?4`, `?6`..`?17`, in the insert's
+/// column order): the earliest entry page (ties keep the stored one), the latest exit page (ties
+/// take the new one), counters added, services united and sorted, the best user agent source.
 const UNINDEXED_MERGE: &str = "
     last_seen_unix_nano = max(last_seen_unix_nano, ?4),
     entry_page = CASE WHEN ?7 < coalesce(entry_page_unix_nano, 9223372036854775807) THEN ?6 ELSE entry_page END,
@@ -196,41 +198,6 @@ fn update_unindexed(
 
 /// Upserts one session; returns its row id (the key of its items).
 fn upsert_session(transaction: &Transaction<'_>, project_id: i64, delta: &SessionDelta) -> StoreResult<i64> {
-    // Mirrors `SessionDelta::merge`: the earliest entry page (ties keep the stored one), the latest
-    // exit page (ties take the new one), the first user id, the best user agent source, services
-    // united and sorted. SET expressions all read the row as it was before the update.
-    let mut statement = transaction.prepare_cached(
-        "INSERT INTO sessions (project_id, session_id, first_seen_unix_nano, last_seen_unix_nano, user_id, entry_page,
-            entry_page_unix_nano, exit_page, exit_page_unix_nano, page_views, events, errors, requests, logs, services,
-            user_agent, user_agent_source)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17)
-         ON CONFLICT (project_id, session_id) DO UPDATE SET
-            first_seen_unix_nano = min(first_seen_unix_nano, excluded.first_seen_unix_nano),
-            last_seen_unix_nano = max(last_seen_unix_nano, excluded.last_seen_unix_nano),
-            user_id = coalesce(user_id, excluded.user_id),
-            entry_page = CASE
-                WHEN excluded.entry_page_unix_nano < coalesce(entry_page_unix_nano, 9223372036854775807)
-                THEN excluded.entry_page ELSE entry_page END,
-            entry_page_unix_nano = CASE
-                WHEN excluded.entry_page_unix_nano < coalesce(entry_page_unix_nano, 9223372036854775807)
-                THEN excluded.entry_page_unix_nano ELSE entry_page_unix_nano END,
-            exit_page = CASE WHEN excluded.exit_page_unix_nano >= coalesce(exit_page_unix_nano, -1)
-                THEN excluded.exit_page ELSE exit_page END,
-            exit_page_unix_nano = CASE WHEN excluded.exit_page_unix_nano >= coalesce(exit_page_unix_nano, -1)
-                THEN excluded.exit_page_unix_nano ELSE exit_page_unix_nano END,
-            page_views = page_views + excluded.page_views,
-            events = events + excluded.events,
-            errors = errors + excluded.errors,
-            requests = requests + excluded.requests,
-            logs = logs + excluded.logs,
-            services = CASE WHEN excluded.services = '[]' OR excluded.services = services THEN services ELSE
-                (SELECT json_group_array(value) FROM (SELECT value FROM json_each(sessions.services)
-                 UNION SELECT value FROM json_each(excluded.services) ORDER BY value)) END,
-            user_agent = CASE WHEN excluded.user_agent_source > user_agent_source
-                THEN excluded.user_agent ELSE user_agent END,
-            user_agent_source = max(user_agent_source, excluded.user_agent_source)
-         RETURNING id",
-    )?;
     let services = serde_json::to_string(&delta.services).unwrap_or_else(|_| "[]".to_owned());
     let (user_agent_source, user_agent) = match &delta.user_agent {
         Some((source, user_agent)) => (*source as i64, Some(user_agent.as_str())),
@@ -265,6 +232,19 @@ fn upsert_session(transaction: &Transaction<'_>, project_id: i64, delta: &Sessio
     if let Some(session_key) = update_unindexed(transaction, &parameters)? {
         return Ok(session_key);
     }
+    // Mirrors `SessionDelta::merge`: the earliest first-seen time, the first user id, and the
+    // unindexed columns as in `UNINDEXED_MERGE`. SET expressions all read the row as it was.
+    let mut statement = transaction.prepare_cached(&format!(
+        "INSERT INTO sessions (project_id, session_id, first_seen_unix_nano, last_seen_unix_nano, user_id, entry_page,
+            entry_page_unix_nano, exit_page, exit_page_unix_nano, page_views, events, errors, requests, logs, services,
+            user_agent, user_agent_source)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17)
+         ON CONFLICT (project_id, session_id) DO UPDATE SET
+            first_seen_unix_nano = min(first_seen_unix_nano, ?3),
+            user_id = coalesce(user_id, ?5),
+            {UNINDEXED_MERGE}
+         RETURNING id"
+    ))?;
     Ok(statement.query_row(parameters.as_slice(), |row| row.get(0))?)
 }
 
