@@ -178,13 +178,7 @@ fn md5_hex(values: &[String]) -> String {
         }
         hasher.update(value.as_bytes());
     }
-    const HEX: &[u8; 16] = b"0123456789abcdef";
-    let mut hex = String::with_capacity(32);
-    for byte in hasher.finalize() {
-        hex.push(char::from(HEX[usize::from(byte >> 4)]));
-        hex.push(char::from(HEX[usize::from(byte & 0x0f)]));
-    }
-    hex
+    const_hex::encode(hasher.finalize())
 }
 
 #[cfg(test)]
