@@ -677,6 +677,18 @@ const MIGRATIONS: &[&str] = &[
         PRIMARY KEY (project_id, signal, minute_unix_nano)
     ) WITHOUT ROWID;
     "#,
+    // 20 (error ingest speed, issue 3): session changes are appended here in each commit (rowid
+    // order, so a commit fills a few fresh pages) and folded into `sessions` and `session_items`
+    // many commits at a time (`sessions_write::fold`). Updating random sessions in every commit
+    // rewrote most pages of those tables per commit (BENCHMARKS.md). `body` is a merged
+    // `SessionDelta` with its timeline items as JSON (`sessions_write::StoredDelta`).
+    r#"
+    CREATE TABLE session_deltas (
+        id INTEGER PRIMARY KEY,
+        project_id INTEGER NOT NULL,
+        body TEXT NOT NULL
+    );
+    "#,
 ];
 
 /// Applies every migration newer than the database's `user_version`, each in its own

@@ -45,11 +45,20 @@ pub struct SqliteStore {
     outbox_signal: std::sync::Arc<tokio::sync::Notify>,
     readers: r2d2::Pool<SqliteConnectionManager>,
     checkpointer: checkpoint::Checkpointer,
+    /// Rows of `session_deltas` not folded into `sessions` yet (the writer keeps it current).
+    session_deltas: std::sync::Arc<std::sync::atomic::AtomicU64>,
 }
+
+/// Prepared statements kept per connection. rusqlite keeps 16 by default, but one commit runs
+/// more than 80 distinct cached statements (spans, logs, rollups, issues, sessions, outboxes):
+/// with 16, each commit re-prepared most of them (≈ 3 % of the writer's time in `bench apm`,
+/// BENCHMARKS.md). Readers run the API's queries, also more than 16.
+const STATEMENT_CACHE_CAPACITY: usize = 256;
 
 /// Pragmas for every connection. `synchronous=FULL` with WAL fsyncs each commit, so an
 /// acknowledged batch survives power loss too; group commit keeps commits few.
 fn configure(connection: &Connection) -> rusqlite::Result<()> {
+    connection.set_prepared_statement_cache_capacity(STATEMENT_CACHE_CAPACITY);
     connection.execute_batch(
         "PRAGMA journal_mode = WAL;
          PRAGMA synchronous = FULL;
@@ -98,14 +107,20 @@ impl SqliteStore {
         let manager = SqliteConnectionManager::file(path)
             .with_flags(OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX | OpenFlags::SQLITE_OPEN_URI)
             .with_init(|connection| {
+                connection.set_prepared_statement_cache_capacity(STATEMENT_CACHE_CAPACITY);
                 connection.execute_batch(
                     "PRAGMA busy_timeout = 5000; PRAGMA cache_size = -32768; PRAGMA temp_store = MEMORY;",
                 )
             });
         let readers = r2d2::Pool::builder().max_size(8).build(manager)?;
         let routes: outbox::Routes = std::sync::Arc::new(std::sync::RwLock::new(outbox::load_routes(&connection)?));
+        // Deltas a previous run committed but did not fold (it stopped or crashed) are folded
+        // by the first reader of sessions or a later commit, like any other.
+        let pending_deltas: i64 = connection.query_row("SELECT count(*) FROM session_deltas", [], |row| row.get(0))?;
+        let session_deltas = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(pending_deltas as u64));
         Ok(Self {
-            writer: Mutex::new(write::Writer::new(connection, routes.clone())),
+            writer: Mutex::new(write::Writer::new(connection, routes.clone(), session_deltas.clone())),
+            session_deltas,
             routes,
             outbox_signal: std::sync::Arc::new(tokio::sync::Notify::new()),
             readers,
@@ -123,6 +138,17 @@ impl SqliteStore {
             }
             Ok(result)
         })
+    }
+
+    /// Folds pending session deltas into `sessions` on the writer
+    /// ([`sessions_write`]), so a read of sessions sees every committed change. Waits for the
+    /// writer's current commit; does nothing when no delta is pending. Errors when the fold
+    /// fails.
+    fn fold_session_deltas(&self) -> StoreResult<()> {
+        if self.session_deltas.load(std::sync::atomic::Ordering::Acquire) == 0 {
+            return Ok(());
+        }
+        self.with_writer(|writer| writer.fold_sessions().map(|_| ()))
     }
 
     fn with_writer<T>(&self, action: impl FnOnce(&mut write::Writer) -> StoreResult<T>) -> StoreResult<T> {
@@ -447,6 +473,9 @@ impl Store for SqliteStore {
     }
 
     fn pending_outbox(&self, destination_id: i64, limit: usize) -> StoreResult<Vec<crate::exporters::OutboxEvent>> {
+        // Events carry their session's start (Amplitude's `session_id`): fold so a new
+        // session's start is in `sessions`.
+        self.fold_session_deltas()?;
         outbox::pending(&*self.reader()?, destination_id, limit)
     }
 
@@ -638,6 +667,7 @@ impl Store for SqliteStore {
         project_id: i64,
         query: &super::sessions::SessionQuery,
     ) -> StoreResult<super::Page<super::sessions::SessionSummary>> {
+        self.fold_session_deltas()?;
         sessions_read::list_sessions(&*self.reader()?, project_id, query)
     }
 
@@ -647,6 +677,7 @@ impl Store for SqliteStore {
         session_id: &str,
         timeline: &super::sessions::TimelineQuery,
     ) -> StoreResult<Option<super::sessions::SessionDetail>> {
+        self.fold_session_deltas()?;
         sessions_read::get_session(&*self.reader()?, project_id, session_id, timeline)
     }
 
@@ -661,6 +692,8 @@ impl Store for SqliteStore {
 
     fn delete_expired(&self, project_id: i64, cutoff_unix_nano: u64, max_rows: usize) -> StoreResult<usize> {
         self.with_writer(|writer| {
+            // Pending deltas of expired sessions would bring them back when folded.
+            writer.fold_sessions()?;
             retention::delete_expired(writer.connection(), project_id, cutoff_unix_nano, max_rows)
         })
     }
@@ -798,7 +831,11 @@ impl Store for SqliteStore {
     }
 
     fn erase_user(&self, project_id: i64, user_ids: &[String]) -> StoreResult<crate::store::privacy::Erasure> {
-        self.with_writer(|writer| privacy::erase_user(writer.connection(), project_id, user_ids))
+        self.with_writer(|writer| {
+            // The user's pending session changes are erased with the sessions they fold into.
+            writer.fold_sessions()?;
+            privacy::erase_user(writer.connection(), project_id, user_ids)
+        })
     }
 }
 

@@ -2,6 +2,8 @@
 //! resource / scope / metric ids so repeated resources cost no lookups.
 
 use std::collections::HashMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use super::row_cache::RowCache;
 use rusqlite::{Connection, OptionalExtension, Transaction, params};
@@ -24,7 +26,15 @@ pub(super) struct Writer {
     routes: super::outbox::Routes,
     /// The rollup rows as the last commits stored them ([`super::row_cache`]).
     rows: RollupRows,
+    /// Rows in `session_deltas` not folded yet, shared with the store's readers
+    /// ([`super::sessions_write`]).
+    session_deltas: Arc<AtomicU64>,
 }
+
+/// Deltas in `session_deltas` at which a commit folds them first. A fold rewrites about every
+/// page of `sessions` the deltas touch once (in `bench errors`, 16,384 deltas fold in ≈ 0.2 s);
+/// commits in between append instead of rewriting those pages each time.
+const FOLD_AT_DELTAS: u64 = 16_384;
 
 /// The writer's [`RowCache`] of each rollup table.
 #[derive(Default)]
@@ -53,8 +63,11 @@ struct PendingCaches {
 type ServiceCounters = HashMap<(i64, String), (u64, u64, u64, u64)>;
 
 impl Writer {
-    pub(super) fn new(connection: Connection, routes: super::outbox::Routes) -> Self {
+    /// A writer on `connection`; `session_deltas` counts the rows of `session_deltas` (as
+    /// the database holds them now).
+    pub(super) fn new(connection: Connection, routes: super::outbox::Routes, session_deltas: Arc<AtomicU64>) -> Self {
         Self {
+            session_deltas,
             routes,
             connection,
             resource_ids: HashMap::new(),
@@ -73,12 +86,32 @@ impl Writer {
 
     /// Commits the batches in one transaction; returns how many outbox rows it queued.
     pub(super) fn commit(&mut self, batches: &[WriteBatch]) -> StoreResult<usize> {
+        if self.session_deltas.load(Ordering::Acquire) >= FOLD_AT_DELTAS
+            && let Err(error) = self.fold_sessions()
+        {
+            // The deltas stay and the next commit tries again; the batches are still stored.
+            tracing::warn!(%error, "Folding session deltas failed");
+        }
         let committed = self.commit_transaction(batches);
         if committed.is_err() {
             // Rows merged in memory during the failed transaction were rolled back on disk.
             self.rows.clear();
         }
         committed
+    }
+
+    /// Folds every pending session delta into `sessions` in its own transaction
+    /// ([`super::sessions_write::fold`]); returns how many it folded. Errors when the fold
+    /// fails; nothing is folded then.
+    pub(super) fn fold_sessions(&mut self) -> StoreResult<u64> {
+        if self.session_deltas.load(Ordering::Acquire) == 0 {
+            return Ok(0);
+        }
+        let transaction = self.connection.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+        let folded = super::sessions_write::fold(&transaction)?;
+        transaction.commit()?;
+        self.session_deltas.store(0, Ordering::Release);
+        Ok(folded)
     }
 
     fn commit_transaction(&mut self, batches: &[WriteBatch]) -> StoreResult<usize> {
@@ -179,7 +212,7 @@ impl Writer {
             sessions.add_batch(batch, fresh_events, &errors, &rowids);
         }
         grouper.finish(&transaction)?;
-        sessions.finish(&transaction)?;
+        let appended_deltas = sessions.finish(&transaction)?;
         upsert_service_stats(&transaction, &services)?;
         super::rollups::merge_rollups(&transaction, batches, &mut self.rows.endpoints)?;
         // The calls were paired when the queue admitted each batch (off this serial thread).
@@ -192,6 +225,7 @@ impl Writer {
         super::otlp_outbox::enqueue(&transaction, batches, (now_unix_nano / 1_000_000) as i64)?;
         super::job_rollups::merge_job_rollups(&transaction, batches, &mut self.rows.jobs)?;
         transaction.commit()?;
+        self.session_deltas.fetch_add(appended_deltas, Ordering::AcqRel);
         self.resource_ids.extend(pending.resource_ids);
         self.scope_ids.extend(pending.scope_ids);
         self.metric_ids.extend(pending.metric_ids);

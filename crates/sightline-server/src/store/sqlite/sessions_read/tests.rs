@@ -305,6 +305,66 @@ fn summary_and_timeline_do_not_depend_on_arrival_order() {
     assert_eq!((outside.server_spans, outside.rate), (0, None));
 }
 
+/// (rows in `session_deltas`, rows in `sessions`), read past the store.
+fn stored_counts(path: &std::path::Path) -> (i64, i64) {
+    let connection = rusqlite::Connection::open(path).expect("database");
+    let count = |table: &str| -> i64 {
+        connection.query_row(&format!("SELECT count(*) FROM {table}"), [], |row| row.get(0)).expect("count")
+    };
+    (count("session_deltas"), count("sessions"))
+}
+
+#[test]
+fn session_changes_wait_as_deltas_survive_a_restart_and_fold_on_read() {
+    let commit_all = |store: &SqliteStore, project_id: i64| {
+        store.commit(&[write_batch(project_id, SignalBatch::Events(events()))]).expect("commit");
+        store.commit(&[write_batch(project_id, SignalBatch::Traces(spans()))]).expect("commit");
+        store.commit(&[write_batch(project_id, SignalBatch::Logs(logs()))]).expect("commit");
+    };
+    // The reference: the same commits, read at once.
+    let (_reference_directory, reference) = open();
+    let reference_project = reference.create_project("read at once").expect("project").id;
+    commit_all(&reference, reference_project);
+    let expected_summary = summary(&reference, reference_project);
+    let expected_timeline: Vec<String> = {
+        let entries = reference
+            .get_session(reference_project, SESSION, &TimelineQuery { limit: 1000, cursor: None })
+            .expect("get session")
+            .expect("session exists")
+            .timeline;
+        entries.iter().map(describe).collect()
+    };
+    assert_eq!(expected_timeline.len(), 10, "{expected_timeline:?}");
+
+    let directory = tempfile::tempdir().expect("temporary directory");
+    let path = directory.path().join("sessions.db");
+    let project_id = {
+        let store = SqliteStore::open(&path).expect("store opens");
+        let project_id = store.create_project("restarted").expect("project").id;
+        commit_all(&store, project_id);
+        // One delta per commit (each touched the one session); nothing folded yet.
+        assert_eq!(stored_counts(&path), (3, 0));
+        project_id
+    };
+    // The process stopped before anything read the sessions: the deltas are still there.
+    let store = SqliteStore::open(&path).expect("store reopens");
+    assert_eq!(stored_counts(&path), (3, 0));
+    assert_eq!(summary(&store, project_id), expected_summary);
+    assert_eq!(stored_counts(&path), (0, 1), "the read folded the deltas");
+    let entries = store
+        .get_session(project_id, SESSION, &TimelineQuery { limit: 1000, cursor: None })
+        .expect("get session")
+        .expect("session exists")
+        .timeline;
+    assert_eq!(entries.iter().map(describe).collect::<Vec<_>>(), expected_timeline);
+
+    // Changes after a fold go on from the folded row.
+    store.commit(&[write_batch(project_id, SignalBatch::Logs(logs()))]).expect("commit");
+    assert_eq!(stored_counts(&path), (1, 1));
+    let again = summary(&store, project_id);
+    assert_eq!((again.logs, again.errors), (expected_summary.logs + 1, expected_summary.errors));
+}
+
 #[test]
 fn the_sql_upsert_is_the_rust_merge() {
     let (_directory, store) = open();
