@@ -15,6 +15,12 @@ use sightline_server::exporters::otlp::{OtlpDestinationConfig, OtlpProtocol, Otl
 use sightline_server::server::{FirstAdmin, FirstStart, ensure_default_project, ensure_first_admin, open_store};
 use sightline_server::{Config, start};
 
+/// The process allocator. Ingest allocates on the request threads and frees on the writer's
+/// helper thread; glibc's malloc spent ≈ 13 % of the request threads' time in `bench errors` in
+/// `malloc`/`free` and consolidating arenas (BENCHMARKS.md).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// Sightline: OpenTelemetry-native observability in one binary.
 #[derive(Parser)]
 #[command(version, about)]
