@@ -27,6 +27,7 @@ use sightline_server::start;
 use super::batches::{self, WorkloadShape};
 use super::load::{self, LoadOutcome, Workload, progress_bar};
 use super::otlp_http::{HttpSender, OtlpSignal};
+use super::process;
 use super::server::{DataDir, bench_project, loopback_config};
 
 /// Options of `sightline bench apm`.
@@ -132,6 +133,10 @@ struct Phase {
     rollups: bool,
     round: usize,
     outcome: LoadOutcome,
+    /// CPU seconds the whole process (server and clients) used during the load.
+    process_cpu_seconds: f64,
+    /// CPU seconds of the SQLite writer thread during the load.
+    writer_cpu_seconds: f64,
 }
 
 /// The median of `values` (the upper one of an even count); 0 when empty.
@@ -143,6 +148,12 @@ fn median(mut values: Vec<f64>) -> f64 {
 impl Phase {
     fn spans_per_second(&self) -> f64 {
         self.outcome.acknowledged_items as f64 / self.outcome.wall.as_secs_f64().max(1e-9)
+    }
+
+    /// (process, writer thread) CPU µs per acknowledged span.
+    fn cpu_us_per_span(&self) -> (f64, f64) {
+        let spans = self.outcome.acknowledged_items.max(1) as f64;
+        (self.process_cpu_seconds * 1e6 / spans, self.writer_cpu_seconds * 1e6 / spans)
     }
 }
 
@@ -241,7 +252,9 @@ pub async fn run(args: ApmArgs) -> anyhow::Result<()> {
             senders.push(HttpSender::connect(server.http_addr, &project.ingest_key, OtlpSignal::Traces).await?);
         }
         let progress = progress_bar(&format!("round {}: {label}", round + 1), workload.total_items(), "spans");
+        let (cpu_before, load_started) = (process::cpu_sample(), Instant::now());
         let outcome = load::run(workload.clone(), senders, progress.clone()).await;
+        let (cpu, cpu_wall) = (process::cpu_sample().since(&cpu_before), load_started.elapsed().as_secs_f64());
         progress.finish();
         anyhow::ensure!(
             outcome.failed_requests == 0,
@@ -288,7 +301,14 @@ pub async fn run(args: ApmArgs) -> anyhow::Result<()> {
             ));
         }
         server.shutdown().await;
-        phases.push(Phase { label, rollups, round, outcome });
+        phases.push(Phase {
+            label,
+            rollups,
+            round,
+            outcome,
+            process_cpu_seconds: cpu.process_cores * cpu_wall,
+            writer_cpu_seconds: cpu.writer_cores.unwrap_or(0.0) * cpu_wall,
+        });
     }
 
     let rate_of = |rollups: bool, round: usize| {
@@ -317,16 +337,21 @@ pub async fn run(args: ApmArgs) -> anyhow::Result<()> {
         args.messaging_min_trace_spans,
         args.rounds
     );
-    println!("| Round | Ingest (OTLP/HTTP, fresh store each) | spans | wall s | spans/s |");
-    println!("|--:|---|---:|---:|---:|");
+    println!(
+        "| Round | Ingest (OTLP/HTTP, fresh store each) | spans | wall s | spans/s | CPU µs/span: process | writer |"
+    );
+    println!("|--:|---|---:|---:|---:|---:|---:|");
     for phase in &phases {
+        let (process_us, writer_us) = phase.cpu_us_per_span();
         println!(
-            "| {} | {} | {} | {:.1} | {:.0} |",
+            "| {} | {} | {} | {:.1} | {:.0} | {:.2} | {:.2} |",
             phase.round + 1,
             phase.label,
             phase.outcome.acknowledged_items,
             phase.outcome.wall.as_secs_f64(),
-            phase.spans_per_second()
+            phase.spans_per_second(),
+            process_us,
+            writer_us
         );
     }
     let listed: Vec<String> = round_costs.iter().map(|cost| format!("{cost:.1}%")).collect();
@@ -337,6 +362,27 @@ pub async fn run(args: ApmArgs) -> anyhow::Result<()> {
         with_rollups,
         baseline,
         median(round_costs.clone())
+    );
+    // CPU time per span does not count the time the writer waits (fsync, checkpoint stalls),
+    // so it moves less with the machine's state than throughput does.
+    let cpu_cost = |pick: fn((f64, f64)) -> f64| {
+        let costs: Vec<f64> = (0..args.rounds)
+            .filter_map(|round| {
+                let of = |rollups: bool| {
+                    phases
+                        .iter()
+                        .find(|phase| phase.rollups == rollups && phase.round == round)
+                        .map(|phase| pick(phase.cpu_us_per_span()))
+                };
+                Some((of(true)? / of(false)?.max(1e-9) - 1.0) * 100.0)
+            })
+            .collect();
+        median(costs)
+    };
+    println!(
+        "Rollup CPU cost per span (median of the rounds): whole process +{:.1}%, writer thread +{:.1}%\n",
+        cpu_cost(|(process_us, _)| process_us),
+        cpu_cost(|(_, writer_us)| writer_us)
     );
     println!("| `services/checkout/performance` | requests reported | p50 ms | max ms |");
     println!("|---|---:|---:|---:|");

@@ -81,10 +81,17 @@ fn merge_into_stored(connection: &Connection, project_id: i64, mut rollup: JobRo
 /// Writes the row; returns the rows changed (0 for [`Write::IfNew`] on a stored key).
 fn write_row(connection: &Connection, project_id: i64, rollup: &JobRollup, mode: Write) -> StoreResult<usize> {
     let key = key_params(project_id, rollup);
-    let (verb, on_conflict) = mode.sql();
+    let on_conflict = mode.on_conflict(&[
+        "span_count",
+        "failure_count",
+        "duration_sum_nanos",
+        "duration_sketch",
+        "lag_sketch",
+        "slowest",
+    ]);
     Ok(connection
         .prepare_cached(&format!(
-            "{verb} INTO job_rollups (project_id, bucket_start_unix_nano, bucket_seconds, service_name,
+            "INSERT INTO job_rollups (project_id, bucket_start_unix_nano, bucket_seconds, service_name,
                 environment, messaging_system, name, operation, span_count, failure_count, duration_sum_nanos,
                 duration_sketch, lag_sketch, slowest)
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14){on_conflict}"

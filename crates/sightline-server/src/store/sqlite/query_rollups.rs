@@ -81,10 +81,17 @@ fn write_row(
     rollup: &QueryRollup,
     mode: Write,
 ) -> StoreResult<usize> {
-    let (verb, on_conflict) = mode.sql();
+    let on_conflict = mode.on_conflict(&[
+        "query_text",
+        "call_count",
+        "error_count",
+        "duration_sum_nanos",
+        "duration_sketch",
+        "slowest",
+    ]);
     Ok(connection
         .prepare_cached(&format!(
-            "{verb} INTO query_rollups (project_id, bucket_start_unix_nano, bucket_seconds, service_name,
+            "INSERT INTO query_rollups (project_id, bucket_start_unix_nano, bucket_seconds, service_name,
                 db_system, db_namespace, query_fingerprint, query_text, call_count, error_count, duration_sum_nanos,
                 duration_sketch, slowest)
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13){on_conflict}"

@@ -82,16 +82,23 @@ pub(super) fn database_error(error: impl std::fmt::Display) -> StoreError {
 pub(super) enum Write {
     /// `INSERT … ON CONFLICT DO NOTHING`.
     IfNew,
-    /// `INSERT OR REPLACE`.
+    /// `INSERT … ON CONFLICT DO UPDATE SET` every column outside the key. Not `INSERT OR
+    /// REPLACE`: that deletes the stored row and its entry in the table's time index and
+    /// inserts both again; the upsert changes the row in place and leaves the index alone.
     Replace,
 }
 
 impl Write {
-    /// The statement's verb and the clause after `VALUES (…)`.
-    pub(super) fn sql(self) -> (&'static str, &'static str) {
+    /// The clause after `VALUES (…)` for a table whose columns outside the key are
+    /// `value_columns`.
+    pub(super) fn on_conflict(self, value_columns: &[&str]) -> String {
         match self {
-            Write::IfNew => ("INSERT", " ON CONFLICT DO NOTHING"),
-            Write::Replace => ("INSERT OR REPLACE", ""),
+            Write::IfNew => " ON CONFLICT DO NOTHING".to_owned(),
+            Write::Replace => {
+                let assignments: Vec<String> =
+                    value_columns.iter().map(|column| format!("{column} = excluded.{column}")).collect();
+                format!(" ON CONFLICT DO UPDATE SET {}", assignments.join(", "))
+            }
         }
     }
 }
@@ -138,10 +145,19 @@ fn merge_into_stored(
 fn write_row(connection: &Connection, project_id: i64, rollup: &EndpointRollup, mode: Write) -> StoreResult<usize> {
     let status_codes: BTreeMap<String, u64> =
         rollup.status_codes.iter().map(|(code, count)| (code.to_string(), *count)).collect();
-    let (verb, on_conflict) = mode.sql();
+    let on_conflict = mode.on_conflict(&[
+        "method",
+        "route",
+        "request_count",
+        "error_count",
+        "duration_sum_nanos",
+        "status_codes",
+        "duration_sketch",
+        "slowest",
+    ]);
     Ok(connection
         .prepare_cached(&format!(
-            "{verb} INTO endpoint_rollups (project_id, service_name, bucket_start_unix_nano, bucket_seconds,
+            "INSERT INTO endpoint_rollups (project_id, service_name, bucket_start_unix_nano, bucket_seconds,
                 environment, operation, status_class, method, route, request_count, error_count, duration_sum_nanos,
                 status_codes, duration_sketch, slowest)
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15){on_conflict}"

@@ -31,9 +31,11 @@ pub(super) fn merge_edges(
         "SELECT call_count, error_count, duration_sketch FROM service_edges
          WHERE project_id = ?1 AND bucket_start_unix_nano = ?2 AND caller = ?3 AND callee = ?4 AND virtual_callee = ?5",
     )?;
+    // An UPDATE in place: `INSERT OR REPLACE` deleted the row and its unique-index entry and
+    // inserted both again under a new row id.
     let mut write = transaction.prepare_cached(
-        "INSERT OR REPLACE INTO service_edges (project_id, bucket_start_unix_nano, caller, callee, virtual_callee,
-            call_count, error_count, duration_sketch) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+        "UPDATE service_edges SET call_count = ?6, error_count = ?7, duration_sketch = ?8
+         WHERE project_id = ?1 AND bucket_start_unix_nano = ?2 AND caller = ?3 AND callee = ?4 AND virtual_callee = ?5",
     )?;
     for ((project_id, key, bucket), mut edge) in edges {
         let inserted = insert.execute(params![

@@ -34,7 +34,7 @@ pub(super) struct Writer {
 /// Deltas in `session_deltas` at which a commit folds them first. A fold rewrites about every
 /// page of `sessions` the deltas touch once (in `bench errors`, 16,384 deltas fold in ≈ 0.2 s);
 /// commits in between append instead of rewriting those pages each time.
-const FOLD_AT_DELTAS: u64 = 16_384;
+pub(super) const FOLD_AT_DELTAS: u64 = 16_384;
 
 /// The writer's [`RowCache`] of each rollup table.
 #[derive(Default)]

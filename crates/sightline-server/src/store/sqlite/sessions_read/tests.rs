@@ -366,6 +366,34 @@ fn session_changes_wait_as_deltas_survive_a_restart_and_fold_on_read() {
 }
 
 #[test]
+fn a_commit_folds_the_deltas_once_enough_are_pending() {
+    let threshold = crate::store::sqlite::write::FOLD_AT_DELTAS as usize;
+    let (directory, store) = open();
+    let path = directory.path().join("sessions.db");
+    let project_id = store.create_project("busy").expect("project").id;
+    let record = |session: usize| {
+        let mut record = logs()[0].scopes[0].items[0].clone();
+        record.attributes = attributes(json!({"session.id": format!("busy-{session}")}));
+        record
+    };
+    // One commit touching as many sessions as the threshold: one delta each.
+    store
+        .commit(&[write_batch(project_id, SignalBatch::Logs(vec![group("api", (0..threshold).map(record).collect())]))])
+        .expect("commit");
+    assert_eq!(stored_counts(&path), (threshold as i64, 0));
+    // The next commit folds them first, then appends its own.
+    store.commit(&[write_batch(project_id, SignalBatch::Logs(vec![group("api", vec![record(0)])]))]).expect("commit");
+    assert_eq!(stored_counts(&path), (1, threshold as i64));
+    let first = store
+        .get_session(project_id, "busy-0", &TimelineQuery { limit: 10, cursor: None })
+        .expect("get session")
+        .expect("busy-0 is stored");
+    assert_eq!(first.summary.logs, 2, "the folded row and the delta after it");
+    assert_eq!(first.timeline.len(), 2, "both logs on the timeline: {:?}", first.timeline);
+    assert_eq!(stored_counts(&path), (0, threshold as i64));
+}
+
+#[test]
 fn the_sql_upsert_is_the_rust_merge() {
     let (_directory, store) = open();
     let project_id = store.create_project("shop").expect("project").id;
