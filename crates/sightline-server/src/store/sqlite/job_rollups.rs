@@ -7,7 +7,7 @@ use std::collections::HashMap;
 
 use rusqlite::{Connection, OptionalExtension, Transaction, params};
 
-use super::rollups::{Write, database_error, slowest_from_json, slowest_to_json};
+use super::rollups::{Write, database_error, slowest_from_stored, slowest_to_bytes};
 use super::row_cache::{RowCache, merge_commit};
 use crate::store::job_rollups::{JobKey, JobRollup, JobRollupQuery};
 use crate::store::rollups::{DurationSketch, HOUR_SECONDS, MINUTE_SECONDS};
@@ -110,7 +110,7 @@ fn write_row(connection: &Connection, project_id: i64, rollup: &JobRollup, mode:
             rollup.durations.sum_nanos(),
             rollup.durations.to_bytes(),
             rollup.lags.to_bytes(),
-            slowest_to_json(&rollup.slowest),
+            slowest_to_bytes(&rollup.slowest),
         ])?)
 }
 
@@ -138,7 +138,7 @@ fn row_to_rollup(row: &rusqlite::Row<'_>) -> rusqlite::Result<StoreResult<JobRol
         failures: row.get::<_, i64>(8)?.max(0) as u64,
         durations,
         lags,
-        slowest: slowest_from_json(&row.get::<_, String>(11)?),
+        slowest: slowest_from_stored(row.get_ref(11)?),
     }))
 }
 

@@ -7,7 +7,7 @@ use std::collections::HashMap;
 
 use rusqlite::{Connection, OptionalExtension, Transaction, params};
 
-use super::rollups::{Write, database_error, slowest_from_json, slowest_to_json};
+use super::rollups::{Write, database_error, slowest_from_stored, slowest_to_bytes};
 use super::row_cache::{RowCache, merge_commit};
 use crate::store::query_rollups::{QueryKey, QueryRollup, QueryRollupQuery};
 use crate::store::rollups::{DurationSketch, HOUR_SECONDS, MINUTE_SECONDS};
@@ -109,7 +109,7 @@ fn write_row(
             rollup.errors.min(i64::MAX as u64) as i64,
             rollup.durations.sum_nanos(),
             rollup.durations.to_bytes(),
-            slowest_to_json(&rollup.slowest),
+            slowest_to_bytes(&rollup.slowest),
         ])?)
 }
 
@@ -131,7 +131,7 @@ fn row_to_rollup(row: &rusqlite::Row<'_>) -> rusqlite::Result<StoreResult<QueryR
         calls: row.get::<_, i64>(6)?.max(0) as u64,
         errors: row.get::<_, i64>(7)?.max(0) as u64,
         durations,
-        slowest: slowest_from_json(&row.get::<_, String>(9)?),
+        slowest: slowest_from_stored(row.get_ref(9)?),
     }))
 }
 

@@ -48,17 +48,49 @@ pub(super) fn merge_rollups(
     )
 }
 
-/// The slowest requests as stored: JSON `[[trace_id_hex, span_id_hex, duration_ns, start_ns], ...]`.
-pub(super) fn slowest_to_json(slowest: &[SlowRequest]) -> String {
-    let rows: Vec<(String, String, u64, u64)> = slowest
-        .iter()
-        .map(|slow| (slow.trace_id.to_hex(), slow.span_id.to_hex(), slow.duration_nanos, slow.start_time_unix_nano))
-        .collect();
-    serde_json::to_string(&rows).unwrap_or_else(|_| "[]".into())
+/// Bytes per entry of [`slowest_to_bytes`]: trace id (16), span id (8), duration ns and start
+/// ns (8 each, little-endian).
+const SLOWEST_ENTRY_BYTES: usize = 40;
+
+/// The slowest requests as stored: a BLOB of [`SLOWEST_ENTRY_BYTES`] per entry, slowest first.
+/// Rows written before stored JSON text (`[[trace_id_hex, span_id_hex, duration_ns, start_ns],
+/// ...]`), which [`slowest_from_stored`] still reads. The BLOB is ≈ 45 % of the JSON: live
+/// traffic rewrites its current minutes' rows in every commit, so their size is written again
+/// and again (BENCHMARKS.md).
+pub(super) fn slowest_to_bytes(slowest: &[SlowRequest]) -> Vec<u8> {
+    let mut bytes = Vec::with_capacity(slowest.len() * SLOWEST_ENTRY_BYTES);
+    for slow in slowest {
+        bytes.extend_from_slice(&slow.trace_id.0);
+        bytes.extend_from_slice(&slow.span_id.0);
+        bytes.extend_from_slice(&slow.duration_nanos.to_le_bytes());
+        bytes.extend_from_slice(&slow.start_time_unix_nano.to_le_bytes());
+    }
+    bytes
 }
 
-/// Reads [`slowest_to_json`]; entries that do not parse are skipped.
-pub(super) fn slowest_from_json(text: &str) -> Vec<SlowRequest> {
+/// Reads a stored slowest list: the BLOB of [`slowest_to_bytes`], or the JSON text of older
+/// rows (entries that do not parse are skipped); anything else reads as empty.
+pub(super) fn slowest_from_stored(value: rusqlite::types::ValueRef<'_>) -> Vec<SlowRequest> {
+    match value {
+        rusqlite::types::ValueRef::Blob(bytes) => bytes
+            .chunks_exact(SLOWEST_ENTRY_BYTES)
+            .filter_map(|entry| {
+                let u64_at = |at: usize| entry.get(at..at + 8)?.try_into().ok().map(u64::from_le_bytes);
+                Some(SlowRequest {
+                    trace_id: TraceId(entry.get(..16)?.try_into().ok()?),
+                    span_id: SpanId(entry.get(16..24)?.try_into().ok()?),
+                    duration_nanos: u64_at(24)?,
+                    start_time_unix_nano: u64_at(32)?,
+                })
+            })
+            .collect(),
+        rusqlite::types::ValueRef::Text(text) => slowest_from_json(std::str::from_utf8(text).unwrap_or("[]")),
+        _ => Vec::new(),
+    }
+}
+
+/// Reads the JSON text older rows stored; entries that do not parse are skipped.
+fn slowest_from_json(text: &str) -> Vec<SlowRequest> {
     let rows: Vec<(String, String, u64, u64)> = serde_json::from_str(text).unwrap_or_default();
     rows.into_iter()
         .filter_map(|(trace, span, duration_nanos, start_time_unix_nano)| {
@@ -177,7 +209,7 @@ fn write_row(connection: &Connection, project_id: i64, rollup: &EndpointRollup, 
             rollup.durations.sum_nanos(),
             serde_json::to_string(&status_codes).unwrap_or_else(|_| "{}".into()),
             rollup.durations.to_bytes(),
-            slowest_to_json(&rollup.slowest),
+            slowest_to_bytes(&rollup.slowest),
         ])?)
 }
 
@@ -205,7 +237,7 @@ fn row_to_rollup(row: &rusqlite::Row<'_>) -> rusqlite::Result<StoreResult<Endpoi
         errors: row.get::<_, i64>(9)?.max(0) as u64,
         status_codes: status_codes.into_iter().filter_map(|(code, count)| Some((code.parse().ok()?, count))).collect(),
         durations,
-        slowest: slowest_from_json(&row.get::<_, String>(12)?),
+        slowest: slowest_from_stored(row.get_ref(12)?),
     }))
 }
 
@@ -491,6 +523,38 @@ mod tests {
             total.merge(row).expect("merge");
         }
         total
+    }
+
+    #[test]
+    fn slowest_lists_read_back_from_bytes_and_from_the_older_json() {
+        use rusqlite::types::ValueRef;
+        use sightline_model::{SpanId, TraceId};
+
+        use super::{slowest_from_stored, slowest_to_bytes};
+        use crate::store::rollups::SlowRequest;
+
+        let slowest: Vec<SlowRequest> = (0..10u8)
+            .map(|index| SlowRequest {
+                trace_id: TraceId([index.wrapping_mul(31).wrapping_add(1); 16]),
+                span_id: SpanId([255 - index; 8]),
+                duration_nanos: u64::MAX - u64::from(index),
+                start_time_unix_nano: 1_700_000_000_000_000_000 + u64::from(index),
+            })
+            .collect();
+        let bytes = slowest_to_bytes(&slowest);
+        assert_eq!(bytes.len(), 400);
+        assert_eq!(slowest_from_stored(ValueRef::Blob(&bytes)), slowest);
+        // A cut-off entry is dropped, the whole ones are kept.
+        assert_eq!(slowest_from_stored(ValueRef::Blob(&bytes[..bytes.len() - 1])), slowest[..9]);
+        let older = format!(
+            r#"[["{}","{}",5000000,1700000000000000000],["not hex","00",1,2]]"#,
+            slowest[0].trace_id.to_hex(),
+            slowest[0].span_id.to_hex()
+        );
+        let read = slowest_from_stored(ValueRef::Text(older.as_bytes()));
+        assert_eq!(read.len(), 1);
+        assert_eq!((read[0].trace_id, read[0].duration_nanos), (slowest[0].trace_id, 5_000_000));
+        assert!(slowest_from_stored(ValueRef::Null).is_empty());
     }
 
     #[test]
