@@ -7,7 +7,7 @@ use std::collections::HashMap;
 
 use rusqlite::{Connection, OptionalExtension, Transaction, params};
 
-use super::rollups::{Write, database_error, slowest_from_stored, slowest_to_bytes};
+use super::rollups::{Write, WriteSql, database_error, slowest_from_stored, slowest_to_bytes};
 use super::row_cache::{RowCache, merge_commit};
 use crate::store::job_rollups::{JobKey, JobRollup, JobRollupQuery};
 use crate::store::rollups::{DurationSketch, HOUR_SECONDS, MINUTE_SECONDS};
@@ -81,37 +81,31 @@ fn merge_into_stored(connection: &Connection, project_id: i64, mut rollup: JobRo
 /// Writes the row; returns the rows changed (0 for [`Write::IfNew`] on a stored key).
 fn write_row(connection: &Connection, project_id: i64, rollup: &JobRollup, mode: Write) -> StoreResult<usize> {
     let key = key_params(project_id, rollup);
-    let on_conflict = mode.on_conflict(&[
-        "span_count",
-        "failure_count",
-        "duration_sum_nanos",
-        "duration_sketch",
-        "lag_sketch",
-        "slowest",
-    ]);
-    Ok(connection
-        .prepare_cached(&format!(
+    static SQL: std::sync::LazyLock<WriteSql> = std::sync::LazyLock::new(|| {
+        WriteSql::new(
             "INSERT INTO job_rollups (project_id, bucket_start_unix_nano, bucket_seconds, service_name,
                 environment, messaging_system, name, operation, span_count, failure_count, duration_sum_nanos,
                 duration_sketch, lag_sketch, slowest)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14){on_conflict}"
-        ))?
-        .execute(params![
-            key.0,
-            key.1,
-            key.2,
-            key.3,
-            key.4,
-            key.5,
-            key.6,
-            key.7,
-            rollup.count.min(i64::MAX as u64) as i64,
-            rollup.failures.min(i64::MAX as u64) as i64,
-            rollup.durations.sum_nanos(),
-            rollup.durations.to_bytes(),
-            rollup.lags.to_bytes(),
-            slowest_to_bytes(&rollup.slowest),
-        ])?)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)",
+            &["span_count", "failure_count", "duration_sum_nanos", "duration_sketch", "lag_sketch", "slowest"],
+        )
+    });
+    Ok(connection.prepare_cached(SQL.get(mode))?.execute(params![
+        key.0,
+        key.1,
+        key.2,
+        key.3,
+        key.4,
+        key.5,
+        key.6,
+        key.7,
+        rollup.count.min(i64::MAX as u64) as i64,
+        rollup.failures.min(i64::MAX as u64) as i64,
+        rollup.durations.sum_nanos(),
+        rollup.durations.to_bytes(),
+        rollup.lags.to_bytes(),
+        slowest_to_bytes(&rollup.slowest),
+    ])?)
 }
 
 /// A row in [`COLUMNS`] order; the inner error is a sketch that does not decode.

@@ -7,7 +7,7 @@ use std::collections::HashMap;
 
 use rusqlite::{Connection, OptionalExtension, Transaction, params};
 
-use super::rollups::{Write, database_error, slowest_from_stored, slowest_to_bytes};
+use super::rollups::{Write, WriteSql, database_error, slowest_from_stored, slowest_to_bytes};
 use super::row_cache::{RowCache, merge_commit};
 use crate::store::query_rollups::{QueryKey, QueryRollup, QueryRollupQuery};
 use crate::store::rollups::{DurationSketch, HOUR_SECONDS, MINUTE_SECONDS};
@@ -81,36 +81,30 @@ fn write_row(
     rollup: &QueryRollup,
     mode: Write,
 ) -> StoreResult<usize> {
-    let on_conflict = mode.on_conflict(&[
-        "query_text",
-        "call_count",
-        "error_count",
-        "duration_sum_nanos",
-        "duration_sketch",
-        "slowest",
-    ]);
-    Ok(connection
-        .prepare_cached(&format!(
+    static SQL: std::sync::LazyLock<WriteSql> = std::sync::LazyLock::new(|| {
+        WriteSql::new(
             "INSERT INTO query_rollups (project_id, bucket_start_unix_nano, bucket_seconds, service_name,
                 db_system, db_namespace, query_fingerprint, query_text, call_count, error_count, duration_sum_nanos,
                 duration_sketch, slowest)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13){on_conflict}"
-        ))?
-        .execute(params![
-            key.0,
-            key.1,
-            key.2,
-            key.3,
-            key.4,
-            key.5,
-            key.6,
-            rollup.key.query,
-            rollup.calls.min(i64::MAX as u64) as i64,
-            rollup.errors.min(i64::MAX as u64) as i64,
-            rollup.durations.sum_nanos(),
-            rollup.durations.to_bytes(),
-            slowest_to_bytes(&rollup.slowest),
-        ])?)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)",
+            &["query_text", "call_count", "error_count", "duration_sum_nanos", "duration_sketch", "slowest"],
+        )
+    });
+    Ok(connection.prepare_cached(SQL.get(mode))?.execute(params![
+        key.0,
+        key.1,
+        key.2,
+        key.3,
+        key.4,
+        key.5,
+        key.6,
+        rollup.key.query,
+        rollup.calls.min(i64::MAX as u64) as i64,
+        rollup.errors.min(i64::MAX as u64) as i64,
+        rollup.durations.sum_nanos(),
+        rollup.durations.to_bytes(),
+        slowest_to_bytes(&rollup.slowest),
+    ])?)
 }
 
 /// A row in [`COLUMNS`] order; the inner error is a sketch that does not decode.

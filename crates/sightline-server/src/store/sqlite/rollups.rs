@@ -120,17 +120,30 @@ pub(super) enum Write {
     Replace,
 }
 
-impl Write {
-    /// The clause after `VALUES (…)` for a table whose columns outside the key are
-    /// `value_columns`.
-    pub(super) fn on_conflict(self, value_columns: &[&str]) -> String {
-        match self {
-            Write::IfNew => " ON CONFLICT DO NOTHING".to_owned(),
-            Write::Replace => {
-                let assignments: Vec<String> =
-                    value_columns.iter().map(|column| format!("{column} = excluded.{column}")).collect();
-                format!(" ON CONFLICT DO UPDATE SET {}", assignments.join(", "))
-            }
+/// A rollup table's write statement in both [`Write`] modes, built once per table (the SQL
+/// text is also the statement cache's key).
+pub(super) struct WriteSql {
+    if_new: String,
+    replace: String,
+}
+
+impl WriteSql {
+    /// `insert` is `INSERT INTO table (…) VALUES (…)`; `value_columns` are the columns outside
+    /// the key, which [`Write::Replace`] overwrites.
+    pub(super) fn new(insert: &str, value_columns: &[&str]) -> Self {
+        let assignments: Vec<String> =
+            value_columns.iter().map(|column| format!("{column} = excluded.{column}")).collect();
+        Self {
+            if_new: format!("{insert} ON CONFLICT DO NOTHING"),
+            replace: format!("{insert} ON CONFLICT DO UPDATE SET {}", assignments.join(", ")),
+        }
+    }
+
+    /// The statement for `mode`.
+    pub(super) fn get(&self, mode: Write) -> &str {
+        match mode {
+            Write::IfNew => &self.if_new,
+            Write::Replace => &self.replace,
         }
     }
 }
@@ -177,40 +190,41 @@ fn merge_into_stored(
 fn write_row(connection: &Connection, project_id: i64, rollup: &EndpointRollup, mode: Write) -> StoreResult<usize> {
     let status_codes: BTreeMap<String, u64> =
         rollup.status_codes.iter().map(|(code, count)| (code.to_string(), *count)).collect();
-    let on_conflict = mode.on_conflict(&[
-        "method",
-        "route",
-        "request_count",
-        "error_count",
-        "duration_sum_nanos",
-        "status_codes",
-        "duration_sketch",
-        "slowest",
-    ]);
-    Ok(connection
-        .prepare_cached(&format!(
+    static SQL: std::sync::LazyLock<WriteSql> = std::sync::LazyLock::new(|| {
+        WriteSql::new(
             "INSERT INTO endpoint_rollups (project_id, service_name, bucket_start_unix_nano, bucket_seconds,
                 environment, operation, status_class, method, route, request_count, error_count, duration_sum_nanos,
                 status_codes, duration_sketch, slowest)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15){on_conflict}"
-        ))?
-        .execute(params![
-            project_id,
-            rollup.key.service_name,
-            rollup.bucket_start_unix_nano as i64,
-            rollup.bucket_seconds,
-            rollup.key.environment,
-            rollup.key.operation,
-            rollup.key.status_class.as_str(),
-            rollup.key.method,
-            rollup.key.route,
-            rollup.requests as i64,
-            rollup.errors as i64,
-            rollup.durations.sum_nanos(),
-            serde_json::to_string(&status_codes).unwrap_or_else(|_| "{}".into()),
-            rollup.durations.to_bytes(),
-            slowest_to_bytes(&rollup.slowest),
-        ])?)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)",
+            &[
+                "method",
+                "route",
+                "request_count",
+                "error_count",
+                "duration_sum_nanos",
+                "status_codes",
+                "duration_sketch",
+                "slowest",
+            ],
+        )
+    });
+    Ok(connection.prepare_cached(SQL.get(mode))?.execute(params![
+        project_id,
+        rollup.key.service_name,
+        rollup.bucket_start_unix_nano as i64,
+        rollup.bucket_seconds,
+        rollup.key.environment,
+        rollup.key.operation,
+        rollup.key.status_class.as_str(),
+        rollup.key.method,
+        rollup.key.route,
+        rollup.requests as i64,
+        rollup.errors as i64,
+        rollup.durations.sum_nanos(),
+        serde_json::to_string(&status_codes).unwrap_or_else(|_| "{}".into()),
+        rollup.durations.to_bytes(),
+        slowest_to_bytes(&rollup.slowest),
+    ])?)
 }
 
 /// A row in [`COLUMNS`] order; the inner error is a sketch that does not decode.
