@@ -59,6 +59,13 @@ pub type StoreResult<T> = Result<T, StoreError>;
 
 /// A storage backend. All methods block; call them from blocking threads.
 pub trait Store: Send + Sync + 'static {
+    /// Brings summaries the store keeps behind the data up to date (SQLite folds pending
+    /// session deltas into `sessions`), so a reader of the database file itself, past this
+    /// trait, sees every committed change; the trait's own reads do this already. Errors when
+    /// that write fails.
+    fn fold_pending_summaries(&self) -> StoreResult<()> {
+        Ok(())
+    }
     /// Creates a project; the slug is derived from the name. Errors with `Conflict` when a
     /// project with that slug exists.
     fn create_project(&self, name: &str) -> StoreResult<Project>;

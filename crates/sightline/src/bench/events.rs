@@ -27,7 +27,7 @@ use sightline_server::auth::KeyScope;
 use sightline_server::pipeline::symbolicate::SourceMapCache;
 use sightline_server::pipeline::{PrepareContext, prepare_events};
 use sightline_server::server::open_store;
-use sightline_server::store::Project;
+use sightline_server::store::{Project, Store};
 use sightline_server::{RunningServer, start};
 
 use super::load::{self, Workload, progress_bar};
@@ -144,6 +144,7 @@ pub async fn run(args: EventsArgs) -> anyhow::Result<()> {
         .await??
     };
 
+    let server_store = store.clone();
     let server = start(config, store).await?;
     eprintln!("Server on http://{}; data in {}", server.http_addr, data_dir.path.display());
     let measured = measure_everything(
@@ -176,7 +177,7 @@ pub async fn run(args: EventsArgs) -> anyhow::Result<()> {
         timeline,
         query_runs: args.query_runs,
         database_bytes: process::database_bytes(&database_path),
-        total_stored_events: count_stored(&database_path).await?.events,
+        total_stored_events: count_stored(server_store.clone(), &database_path).await?.events,
     };
     println!("{}", report::render_markdown(&report));
     drop(data_dir);
@@ -196,11 +197,11 @@ async fn measure_everything(
     sessions: u64,
     session: Option<TimelineSession>,
 ) -> anyhow::Result<(IngestPhase, StoreCheck, Option<TimelineResult>)> {
-    let before = count_stored(database_path).await?;
+    let before = count_stored(server.store.clone(), database_path).await?;
     let ingest = run_ingest_phase(server, ingest_key, workload, args.connections, database_path)
         .await
         .context("ingest phase")?;
-    let after = count_stored(database_path).await?;
+    let after = count_stored(server.store.clone(), database_path).await?;
     let store_check = StoreCheck {
         acknowledged_events: ingest.load.acknowledged_items,
         accepted_in_answers: ingest.accepted_in_answers,
@@ -264,7 +265,8 @@ fn parse_and_prepare(
     Ok(ParseBaseline { label: "Parse + prepare_events", events: parsed, error_events: Some(error_events), wall })
 }
 
-/// Rows in the store, read through a separate read-only connection.
+/// Rows in the store, read through a separate read-only connection after the store folded
+/// its pending session changes (`Store::fold_pending_summaries`).
 #[derive(Debug, Clone, Copy)]
 struct StoredCounts {
     events: u64,
@@ -273,9 +275,10 @@ struct StoredCounts {
     sessions: u64,
 }
 
-async fn count_stored(database_path: &Path) -> anyhow::Result<StoredCounts> {
+async fn count_stored(store: Arc<dyn Store>, database_path: &Path) -> anyhow::Result<StoredCounts> {
     let database_path = database_path.to_owned();
     tokio::task::spawn_blocking(move || -> anyhow::Result<StoredCounts> {
+        store.fold_pending_summaries().context("folding pending session changes")?;
         let connection = Connection::open_with_flags(
             &database_path,
             OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
@@ -345,7 +348,7 @@ async fn run_timeline_phase(
     session: &TimelineSession,
 ) -> anyhow::Result<TimelineResult> {
     let send_wall = timeline::send(session, server, ingest_key, args.connections).await?;
-    let stored = count_stored(database_path).await?;
+    let stored = count_stored(server.store.clone(), database_path).await?;
     let api = TimelineApi::new(server.http_addr, project_slug, &session.session_id, read_key)?;
     let summary = api.summary().await?;
     let full_page = session.expected_entries().clamp(1, MAX_TIMELINE_PAGE as u64);

@@ -662,6 +662,10 @@ impl Store for SqliteStore {
         self.with_writer(|writer| sourcemaps::delete(writer.connection(), project_id, release, name))
     }
 
+    fn fold_pending_summaries(&self) -> StoreResult<()> {
+        self.fold_session_deltas()
+    }
+
     fn list_sessions(
         &self,
         project_id: i64,
