@@ -31,9 +31,9 @@ pub(super) struct Writer {
     session_deltas: Arc<AtomicU64>,
 }
 
-/// Deltas in `session_deltas` at which a commit folds them first. A fold rewrites about every
-/// page of `sessions` the deltas touch once (in `bench errors`, 16,384 deltas fold in ≈ 0.2 s);
-/// commits in between append instead of rewriting those pages each time.
+/// Deltas in `session_deltas` at which a commit folds them first. A fold rewrites each page of
+/// `sessions` the deltas touch once; the commits in between append instead of rewriting those
+/// pages each time. The fold runs inside that commit's call, so its requests wait for it.
 pub(super) const FOLD_AT_DELTAS: u64 = 16_384;
 
 /// The writer's [`RowCache`] of each rollup table.
