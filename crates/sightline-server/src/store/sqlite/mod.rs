@@ -140,17 +140,6 @@ impl SqliteStore {
         })
     }
 
-    /// Folds pending session deltas into `sessions` on the writer
-    /// ([`sessions_write`]), so a read of sessions sees every committed change. Waits for the
-    /// writer's current commit; does nothing when no delta is pending. Errors when the fold
-    /// fails.
-    fn fold_session_deltas(&self) -> StoreResult<()> {
-        if self.session_deltas.load(std::sync::atomic::Ordering::Acquire) == 0 {
-            return Ok(());
-        }
-        self.with_writer(|writer| writer.fold_sessions().map(|_| ()))
-    }
-
     fn with_writer<T>(&self, action: impl FnOnce(&mut write::Writer) -> StoreResult<T>) -> StoreResult<T> {
         let mut writer = self.writer.lock().map_err(|_| StoreError::Database("writer lock poisoned".into()))?;
         action(&mut writer)
@@ -475,7 +464,7 @@ impl Store for SqliteStore {
     fn pending_outbox(&self, destination_id: i64, limit: usize) -> StoreResult<Vec<crate::exporters::OutboxEvent>> {
         // Events carry their session's start (Amplitude's `session_id`): fold so a new
         // session's start is in `sessions`.
-        self.fold_session_deltas()?;
+        self.fold_pending_summaries()?;
         outbox::pending(&*self.reader()?, destination_id, limit)
     }
 
@@ -662,8 +651,14 @@ impl Store for SqliteStore {
         self.with_writer(|writer| sourcemaps::delete(writer.connection(), project_id, release, name))
     }
 
+    /// Folds pending session deltas into `sessions` on the writer ([`sessions_write`]), so a
+    /// read of sessions sees every committed change; every read of sessions here calls it
+    /// first. Waits for the writer's current commit; does nothing when no delta is pending.
     fn fold_pending_summaries(&self) -> StoreResult<()> {
-        self.fold_session_deltas()
+        if self.session_deltas.load(std::sync::atomic::Ordering::Acquire) == 0 {
+            return Ok(());
+        }
+        self.with_writer(|writer| writer.fold_sessions().map(|_| ()))
     }
 
     fn list_sessions(
@@ -671,7 +666,7 @@ impl Store for SqliteStore {
         project_id: i64,
         query: &super::sessions::SessionQuery,
     ) -> StoreResult<super::Page<super::sessions::SessionSummary>> {
-        self.fold_session_deltas()?;
+        self.fold_pending_summaries()?;
         sessions_read::list_sessions(&*self.reader()?, project_id, query)
     }
 
@@ -681,7 +676,7 @@ impl Store for SqliteStore {
         session_id: &str,
         timeline: &super::sessions::TimelineQuery,
     ) -> StoreResult<Option<super::sessions::SessionDetail>> {
-        self.fold_session_deltas()?;
+        self.fold_pending_summaries()?;
         sessions_read::get_session(&*self.reader()?, project_id, session_id, timeline)
     }
 

@@ -38,16 +38,20 @@ pub(super) fn merge_edges(
          WHERE project_id = ?1 AND bucket_start_unix_nano = ?2 AND caller = ?3 AND callee = ?4 AND virtual_callee = ?5",
     )?;
     for ((project_id, key, bucket), mut edge) in edges {
-        let inserted = insert.execute(params![
-            project_id,
-            sql_time(bucket),
-            key.caller,
-            key.callee,
-            key.virtual_callee,
-            edge.calls as i64,
-            edge.errors as i64,
-            edge.durations.to_bytes(),
-        ])?;
+        // Both statements take the row as ?1..?8.
+        let row = |statement: &mut rusqlite::CachedStatement<'_>, edge: &EdgeRollup| {
+            statement.execute(params![
+                project_id,
+                sql_time(bucket),
+                key.caller,
+                key.callee,
+                key.virtual_callee,
+                edge.calls as i64,
+                edge.errors as i64,
+                edge.durations.to_bytes(),
+            ])
+        };
+        let inserted = row(&mut insert, &edge)?;
         if inserted == 1 {
             continue;
         }
@@ -63,16 +67,7 @@ pub(super) fn merge_edges(
                 .merge(&DurationSketch::from_bytes(&sketch).map_err(database_error)?)
                 .map_err(database_error)?;
         }
-        write.execute(params![
-            project_id,
-            sql_time(bucket),
-            key.caller,
-            key.callee,
-            key.virtual_callee,
-            edge.calls as i64,
-            edge.errors as i64,
-            edge.durations.to_bytes(),
-        ])?;
+        row(&mut write, &edge)?;
     }
     Ok(())
 }

@@ -9,7 +9,7 @@
 //! commit rewrote most pages of `sessions`, its indexes and `session_items` per commit (in
 //! `bench errors`, 39 % of the WAL frames). Appended deltas fill a few fresh pages per commit,
 //! and a fold rewrites each touched page once for many commits. Readers of sessions fold first
-//! (`SqliteStore::fold_session_deltas`), so they never see a summary without its deltas.
+//! (`Store::fold_pending_summaries`), so they never see a summary without its deltas.
 
 use std::collections::{BTreeMap, HashSet};
 
@@ -51,14 +51,30 @@ struct PendingSession {
     items: Vec<(i64, i64, i64)>,
 }
 
-/// Collects the session facts of every batch of a commit and writes them once per session:
-/// a session seen by many requests in one commit costs one upsert, not one per request.
-/// [`SessionDelta::merge`] is the same merge the upsert performs, so merging first and
-/// upserting once gives the summary per-batch upserts would have.
+/// Keyed by (project, `session.id`), ordered so upserts walk the unique index in order.
+type PendingSessions = BTreeMap<(i64, String), PendingSession>;
+
+/// Adds one change of a session to what is pending for it: [`SessionDelta::merge`] is the same
+/// merge the upsert performs, so merging first and upserting once gives the summary separate
+/// upserts would have.
+fn add_pending(sessions: &mut PendingSessions, project_id: i64, delta: SessionDelta, items: Vec<(i64, i64, i64)>) {
+    match sessions.entry((project_id, delta.session_id.clone())) {
+        std::collections::btree_map::Entry::Occupied(mut entry) => {
+            let pending = entry.get_mut();
+            pending.delta.merge(delta);
+            pending.items.extend(items);
+        }
+        std::collections::btree_map::Entry::Vacant(entry) => {
+            entry.insert(PendingSession { delta, items });
+        }
+    }
+}
+
+/// Collects the session facts of every batch of a commit and appends one delta per session:
+/// a session seen by many requests in one commit costs one row, not one per request.
 #[derive(Default)]
 pub(super) struct SessionWriter {
-    /// Keyed by (project, `session.id`), ordered so upserts walk the unique index in order.
-    sessions: BTreeMap<(i64, String), PendingSession>,
+    sessions: PendingSessions,
     /// (project, day) → (SERVER spans, with a session).
     correlation: BTreeMap<(i64, u64), (u64, u64)>,
 }
@@ -120,16 +136,7 @@ impl SessionWriter {
                     Some((as_sql_time(item.timestamp_unix_nano), item.kind.code(), *rowid))
                 })
                 .collect();
-            match self.sessions.entry((batch.project_id, delta.session_id.clone())) {
-                std::collections::btree_map::Entry::Occupied(mut entry) => {
-                    let pending = entry.get_mut();
-                    pending.delta.merge(delta);
-                    pending.items.extend(items);
-                }
-                std::collections::btree_map::Entry::Vacant(entry) => {
-                    entry.insert(PendingSession { delta, items });
-                }
-            }
+            add_pending(&mut self.sessions, batch.project_id, delta, items);
         }
         for counter in &sessions.correlation {
             let entry = self.correlation.entry((batch.project_id, counter.day_unix_nano)).or_default();
@@ -169,7 +176,7 @@ impl SessionWriter {
 /// or a row does not decode (a row this version did not write); the transaction then must be
 /// rolled back, and the deltas stay for the next fold.
 pub(super) fn fold(transaction: &Transaction<'_>) -> StoreResult<u64> {
-    let mut sessions: BTreeMap<(i64, String), PendingSession> = BTreeMap::new();
+    let mut sessions = PendingSessions::new();
     let mut last_id = None;
     let mut folded = 0u64;
     {
@@ -182,16 +189,7 @@ pub(super) fn fold(transaction: &Transaction<'_>) -> StoreResult<u64> {
                 crate::store::StoreError::Database(format!("session delta {id} does not decode: {error}"))
             })?;
             let (delta, items) = stored.into_parts();
-            match sessions.entry((project_id, delta.session_id.clone())) {
-                std::collections::btree_map::Entry::Occupied(mut entry) => {
-                    let pending = entry.get_mut();
-                    pending.delta.merge(delta);
-                    pending.items.extend(items);
-                }
-                std::collections::btree_map::Entry::Vacant(entry) => {
-                    entry.insert(PendingSession { delta, items });
-                }
-            }
+            add_pending(&mut sessions, project_id, delta, items);
             last_id = Some(id);
             folded += 1;
         }
