@@ -127,30 +127,12 @@ pub struct ErrorEvent {
     pub source_context: Vec<SourceContext>,
 }
 
-/// zstd level for stored error event bodies: the fastest standard level. Bodies are JSON
-/// with many repeated keys and paths and shrink ≈ 5× (7.7 KB → ≈ 1.5 KB in `bench errors`),
-/// and the bytes written, not the CPU, bound the single writer (BENCHMARKS.md).
-const BODY_ZSTD_LEVEL: i32 = 1;
-
-thread_local! {
-    /// One compression context per thread: creating one per body costs more than compressing.
-    static BODY_COMPRESSOR: std::cell::RefCell<Option<zstd::bulk::Compressor<'static>>> =
-        const { std::cell::RefCell::new(None) };
-}
-
 impl ErrorEvent {
     /// The event as stored: zstd-compressed JSON. Errors when serialization or compression
     /// fails (neither happens for well-formed events; the caller reports it).
     pub fn to_stored_body(&self) -> Result<Vec<u8>, String> {
         let json = serde_json::to_vec(self).map_err(|error| format!("serializing an error event: {error}"))?;
-        BODY_COMPRESSOR.with(|cell| {
-            let mut slot = cell.borrow_mut();
-            if slot.is_none() {
-                *slot = Some(zstd::bulk::Compressor::new(BODY_ZSTD_LEVEL).map_err(|error| error.to_string())?);
-            }
-            let compressor = slot.as_mut().ok_or("no compressor")?;
-            compressor.compress(&json).map_err(|error| format!("compressing an error event: {error}"))
-        })
+        crate::store::compression::compress(&json)
     }
 
     /// Reads a stored body: zstd-compressed JSON ([`ErrorEvent::to_stored_body`]), or plain JSON
@@ -158,12 +140,222 @@ impl ErrorEvent {
     pub fn from_stored_body(body: &[u8]) -> Option<Self> {
         // zstd frames start with the magic number 0xFD2FB528 (RFC 8878 §3.1.1); JSON never
         // starts with 0x28.
-        if body.starts_with(&[0x28, 0xb5, 0x2f, 0xfd]) {
-            let json = zstd::stream::decode_all(body).ok()?;
+        if crate::store::compression::is_compressed(body) {
+            let json = crate::store::compression::decompress(body)?;
             return serde_json::from_slice(&json).ok();
         }
         serde_json::from_slice(body).ok()
     }
+
+    /// The event as stored in two parts ([`StoredErrorBody`]): the per-event body, and the hash
+    /// of its stack, whose frames and raw-trace template go into `error_stacks` once per issue
+    /// ([`ErrorEvent::stack_body`]). Errors as [`ErrorEvent::to_stored_body`] does.
+    pub fn to_stored_parts(&self) -> Result<StoredErrorBody, String> {
+        let template = self.raw_template();
+        let has_frames = self.exceptions.iter().any(|exception| !exception.frames.is_empty());
+        if !has_frames && template.is_none() {
+            return Ok(StoredErrorBody { body: self.to_stored_body()?, stack_hash: None });
+        }
+        let stack_hash = stack_hash(&self.exceptions, template.as_ref());
+        let stripped = self.clone_without_stack(template.is_some());
+        Ok(StoredErrorBody { body: stripped.to_stored_body()?, stack_hash: Some(stack_hash) })
+    }
+
+    /// The shared part of [`ErrorEvent::to_stored_parts`]: every exception's frames and the raw
+    /// trace's template, as zstd-compressed JSON. Errors as [`ErrorEvent::to_stored_body`] does.
+    pub fn stack_body(&self) -> Result<Vec<u8>, String> {
+        let stack = StoredStack {
+            frames: self.exceptions.iter().map(|exception| exception.frames.clone()).collect(),
+            raw: self.raw_template(),
+        };
+        let json = serde_json::to_vec(&stack).map_err(|error| format!("serializing an error stack: {error}"))?;
+        crate::store::compression::compress(&json)
+    }
+
+    /// Reads an event stored in two parts: `body` as [`ErrorEvent::from_stored_body`] reads it,
+    /// then, when `stack` is given ([`ErrorEvent::stack_body`]), its frames and raw trace put
+    /// back. `None` when either does not decode.
+    pub fn from_stored_parts(body: &[u8], stack: Option<&[u8]>) -> Option<Self> {
+        let mut event = Self::from_stored_body(body)?;
+        let Some(stack) = stack else { return Some(event) };
+        let stack: StoredStack = serde_json::from_slice(&crate::store::compression::decompress(stack)?).ok()?;
+        for (exception, frames) in event.exceptions.iter_mut().zip(stack.frames) {
+            exception.frames = frames;
+        }
+        if let Some(template) = stack.raw {
+            event.raw_stacktrace = Some(template.fill(&event.exceptions)?);
+        }
+        Some(event)
+    }
+
+    /// The event with every exception's frames left out, and `raw_stacktrace` too when
+    /// `without_raw` (its template is in the stack).
+    fn clone_without_stack(&self, without_raw: bool) -> Self {
+        let exceptions = self
+            .exceptions
+            .iter()
+            .map(|exception| ParsedException {
+                exception_type: exception.exception_type.clone(),
+                message: exception.message.clone(),
+                frames: Vec::new(),
+            })
+            .collect();
+        ErrorEvent {
+            event_id: self.event_id.clone(),
+            timestamp_unix_nano: self.timestamp_unix_nano,
+            source: self.source,
+            level: self.level,
+            platform: self.platform,
+            exception_type: self.exception_type.clone(),
+            message: self.message.clone(),
+            exceptions,
+            raw_stacktrace: if without_raw { None } else { self.raw_stacktrace.clone() },
+            escaped: self.escaped,
+            context: self.context.clone(),
+            tags: self.tags.clone(),
+            fingerprint: self.fingerprint.clone(),
+            title: self.title.clone(),
+            culprit: self.culprit.clone(),
+            symbolicated: self.symbolicated,
+            source_context: self.source_context.clone(),
+        }
+    }
+
+    /// `raw_stacktrace` cut around the exceptions' messages (see [`RawTemplate`]); `None`
+    /// without a raw trace.
+    fn raw_template(&self) -> Option<RawTemplate> {
+        self.raw_stacktrace.as_deref().map(|raw| RawTemplate::new(raw, &self.exceptions))
+    }
+}
+
+/// An error event as stored ([`ErrorEvent::to_stored_parts`]). Events of one bug repeat the
+/// same frames and the same trace text around a new message: storing those once per issue in
+/// `error_stacks` leaves each event's own row ≈ 4× smaller (BENCHMARKS.md, 2026-12-01 late).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredErrorBody {
+    /// zstd-compressed JSON of the event without its exceptions' frames, and without
+    /// `raw_stacktrace` when the stack holds its template.
+    pub body: Vec<u8>,
+    /// First 16 bytes of a SHA-256 over the frames and the raw-trace template (the key of the
+    /// stack under the event's issue); `None` when the event has neither, and `body` is all of it.
+    pub stack_hash: Option<[u8; 16]>,
+}
+
+/// The shared part of an event as stored in `error_stacks`.
+#[derive(Serialize, Deserialize)]
+struct StoredStack {
+    /// Frames of each exception, in [`ErrorEvent::exceptions`] order.
+    frames: Vec<Vec<sightline_grouping::StackFrame>>,
+    /// The raw trace around its messages.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    raw: Option<RawTemplate>,
+}
+
+/// A raw stack trace with the exceptions' messages cut out: `pieces[0]`, the message of
+/// exception `slots[0]`, `pieces[1]`, ... , `pieces[slots.len()]`. Filling it with the same
+/// messages gives the text back byte for byte, whatever the messages are (a message not found
+/// in the text simply stays in a piece).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+struct RawTemplate {
+    pieces: Vec<String>,
+    slots: Vec<usize>,
+}
+
+impl RawTemplate {
+    /// Cuts each exception's message out of `raw` where it first occurs apart from the
+    /// messages cut before (chained exceptions print their messages in another order than
+    /// [`ErrorEvent::exceptions`] lists them).
+    fn new(raw: &str, exceptions: &[ParsedException]) -> Self {
+        let mut cuts: Vec<(usize, usize, usize)> = Vec::new();
+        for (index, exception) in exceptions.iter().enumerate() {
+            let message = exception.message.as_str();
+            if message.is_empty() {
+                continue;
+            }
+            let free = |start: usize| {
+                let end = start + message.len();
+                cuts.iter().all(|&(cut_start, cut_end, _)| end <= cut_start || start >= cut_end)
+            };
+            if let Some((start, _)) = raw.match_indices(message).find(|(start, _)| free(*start)) {
+                cuts.push((start, start + message.len(), index));
+            }
+        }
+        cuts.sort_unstable();
+        let mut pieces = Vec::with_capacity(cuts.len() + 1);
+        let mut slots = Vec::with_capacity(cuts.len());
+        let mut at = 0;
+        for (start, end, index) in cuts {
+            pieces.push(raw[at..start].to_owned());
+            slots.push(index);
+            at = end;
+        }
+        pieces.push(raw[at..].to_owned());
+        Self { pieces, slots }
+    }
+
+    /// The raw trace with `exceptions`' messages put back; `None` when a slot names an
+    /// exception that is not there or the pieces do not match the slots.
+    fn fill(&self, exceptions: &[ParsedException]) -> Option<String> {
+        if self.pieces.len() != self.slots.len() + 1 {
+            return None;
+        }
+        let mut raw = String::new();
+        for (piece, slot) in self.pieces.iter().zip(&self.slots) {
+            raw.push_str(piece);
+            raw.push_str(&exceptions.get(*slot)?.message);
+        }
+        raw.push_str(self.pieces.last()?);
+        Some(raw)
+    }
+}
+
+/// SHA-256 over every exception's frames and the raw template, each field length-prefixed,
+/// cut to 16 bytes.
+fn stack_hash(exceptions: &[ParsedException], template: Option<&RawTemplate>) -> [u8; 16] {
+    use sha2::Digest;
+    let mut hasher = sha2::Sha256::new();
+    fn text(hasher: &mut sha2::Sha256, value: Option<&str>) {
+        match value {
+            None => hasher.update([0]),
+            Some(value) => {
+                hasher.update([1]);
+                hasher.update((value.len() as u64).to_le_bytes());
+                hasher.update(value.as_bytes());
+            }
+        }
+    }
+    for exception in exceptions {
+        hasher.update((exception.frames.len() as u64).to_le_bytes());
+        for frame in &exception.frames {
+            // Destructured so that a new field cannot be left out of the hash unnoticed.
+            let sightline_grouping::StackFrame { function, module, filename, lineno, colno, in_app, context_line } =
+                frame;
+            text(&mut hasher, function.as_deref());
+            text(&mut hasher, module.as_deref());
+            text(&mut hasher, filename.as_deref());
+            hasher.update(lineno.map_or(0, |line| u64::from(line) + 1).to_le_bytes());
+            hasher.update(colno.map_or(0, |column| u64::from(column) + 1).to_le_bytes());
+            hasher.update([u8::from(*in_app)]);
+            text(&mut hasher, context_line.as_deref());
+        }
+    }
+    match template {
+        None => hasher.update([0]),
+        Some(template) => {
+            hasher.update([1]);
+            hasher.update((template.pieces.len() as u64).to_le_bytes());
+            for piece in &template.pieces {
+                text(&mut hasher, Some(piece));
+            }
+            for slot in &template.slots {
+                hasher.update((*slot as u64).to_le_bytes());
+            }
+        }
+    }
+    let digest = hasher.finalize();
+    let mut hash = [0u8; 16];
+    hash.copy_from_slice(&digest[..16]);
+    hash
 }
 
 /// Source lines around one frame (Sentry's `pre_context` / `context_line` / `post_context`).
@@ -371,4 +563,114 @@ pub struct ErrorStats {
     pub by_service: BTreeMap<String, u64>,
     /// `(hour start ns, events)`, oldest first.
     pub trend: Vec<(u64, u64)>,
+}
+
+#[cfg(test)]
+mod tests {
+    use sightline_grouping::{ParsedException, Platform, parse_stacktrace};
+
+    use super::*;
+
+    /// Python prints the cause first; the chain lists the top-level exception first.
+    const CHAINED: &str = "Traceback (most recent call last):
+  File \"/srv/app/shop/cart.py\", line 41, in load
+    return json.loads(raw)
+ValueError: bad cart 7781
+
+The above exception was the direct cause of the following exception:
+
+Traceback (most recent call last):
+  File \"/srv/app/shop/views.py\", line 12, in checkout
+    cart = load(request)
+shop.errors.CartError: cart 7781 unreadable
+";
+
+    fn exceptions_of(raw: &str) -> Vec<ParsedException> {
+        parse_stacktrace(raw, Some(Platform::Python)).exceptions
+    }
+
+    fn event_of(raw: &str) -> ErrorEvent {
+        let exceptions = exceptions_of(raw);
+        ErrorEvent {
+            event_id: "0".repeat(32),
+            timestamp_unix_nano: 1,
+            source: ErrorSource::Log,
+            level: Level::Error,
+            platform: Platform::Python,
+            exception_type: exceptions[0].exception_type.clone(),
+            message: exceptions[0].message.clone(),
+            exceptions,
+            raw_stacktrace: Some(raw.to_owned()),
+            escaped: None,
+            context: ErrorContext { service: "shop".into(), ..ErrorContext::default() },
+            tags: BTreeMap::new(),
+            fingerprint: Fingerprint {
+                primary_hash: "h".into(),
+                hashes: vec!["h".into()],
+                variant: "app".into(),
+                contributing: Vec::new(),
+            },
+            title: "CartError".into(),
+            culprit: None,
+            symbolicated: false,
+            source_context: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn raw_templates_give_the_text_back_whatever_the_messages() {
+        let exceptions = exceptions_of(CHAINED);
+        assert_eq!(exceptions.len(), 2, "{exceptions:?}");
+        let template = RawTemplate::new(CHAINED, &exceptions);
+        assert_eq!(template.slots.len(), 2, "both messages cut out: {template:?}");
+        assert!(template.pieces.iter().all(|piece| !piece.contains("7781")), "{template:?}");
+        assert_eq!(template.fill(&exceptions).as_deref(), Some(CHAINED));
+
+        // A message that is not in the text, an empty one, and one that occurs twice.
+        let mut odd = exceptions.clone();
+        odd[0].message = "nowhere in the trace".into();
+        odd[1].message = String::new();
+        assert_eq!(RawTemplate::new(CHAINED, &odd).fill(&odd).as_deref(), Some(CHAINED));
+        let twice = "E: x\nE: x\n";
+        let same = vec![
+            ParsedException { exception_type: "E".into(), message: "x".into(), frames: Vec::new() },
+            ParsedException { exception_type: "E".into(), message: "x".into(), frames: Vec::new() },
+        ];
+        let template = RawTemplate::new(twice, &same);
+        assert_eq!(template.slots.len(), 2);
+        assert_eq!(template.fill(&same).as_deref(), Some(twice));
+        // A slot naming a missing exception does not produce a wrong trace.
+        assert_eq!(template.fill(&same[..1]), None);
+    }
+
+    #[test]
+    fn events_of_one_bug_share_a_stack_and_read_back_whole() {
+        let first = event_of(CHAINED);
+        let second = event_of(&CHAINED.replace("7781", "90210"));
+        let moved = event_of(&CHAINED.replace("line 41", "line 44"));
+        let parts = [&first, &second, &moved].map(|event| event.to_stored_parts().expect("parts"));
+        assert!(parts[0].stack_hash.is_some());
+        assert_eq!(parts[0].stack_hash, parts[1].stack_hash, "new messages, same stack");
+        assert_ne!(parts[0].stack_hash, parts[2].stack_hash, "another line is another stack");
+
+        for (event, stored) in [&first, &second, &moved].into_iter().zip(&parts) {
+            let stack = event.stack_body().expect("stack");
+            assert_eq!(ErrorEvent::from_stored_parts(&stored.body, Some(&stack)).as_ref(), Some(event));
+            // The body alone holds no frames and no raw trace (they are the stack's).
+            let alone = ErrorEvent::from_stored_body(&stored.body).expect("body decodes");
+            assert!(alone.exceptions.iter().all(|exception| exception.frames.is_empty()));
+            assert_eq!(alone.raw_stacktrace, None);
+        }
+        // The second event's body with the first event's stack (the one stored for both).
+        let first_stack = first.stack_body().expect("stack");
+        assert_eq!(ErrorEvent::from_stored_parts(&parts[1].body, Some(&first_stack)).as_ref(), Some(&second));
+
+        // Without frames or raw trace there is no stack: the body is everything.
+        let mut bare = event_of("plain message");
+        bare.exceptions.iter_mut().for_each(|exception| exception.frames.clear());
+        bare.raw_stacktrace = None;
+        let stored = bare.to_stored_parts().expect("parts");
+        assert_eq!(stored.stack_hash, None);
+        assert_eq!(ErrorEvent::from_stored_parts(&stored.body, None), Some(bare));
+    }
 }

@@ -7,6 +7,7 @@
 
 pub mod analytics;
 pub mod api_keys;
+pub mod compression;
 pub mod errors;
 pub mod health;
 pub mod job_rollups;

@@ -171,7 +171,7 @@ impl WriteBatch {
             derived_events: self.derived_events.iter().map(EventJson::of).collect(),
             // Serializing an error event cannot fail (string keys only); were it to, the list stays
             // empty and the writer serializes again and reports the error.
-            errors: self.errors.iter().map(ErrorEvent::to_stored_body).collect::<Result<_, _>>().unwrap_or_default(),
+            errors: self.errors.iter().map(ErrorEvent::to_stored_parts).collect::<Result<_, _>>().unwrap_or_default(),
         };
     }
 }
@@ -214,8 +214,9 @@ impl SpanJson {
 /// The JSON columns of one stored log record.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct LogJson {
-    /// Attributes (typed attribute encoding).
-    pub attributes: String,
+    /// Attributes (typed attribute encoding), compressed when long
+    /// ([`crate::store::compression::stored_json`]: an error log's stack trace).
+    pub attributes: crate::store::compression::StoredJson,
     /// Body as JSON.
     pub body: String,
 }
@@ -223,7 +224,10 @@ pub struct LogJson {
 impl LogJson {
     /// Serializes a log record's JSON columns.
     pub fn of(record: &LogRecord) -> Self {
-        Self { attributes: record.attributes.to_json_string(), body: record.body.to_string() }
+        Self {
+            attributes: crate::store::compression::stored_json(record.attributes.to_json_string()),
+            body: record.body.to_string(),
+        }
     }
 }
 
@@ -261,8 +265,8 @@ pub struct SerializedItems {
     pub events: Vec<EventJson>,
     /// One per [`WriteBatch::derived_events`] entry.
     pub derived_events: Vec<EventJson>,
-    /// The stored body of each [`WriteBatch::errors`] entry ([`ErrorEvent::to_stored_body`]).
-    pub errors: Vec<Vec<u8>>,
+    /// The stored form of each [`WriteBatch::errors`] entry ([`ErrorEvent::to_stored_parts`]).
+    pub errors: Vec<crate::store::errors::StoredErrorBody>,
 }
 
 /// A page of results and the cursor for the next one (absent on the last page).

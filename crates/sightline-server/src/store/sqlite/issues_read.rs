@@ -163,6 +163,9 @@ fn list_issues_sql(project_id: i64, query: &IssueQuery) -> StoreResult<(String, 
     Ok((sql, filter.values))
 }
 
+/// Joins each event row `e` with its stack `st` (migration 21), NULL for events stored whole.
+const EVENT_STACK_JOIN: &str = "LEFT JOIN error_stacks st ON st.issue_id = e.issue_id AND st.hash = e.stack_hash";
+
 fn find_issue(connection: &Connection, project_id: i64, issue_id: i64) -> StoreResult<Option<Issue>> {
     Ok(connection
         .prepare_cached(&format!("SELECT {ISSUE_COLUMNS} FROM issues i WHERE i.id = ?1 AND i.project_id = ?2"))?
@@ -170,10 +173,13 @@ fn find_issue(connection: &Connection, project_id: i64, issue_id: i64) -> StoreR
         .optional()?)
 }
 
+/// Reads an event from `issue_id, body, …, stack body` ([`EVENT_STACK_JOIN`]): the stack's
+/// body is the row's last column, NULL for events stored whole.
 fn event_from_row(row: &Row<'_>) -> rusqlite::Result<Option<StoredErrorEvent>> {
+    let stack = row.get_ref(row.as_ref().column_count() - 1)?.as_blob_or_null()?;
     let event = match row.get_ref(1)? {
         rusqlite::types::ValueRef::Blob(body) | rusqlite::types::ValueRef::Text(body) => {
-            ErrorEvent::from_stored_body(body)
+            ErrorEvent::from_stored_parts(body, stack)
         }
         _ => None,
     };
@@ -191,7 +197,10 @@ pub(super) fn get_issue(
         return Ok(None);
     };
     let latest_event = connection
-        .prepare_cached("SELECT issue_id, body FROM error_events WHERE issue_id = ?1 ORDER BY timestamp_unix_nano DESC, id DESC LIMIT 1")?
+        .prepare_cached(&format!(
+            "SELECT e.issue_id, e.body, st.body FROM error_events e {EVENT_STACK_JOIN}
+             WHERE e.issue_id = ?1 ORDER BY e.timestamp_unix_nano DESC, e.id DESC LIMIT 1"
+        ))?
         .query_row([issue_id], event_from_row)
         .optional()?
         .flatten();
@@ -260,11 +269,11 @@ pub(super) fn issue_events(
         None => (i64::MAX, i64::MAX),
     };
     let limit = limit.clamp(1, 1000);
-    let mut statement = connection.prepare_cached(
-        "SELECT issue_id, body, timestamp_unix_nano, id FROM error_events
-         WHERE issue_id = ?1 AND (timestamp_unix_nano < ?2 OR (timestamp_unix_nano = ?2 AND id < ?3))
-         ORDER BY timestamp_unix_nano DESC, id DESC LIMIT ?4",
-    )?;
+    let mut statement = connection.prepare_cached(&format!(
+        "SELECT e.issue_id, e.body, e.timestamp_unix_nano, e.id, st.body FROM error_events e {EVENT_STACK_JOIN}
+             WHERE e.issue_id = ?1 AND (e.timestamp_unix_nano < ?2 OR (e.timestamp_unix_nano = ?2 AND e.id < ?3))
+             ORDER BY e.timestamp_unix_nano DESC, e.id DESC LIMIT ?4"
+    ))?;
     let mut rows = statement.query(params![issue_id, before_time, before_id, (limit + 1) as i64])?;
     let mut items = Vec::new();
     let mut positions = Vec::new();

@@ -689,6 +689,20 @@ const MIGRATIONS: &[&str] = &[
         body TEXT NOT NULL
     );
     "#,
+    // 21 (error ingest speed, issue 3): events of one bug repeat their frames and the raw
+    // trace's text around a new message; those are stored once per issue and stack hash here
+    // (`ErrorEvent::stack_body`), and the event row keeps only the hash (NULL: the body holds
+    // everything, as rows stored before did).
+    r#"
+    ALTER TABLE error_events ADD COLUMN stack_hash BLOB;
+    CREATE TABLE error_stacks (
+        id INTEGER PRIMARY KEY,
+        issue_id INTEGER NOT NULL,
+        hash BLOB NOT NULL,
+        body BLOB NOT NULL,
+        UNIQUE (issue_id, hash)
+    );
+    "#,
 ];
 
 /// Applies every migration newer than the database's `user_version`, each in its own

@@ -290,14 +290,23 @@ pub(super) fn search_logs(connection: &Connection, project_id: i64, query: &LogQ
     let mut positions = Vec::new();
     while let Some(row) = rows.next()? {
         let body: String = row.get(5)?;
-        let attributes: String = row.get(6)?;
+        // Text, or a zstd frame when long (`LogJson`); a frame that does not decode reads as
+        // no attributes rather than failing the whole page.
+        let attributes = match row.get_ref(6)? {
+            rusqlite::types::ValueRef::Text(stored) | rusqlite::types::ValueRef::Blob(stored) => {
+                crate::store::compression::json_text(stored)
+                    .map(|text| Attributes::from_json_str(&text))
+                    .unwrap_or_default()
+            }
+            _ => Attributes::default(),
+        };
         let record = LogRecord {
             time_unix_nano: row.get::<_, i64>(1)? as u64,
             observed_time_unix_nano: row.get::<_, i64>(2)? as u64,
             severity_number: row.get(3)?,
             severity_text: row.get(4)?,
             body: serde_json::from_str(&body).unwrap_or(serde_json::Value::Null),
-            attributes: Attributes::from_json_str(&attributes),
+            attributes,
             dropped_attributes_count: row.get(7)?,
             flags: row.get(8)?,
             trace_id: optional_id(row.get(9)?, TraceId::from_bytes),

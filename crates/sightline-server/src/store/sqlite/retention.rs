@@ -86,7 +86,9 @@ pub(super) fn delete_expired(
             "INSERT INTO temp.expired_issues SELECT id FROM issues WHERE project_id = ?1 AND last_seen_unix_nano < ?2 LIMIT ?3",
             params![project_id, cutoff, remaining(deleted)],
         )?;
-        for table in ["issue_users", "issue_sessions", "issue_tags", "issue_hourly", "issue_status_history"] {
+        for table in
+            ["issue_users", "issue_sessions", "issue_tags", "issue_hourly", "issue_status_history", "error_stacks"]
+        {
             transaction
                 .execute(&format!("DELETE FROM {table} WHERE issue_id IN (SELECT id FROM temp.expired_issues)"), [])?;
         }

@@ -9,6 +9,7 @@ use super::row_cache::RowCache;
 use rusqlite::{Connection, OptionalExtension, Transaction, params};
 use sightline_model::{Batch, LogRecord, Metric, PointValue, Resource, Scope, Span, TraceId};
 
+use crate::store::compression::StoredJson;
 use crate::store::types::json_array;
 use crate::store::{LogJson, SignalBatch, SpanJson, StoreResult, TraceSummaryDelta, WriteBatch};
 
@@ -29,7 +30,14 @@ pub(super) struct Writer {
     /// Rows in `session_deltas` not folded yet, shared with the store's readers
     /// ([`super::sessions_write`]).
     session_deltas: Arc<AtomicU64>,
+    /// Stacks committed to `error_stacks` ([`super::issues_write::StackKeys`]), so that an
+    /// event of a known stack does not serialize it again; forgotten past [`MAX_KNOWN_STACKS`].
+    known_stacks: super::issues_write::StackKeys,
 }
+
+/// Stacks the writer remembers; at this many it starts over (a forgotten stack costs one
+/// `INSERT OR IGNORE` of its body the next time it is seen). ≈ 40 bytes each.
+const MAX_KNOWN_STACKS: usize = 100_000;
 
 /// Deltas in `session_deltas` at which a commit folds them first. A fold rewrites each page of
 /// `sessions` the deltas touch once; the commits in between append instead of rewriting those
@@ -74,6 +82,7 @@ impl Writer {
             scope_ids: HashMap::new(),
             metric_ids: HashMap::new(),
             rows: RollupRows::default(),
+            known_stacks: super::issues_write::StackKeys::new(),
         }
     }
 
@@ -81,6 +90,8 @@ impl Writer {
     /// (coarsening, retention), so the cached rows are forgotten.
     pub(super) fn connection(&mut self) -> &mut Connection {
         self.rows.clear();
+        // Retention may delete issues, whose row ids SQLite can hand out again.
+        self.known_stacks.clear();
         &mut self.connection
     }
 
@@ -202,8 +213,8 @@ impl Writer {
                 if !is_fresh(error) {
                     continue;
                 }
-                let body = batch.serialized.errors.get(index).map(Vec::as_slice);
-                rowids.errors.push(grouper.add(&transaction, batch.project_id, error, body)?);
+                let stored = batch.serialized.errors.get(index);
+                rowids.errors.push(grouper.add(&transaction, batch.project_id, error, stored, &self.known_stacks)?);
             }
             let fresh_events = super::sessions_write::FreshEvents {
                 duplicate_event_ids: &duplicate_event_ids,
@@ -211,7 +222,7 @@ impl Writer {
             };
             sessions.add_batch(batch, fresh_events, &errors, &rowids);
         }
-        grouper.finish(&transaction)?;
+        let new_stacks = grouper.finish(&transaction)?;
         let appended_deltas = sessions.finish(&transaction)?;
         upsert_service_stats(&transaction, &services)?;
         super::rollups::merge_rollups(&transaction, batches, &mut self.rows.endpoints)?;
@@ -229,6 +240,10 @@ impl Writer {
         self.resource_ids.extend(pending.resource_ids);
         self.scope_ids.extend(pending.scope_ids);
         self.metric_ids.extend(pending.metric_ids);
+        if self.known_stacks.len() + new_stacks.len() > MAX_KNOWN_STACKS {
+            self.known_stacks.clear();
+        }
+        self.known_stacks.extend(new_stacks);
         Ok(queued)
     }
 }
@@ -399,7 +414,10 @@ impl BatchContext<'_> {
                         record.severity_number,
                         record.severity_text,
                         json.body,
-                        json.attributes,
+                        rusqlite::types::ToSqlOutput::Borrowed(match &json.attributes {
+                            StoredJson::Text(text) => rusqlite::types::ValueRef::Text(text.as_bytes()),
+                            StoredJson::Zstd(frame) => rusqlite::types::ValueRef::Blob(frame),
+                        }),
                         record.dropped_attributes_count,
                         record.flags,
                         record.trace_id.map(|trace_id| trace_id.0.to_vec()),

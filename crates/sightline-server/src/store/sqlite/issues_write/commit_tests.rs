@@ -235,3 +235,49 @@ fn lifecycle_advances_event_by_event_inside_one_commit() {
     assert_eq!(escalated.issue.event_count, 7);
     assert_eq!(escalated.history.iter().filter(|entry| entry.reason == "ignore_expired").count(), 1);
 }
+
+/// Events of one bug store their frames and raw trace once per issue (`error_stacks`) and read
+/// back exactly as they were sent, whichever commit and serialization path stored them.
+#[test]
+fn a_bugs_events_share_one_stored_stack_and_read_back_whole() {
+    let (directory, store) = open();
+    let project = store.create_project("stacks").expect("project").id;
+    let trace = |order: u32, line: u32| {
+        format!(
+            "Traceback (most recent call last):\n  File \"/srv/app/shop/views.py\", line 12, in checkout\n    \
+             total = cart.total()\n  File \"/srv/app/shop/cart.py\", line {line}, in total\n    \
+             return sum(item.price for item in self.items)\nKeyError: 'order {order} has no items'\n"
+        )
+    };
+    let with_stack = |index: u64, raw: String| {
+        let mut event = event(index, "k", &["hash-k"], index, Some("u1"), "1.0.0");
+        let parsed = sightline_grouping::parse_stacktrace(&raw, Some(Platform::Python));
+        event.message.clone_from(&parsed.exceptions[0].message);
+        event.exceptions = parsed.exceptions;
+        event.raw_stacktrace = Some(raw);
+        event
+    };
+    let sent: Vec<ErrorEvent> = (0..6u64)
+        .map(|index| with_stack(index, trace(1000 + index as u32, if index == 5 { 88 } else { 40 })))
+        .collect();
+    assert_eq!(sent[0].exceptions[0].frames.len(), 2, "{:?}", sent[0].exceptions);
+    // Two commits, one batch serialized by the pipeline and one by the writer.
+    store.commit(&[batch(project, sent[..3].to_vec(), true)]).expect("commit");
+    store.commit(&[batch(project, sent[3..].to_vec(), false)]).expect("commit");
+
+    let connection = rusqlite::Connection::open(directory.path().join("grouping.db")).expect("second connection");
+    let stacks: i64 = connection.query_row("SELECT count(*) FROM error_stacks", [], |row| row.get(0)).expect("count");
+    assert_eq!(stacks, 2, "five events of one stack and one with another line");
+    let whole: i64 = connection
+        .query_row("SELECT count(*) FROM error_events WHERE stack_hash IS NULL", [], |row| row.get(0))
+        .expect("count");
+    assert_eq!(whole, 0);
+
+    let issue = store.list_issues(project, &IssueQuery::default()).expect("issues").items[0].id;
+    let page = store.issue_events(project, issue, 100, None).expect("events").expect("issue exists");
+    let mut read: Vec<ErrorEvent> = page.items.into_iter().map(|stored| stored.event).collect();
+    read.sort_by_key(|event| event.timestamp_unix_nano);
+    assert_eq!(read, sent, "every event reads back as sent");
+    let detail = store.get_issue(project, issue, 24).expect("detail").expect("issue exists");
+    assert_eq!(detail.latest_event.map(|stored| stored.event).as_ref(), sent.last());
+}
