@@ -66,7 +66,8 @@ fn configure(connection: &Connection) -> rusqlite::Result<()> {
          PRAGMA cache_size = -65536;
          PRAGMA temp_store = MEMORY;
          PRAGMA foreign_keys = ON;",
-    )
+    )?;
+    sessions_write::register_functions(connection)
 }
 
 pub(crate) use crate::clock::now_unix_nano;

@@ -307,9 +307,7 @@ const UNINDEXED_MERGE: &str = "
     errors = errors + ?12,
     requests = requests + ?13,
     logs = logs + ?14,
-    services = CASE WHEN ?15 = '[]' OR ?15 = services THEN services ELSE
-        (SELECT json_group_array(value) FROM (SELECT value FROM json_each(sessions.services)
-         UNION SELECT value FROM json_each(?15) ORDER BY value)) END,
+    services = CASE WHEN ?15 = '[]' OR ?15 = services THEN services ELSE sightline_union_sorted(services, ?15) END,
     user_agent = CASE WHEN ?17 > user_agent_source THEN ?16 ELSE user_agent END,
     user_agent_source = max(user_agent_source, ?17)";
 
@@ -320,6 +318,34 @@ const UNINDEXED_MERGE: &str = "
 /// assigns one of its columns, even to the same value, so the full upsert rewrote
 /// `sessions_by_start` and `sessions_by_user` for every session of every commit; with random
 /// sessions that dirtied nearly every page of both indexes per commit (BENCHMARKS.md).
+/// Registers `sightline_union_sorted(a, b)` on `connection`: the sorted union of two JSON arrays
+/// of strings, as JSON text (`a` itself when it already holds every element of `b`); text that
+/// is not such an array counts as empty. A session's services are merged with it: the same
+/// union in SQL (`json_each` twice, `UNION`, `json_group_array`) was ≈ 40 % of each session's
+/// update in a fold (BENCHMARKS.md, 2026-12-01 late).
+pub(super) fn register_functions(connection: &rusqlite::Connection) -> rusqlite::Result<()> {
+    use rusqlite::functions::FunctionFlags;
+    connection.create_scalar_function(
+        "sightline_union_sorted",
+        2,
+        FunctionFlags::SQLITE_UTF8 | FunctionFlags::SQLITE_DETERMINISTIC,
+        |context| {
+            let list = |index: usize| -> rusqlite::Result<Vec<String>> {
+                Ok(match context.get_raw(index) {
+                    rusqlite::types::ValueRef::Text(text) => serde_json::from_slice(text).unwrap_or_default(),
+                    _ => Vec::new(),
+                })
+            };
+            let (stored, added) = (list(0)?, list(1)?);
+            if added.iter().all(|service| stored.contains(service)) && stored.is_sorted() {
+                return Ok(serde_json::to_string(&stored).unwrap_or_else(|_| "[]".to_owned()));
+            }
+            let united: std::collections::BTreeSet<String> = stored.into_iter().chain(added).collect();
+            Ok(serde_json::to_string(&united).unwrap_or_else(|_| "[]".to_owned()))
+        },
+    )
+}
+
 fn update_unindexed(
     transaction: &Transaction<'_>,
     parameters: &[&dyn rusqlite::ToSql; 17],
@@ -396,4 +422,26 @@ fn insert_items(transaction: &Transaction<'_>, session_key: i64, items: &[(i64, 
         statement.execute(params![session_key, timestamp_unix_nano, kind, rowid])?;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn services_unite_sorted_and_without_repeats() {
+        let connection = rusqlite::Connection::open_in_memory().expect("database");
+        register_functions(&connection).expect("functions");
+        let unite = |stored: Option<&str>, added: &str| -> String {
+            connection
+                .query_row("SELECT sightline_union_sorted(?1, ?2)", rusqlite::params![stored, added], |row| row.get(0))
+                .expect("union")
+        };
+        assert_eq!(unite(Some(r#"["checkout","web"]"#), r#"["api","web"]"#), r#"["api","checkout","web"]"#);
+        assert_eq!(unite(Some(r#"["api","web"]"#), r#"["web"]"#), r#"["api","web"]"#, "already there");
+        assert_eq!(unite(Some("[]"), r#"["b","a","b"]"#), r#"["a","b"]"#);
+        assert_eq!(unite(None, r#"["api"]"#), r#"["api"]"#, "NULL counts as empty");
+        assert_eq!(unite(Some("not json"), r#"["api"]"#), r#"["api"]"#);
+        assert_eq!(unite(Some(r#"["Zeta","alpha"]"#), "[]"), r#"["Zeta","alpha"]"#, "byte order, as SQLite sorts");
+    }
 }
