@@ -30,12 +30,18 @@ fn tiny_apm_benchmark_reports_both_phases_and_the_queries() {
     let diagnostics = String::from_utf8_lossy(&output.stderr);
     assert!(output.status.success(), "bench failed:\n{report}\n{diagnostics}");
     // Two rounds, in alternating order, each phase committing every span.
-    for row in ["| 1 | spans only (rollups off) | 192 |", "| 1 | spans + endpoint rollups | 192 |"] {
+    for row in [
+        "| 1 | spans only (rollups off) | 192 |",
+        "| 1 | spans + rollups (endpoints, queries, jobs, service map) | 192 |",
+    ] {
         assert!(report.contains(row), "{report}");
     }
     let phase_rows: Vec<&str> = report.lines().filter(|line| line.contains(" | 192 | ")).collect();
     assert_eq!(phase_rows.len(), 4, "{report}");
-    assert!(phase_rows[2].starts_with("| 2 | spans + endpoint rollups"), "round 2 starts with rollups on: {report}");
+    assert!(
+        phase_rows[2].starts_with("| 2 | spans + rollups (endpoints, queries, jobs, service map)"),
+        "round 2 starts with rollups on: {report}"
+    );
     let per_round =
         report.lines().find(|line| line.starts_with("Rollup ingest cost per round: ")).expect("per-round costs");
     assert_eq!(per_round.matches('%').count(), 2, "{per_round}");

@@ -232,7 +232,8 @@ pub async fn run(args: ApmArgs) -> anyhow::Result<()> {
     let mut phases = Vec::new();
     let mut query_lines = Vec::new();
     let mut jobs_lines = Vec::new();
-    let modes = [("spans only (rollups off)", false), ("spans + endpoint rollups", true)];
+    let modes =
+        [("spans only (rollups off)", false), ("spans + rollups (endpoints, queries, jobs, service map)", true)];
     let order = (0..args.rounds).flat_map(|round| {
         let pair = if round % 2 == 0 { [modes[0], modes[1]] } else { [modes[1], modes[0]] };
         pair.map(|mode| (round, mode))
