@@ -280,4 +280,19 @@ fn a_bugs_events_share_one_stored_stack_and_read_back_whole() {
     assert_eq!(read, sent, "every event reads back as sent");
     let detail = store.get_issue(project, issue, 24).expect("detail").expect("issue exists");
     assert_eq!(detail.latest_event.map(|stored| stored.event).as_ref(), sent.last());
+
+    // Erasing the user rewrites each event's own row; its stack stays shared and joins back.
+    let erasure = store.erase_user(project, &["u1".to_owned()]).expect("erasure");
+    assert_eq!(erasure.error_events, 6);
+    let page = store.issue_events(project, issue, 100, None).expect("events").expect("issue exists");
+    let mut erased: Vec<ErrorEvent> = page.items.into_iter().map(|stored| stored.event).collect();
+    erased.sort_by_key(|event| event.timestamp_unix_nano);
+    let expected: Vec<ErrorEvent> = sent
+        .into_iter()
+        .map(|mut event| {
+            event.context.user_id = None;
+            event
+        })
+        .collect();
+    assert_eq!(erased, expected, "only the user is gone");
 }
