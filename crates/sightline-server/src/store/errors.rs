@@ -138,8 +138,6 @@ impl ErrorEvent {
     /// Reads a stored body: zstd-compressed JSON ([`ErrorEvent::to_stored_body`]), or plain JSON
     /// text as bodies were stored before compression. `None` when it does not decode.
     pub fn from_stored_body(body: &[u8]) -> Option<Self> {
-        // zstd frames start with the magic number 0xFD2FB528 (RFC 8878 §3.1.1); JSON never
-        // starts with 0x28.
         if crate::store::compression::is_compressed(body) {
             let json = crate::store::compression::decompress(body)?;
             return serde_json::from_slice(&json).ok();

@@ -357,15 +357,15 @@ impl ErrorGrouper {
     /// cache once the transaction commits.
     pub(super) fn finish(mut self, transaction: &Transaction<'_>) -> StoreResult<StackKeys> {
         let new_stacks = std::mem::take(&mut self.new_stacks);
-        // Title and culprit are set for all issues at once below (`?2`, `?3` are unused here).
+        // Title and culprit are set for all issues at once below.
         let mut update = transaction.prepare_cached(
             "UPDATE issues SET
-                exception_type = ?4, level = ?5, platform = ?6,
-                status = ?7, substatus = ?8, first_seen_unix_nano = min(first_seen_unix_nano, ?9),
-                last_seen_unix_nano = max(last_seen_unix_nano, ?10), event_count = ?11,
-                user_count = user_count + ?12, session_count = session_count + ?13,
-                last_release = ?14, resolved_in_release = ?15, resolved_at_unix_nano = ?16,
-                ignore_until_event_count = ?17, ignore_until_unix_nano = ?18
+                exception_type = ?2, level = ?3, platform = ?4,
+                status = ?5, substatus = ?6, first_seen_unix_nano = min(first_seen_unix_nano, ?7),
+                last_seen_unix_nano = max(last_seen_unix_nano, ?8), event_count = ?9,
+                user_count = user_count + ?10, session_count = session_count + ?11,
+                last_release = ?12, resolved_in_release = ?13, resolved_at_unix_nano = ?14,
+                ignore_until_event_count = ?15, ignore_until_unix_nano = ?16
              WHERE id = ?1",
         )?;
         let mut tag = transaction.prepare_cached(
@@ -382,8 +382,6 @@ impl ErrorGrouper {
             let state = &pending.state;
             update.execute(params![
                 issue_id,
-                pending.title,
-                pending.culprit,
                 pending.exception_type,
                 state.level.as_str(),
                 pending.platform,

@@ -319,8 +319,7 @@ const UNINDEXED_MERGE: &str = "
 /// `sessions_by_start` and `sessions_by_user` for every session of every commit; with random
 /// sessions that dirtied nearly every page of both indexes per commit (BENCHMARKS.md).
 /// Registers `sightline_union_sorted(a, b)` on `connection`: the sorted union of two JSON arrays
-/// of strings, as JSON text (`a` itself when it already holds every element of `b`); text that
-/// is not such an array counts as empty. A session's services are merged with it: the same
+/// of strings, as JSON text; text that is not such an array counts as empty. A session's services are merged with it: the same
 /// union in SQL (`json_each` twice, `UNION`, `json_group_array`) was ≈ 40 % of each session's
 /// update in a fold (BENCHMARKS.md, 2026-12-01 late).
 pub(super) fn register_functions(connection: &rusqlite::Connection) -> rusqlite::Result<()> {
@@ -330,17 +329,13 @@ pub(super) fn register_functions(connection: &rusqlite::Connection) -> rusqlite:
         2,
         FunctionFlags::SQLITE_UTF8 | FunctionFlags::SQLITE_DETERMINISTIC,
         |context| {
-            let list = |index: usize| -> rusqlite::Result<Vec<String>> {
-                Ok(match context.get_raw(index) {
+            let list = |index: usize| -> Vec<String> {
+                match context.get_raw(index) {
                     rusqlite::types::ValueRef::Text(text) => serde_json::from_slice(text).unwrap_or_default(),
                     _ => Vec::new(),
-                })
+                }
             };
-            let (stored, added) = (list(0)?, list(1)?);
-            if added.iter().all(|service| stored.contains(service)) && stored.is_sorted() {
-                return Ok(serde_json::to_string(&stored).unwrap_or_else(|_| "[]".to_owned()));
-            }
-            let united: std::collections::BTreeSet<String> = stored.into_iter().chain(added).collect();
+            let united: std::collections::BTreeSet<String> = list(0).into_iter().chain(list(1)).collect();
             Ok(serde_json::to_string(&united).unwrap_or_else(|_| "[]".to_owned()))
         },
     )
