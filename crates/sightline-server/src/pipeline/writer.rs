@@ -1,7 +1,8 @@
 //! Group commit: one writer thread takes every queued batch it can (up to a size), commits them
 //! in one transaction and only then answers each request. The queue is bounded by a semaphore
 //! counting queued items, so overload is refused up front instead of growing memory. After a
-//! commit succeeds, committed log records go to the live tail ([`crate::live_tail`]).
+//! commit succeeds, committed log records go to the live tail ([`crate::live_tail`]) before the
+//! requests are answered.
 
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
@@ -186,19 +187,20 @@ fn run_writer(
         if let Err(reason) = &result {
             tracing::error!(%reason, requests = waiters.len(), "Commit failed; requests answered as retryable");
         }
-        // Queue space is released (permits dropped) only once the items are committed.
-        for (reply, _permit) in waiters {
-            // The client may have gone away; its data is committed either way.
-            let _ = reply.send(result.clone());
-        }
         // Only committed records reach the tail (a watcher never sees a log a failed commit
-        // lost), and only after the clients are answered, so watching adds no ingest latency.
+        // lost), and before the clients are answered: a tail opened after a record was
+        // acknowledged must not show it. Unwatched projects cost one map lookup per batch.
         if result.is_ok() {
             for batch in &batches {
                 if let SignalBatch::Logs(logs) = &batch.signal {
                     tail.publish(batch.project_id, logs);
                 }
             }
+        }
+        // Queue space is released (permits dropped) only once the items are committed.
+        for (reply, _permit) in waiters {
+            // The client may have gone away; its data is committed either way.
+            let _ = reply.send(result.clone());
         }
         if dropper.is_some() {
             // Without the thread (it could not be spawned, or it ended) the batches drop here.
