@@ -128,14 +128,14 @@ pub struct ErrorEvent {
 }
 
 impl ErrorEvent {
-    /// The event as stored: zstd-compressed JSON. Errors when serialization or compression
+    /// The event as stored: compressed JSON ([`crate::store::compression`]). Errors when serialization or compression
     /// fails (neither happens for well-formed events; the caller reports it).
     pub fn to_stored_body(&self) -> Result<Vec<u8>, String> {
         let json = serde_json::to_vec(self).map_err(|error| format!("serializing an error event: {error}"))?;
         crate::store::compression::compress(&json)
     }
 
-    /// Reads a stored body: zstd-compressed JSON ([`ErrorEvent::to_stored_body`]), or plain JSON
+    /// Reads a stored body: compressed JSON ([`crate::store::compression`]) ([`ErrorEvent::to_stored_body`]), or plain JSON
     /// text as bodies were stored before compression. `None` when it does not decode.
     pub fn from_stored_body(body: &[u8]) -> Option<Self> {
         if crate::store::compression::is_compressed(body) {
@@ -160,7 +160,7 @@ impl ErrorEvent {
     }
 
     /// The shared part of [`ErrorEvent::to_stored_parts`]: every exception's frames and the raw
-    /// trace's template, as zstd-compressed JSON. Errors as [`ErrorEvent::to_stored_body`] does.
+    /// trace's template, as compressed JSON ([`crate::store::compression`]). Errors as [`ErrorEvent::to_stored_body`] does.
     pub fn stack_body(&self) -> Result<Vec<u8>, String> {
         let stack = StoredStack {
             frames: self.exceptions.iter().map(|exception| exception.frames.clone()).collect(),
@@ -231,7 +231,7 @@ impl ErrorEvent {
 /// `error_stacks` leaves each event's own row ≈ 4× smaller (BENCHMARKS.md, 2026-12-01 late).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct StoredErrorBody {
-    /// zstd-compressed JSON of the event without its exceptions' frames, and without
+    /// compressed JSON ([`crate::store::compression`]) of the event without its exceptions' frames, and without
     /// `raw_stacktrace` when the stack holds its template.
     pub body: Vec<u8>,
     /// First 16 bytes of a SHA-256 over the frames and the raw-trace template (the key of the

@@ -290,7 +290,7 @@ pub(super) fn search_logs(connection: &Connection, project_id: i64, query: &LogQ
     let mut positions = Vec::new();
     while let Some(row) = rows.next()? {
         let body: String = row.get(5)?;
-        // Text, or a zstd frame when long (`LogJson`); a frame that does not decode reads as
+        // Text, or a compressed frame when long (`LogJson`); a frame that does not decode reads as
         // no attributes rather than failing the whole page.
         let attributes = match row.get_ref(6)? {
             rusqlite::types::ValueRef::Text(stored) | rusqlite::types::ValueRef::Blob(stored) => {

@@ -416,7 +416,7 @@ impl BatchContext<'_> {
                         json.body,
                         rusqlite::types::ToSqlOutput::Borrowed(match &json.attributes {
                             StoredJson::Text(text) => rusqlite::types::ValueRef::Text(text.as_bytes()),
-                            StoredJson::Zstd(frame) => rusqlite::types::ValueRef::Blob(frame),
+                            StoredJson::Compressed(frame) => rusqlite::types::ValueRef::Blob(frame),
                         }),
                         record.dropped_attributes_count,
                         record.flags,
