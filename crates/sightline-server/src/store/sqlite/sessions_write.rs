@@ -195,11 +195,12 @@ pub(super) fn fold(transaction: &Transaction<'_>) -> StoreResult<u64> {
         }
     }
     let Some(last_id) = last_id else { return Ok(0) };
+    let mut statements = FoldStatements::prepare(transaction)?;
     for ((project_id, _), pending) in &mut sessions {
-        let session_key = upsert_session(transaction, *project_id, &pending.delta)?;
+        let session_key = upsert_session(&mut statements, *project_id, &pending.delta)?;
         // Sorted, so the inserts walk `session_items` in key order.
         pending.items.sort_unstable();
-        insert_items(transaction, session_key, &pending.items)?;
+        insert_items(&mut statements.insert_item, session_key, &pending.items)?;
     }
     transaction.execute("DELETE FROM session_deltas WHERE id <= ?1", [last_id])?;
     Ok(folded)
@@ -341,20 +342,49 @@ pub(super) fn register_functions(connection: &rusqlite::Connection) -> rusqlite:
     )
 }
 
-fn update_unindexed(
-    transaction: &Transaction<'_>,
-    parameters: &[&dyn rusqlite::ToSql; 17],
-) -> StoreResult<Option<i64>> {
-    let mut statement = transaction.prepare_cached(&format!(
-        "UPDATE sessions SET {UNINDEXED_MERGE}
-         WHERE project_id = ?1 AND session_id = ?2 AND first_seen_unix_nano <= ?3 AND (user_id IS NOT NULL OR ?5 IS NULL)
-         RETURNING id"
-    ))?;
-    Ok(statement.query_row(parameters.as_slice(), |row| row.get(0)).optional()?)
+/// The statements of a fold, prepared once for its thousands of sessions (each `prepare_cached`
+/// formats and hashes the long SQL text).
+struct FoldStatements<'t> {
+    /// The fast path: only the unindexed columns change.
+    update_unindexed: rusqlite::CachedStatement<'t>,
+    /// The full upsert, which also moves the session's index entries.
+    upsert: rusqlite::CachedStatement<'t>,
+    insert_item: rusqlite::CachedStatement<'t>,
+}
+
+impl<'t> FoldStatements<'t> {
+    fn prepare(transaction: &'t Transaction<'_>) -> StoreResult<Self> {
+        Ok(Self {
+            update_unindexed: transaction.prepare_cached(&format!(
+                "UPDATE sessions SET {UNINDEXED_MERGE}
+                 WHERE project_id = ?1 AND session_id = ?2 AND first_seen_unix_nano <= ?3
+                    AND (user_id IS NOT NULL OR ?5 IS NULL)
+                 RETURNING id"
+            ))?,
+            // Mirrors `SessionDelta::merge`: the earliest first-seen time, the first user id, and
+            // the unindexed columns as in `UNINDEXED_MERGE`. SET expressions all read the row as
+            // it was.
+            upsert: transaction.prepare_cached(&format!(
+                "INSERT INTO sessions (project_id, session_id, first_seen_unix_nano, last_seen_unix_nano, user_id,
+                    entry_page, entry_page_unix_nano, exit_page, exit_page_unix_nano, page_views, events, errors,
+                    requests, logs, services, user_agent, user_agent_source)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17)
+                 ON CONFLICT (project_id, session_id) DO UPDATE SET
+                    first_seen_unix_nano = min(first_seen_unix_nano, ?3),
+                    user_id = coalesce(user_id, ?5),
+                    {UNINDEXED_MERGE}
+                 RETURNING id"
+            ))?,
+            insert_item: transaction.prepare_cached(
+                "INSERT OR IGNORE INTO session_items (session_key, timestamp_unix_nano, kind, item_rowid)
+                 VALUES (?1, ?2, ?3, ?4)",
+            )?,
+        })
+    }
 }
 
 /// Upserts one session; returns its row id (the key of its items).
-fn upsert_session(transaction: &Transaction<'_>, project_id: i64, delta: &SessionDelta) -> StoreResult<i64> {
+fn upsert_session(statements: &mut FoldStatements<'_>, project_id: i64, delta: &SessionDelta) -> StoreResult<i64> {
     let services = serde_json::to_string(&delta.services).unwrap_or_else(|_| "[]".to_owned());
     let (user_agent_source, user_agent) = match &delta.user_agent {
         Some((source, user_agent)) => (*source as i64, Some(user_agent.as_str())),
@@ -386,33 +416,19 @@ fn upsert_session(transaction: &Transaction<'_>, project_id: i64, delta: &Sessio
         &user_agent,
         &user_agent_source,
     ];
-    if let Some(session_key) = update_unindexed(transaction, &parameters)? {
+    if let Some(session_key) =
+        statements.update_unindexed.query_row(parameters.as_slice(), |row| row.get(0)).optional()?
+    {
         return Ok(session_key);
     }
-    // Mirrors `SessionDelta::merge`: the earliest first-seen time, the first user id, and the
-    // unindexed columns as in `UNINDEXED_MERGE`. SET expressions all read the row as it was.
-    let mut statement = transaction.prepare_cached(&format!(
-        "INSERT INTO sessions (project_id, session_id, first_seen_unix_nano, last_seen_unix_nano, user_id, entry_page,
-            entry_page_unix_nano, exit_page, exit_page_unix_nano, page_views, events, errors, requests, logs, services,
-            user_agent, user_agent_source)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17)
-         ON CONFLICT (project_id, session_id) DO UPDATE SET
-            first_seen_unix_nano = min(first_seen_unix_nano, ?3),
-            user_id = coalesce(user_id, ?5),
-            {UNINDEXED_MERGE}
-         RETURNING id"
-    ))?;
-    Ok(statement.query_row(parameters.as_slice(), |row| row.get(0))?)
+    Ok(statements.upsert.query_row(parameters.as_slice(), |row| row.get(0))?)
 }
 
-fn insert_items(transaction: &Transaction<'_>, session_key: i64, items: &[(i64, i64, i64)]) -> StoreResult<()> {
-    if items.is_empty() {
-        return Ok(());
-    }
-    let mut statement = transaction.prepare_cached(
-        "INSERT OR IGNORE INTO session_items (session_key, timestamp_unix_nano, kind, item_rowid)
-         VALUES (?1, ?2, ?3, ?4)",
-    )?;
+fn insert_items(
+    statement: &mut rusqlite::CachedStatement<'_>,
+    session_key: i64,
+    items: &[(i64, i64, i64)],
+) -> StoreResult<()> {
     for (timestamp_unix_nano, kind, rowid) in items {
         statement.execute(params![session_key, timestamp_unix_nano, kind, rowid])?;
     }
