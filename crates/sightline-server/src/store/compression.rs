@@ -6,6 +6,7 @@
 //! `04 22 4D 18`) or zstd's 0xFD2FB528 (RFC 8878 §3.1.1, bytes `28 B5 2F FD`), which JSON text
 //! never starts with, so readers tell compressed values and text apart.
 
+use std::cell::RefCell;
 use std::io::{Read, Write};
 
 /// The first four bytes of every LZ4 frame.
@@ -14,19 +15,46 @@ const LZ4_MAGIC: [u8; 4] = [0x04, 0x22, 0x4d, 0x18];
 /// The first four bytes of every zstd frame.
 const ZSTD_MAGIC: [u8; 4] = [0x28, 0xb5, 0x2f, 0xfd];
 
-/// `bytes` as one LZ4 frame with its size and a content checksum (xxHash32), so a damaged value
-/// reads as nothing rather than as garbage. LZ4, not zstd: the values are 1–4 KB of JSON, where
-/// zstd level 1 spends most of its time building entropy tables; `sightline bench errors` put
-/// zstd at ≈ half of an error log's prepare time and LZ4 at a tenth of that, for values ≈ 35 %
-/// larger (BENCHMARKS.md). Errors (with what failed) only when the frame cannot be written.
+thread_local! {
+    /// One encoder per thread, reused frame after frame: a new encoder allocates its 64 KiB
+    /// block buffers and a 16 KiB match table, more work than compressing a few KB.
+    static ENCODER: RefCell<Option<lz4_flex::frame::FrameEncoder<Vec<u8>>>> = const { RefCell::new(None) };
+}
+
+/// `bytes` as one LZ4 frame with a content checksum (xxHash32), so a damaged value reads as
+/// nothing rather than as garbage. LZ4, not zstd: the values are 1–4 KB of JSON, where zstd
+/// level 1 spent most of its time building entropy tables (≈ 30 % of an error log's prepare
+/// time in `sightline bench errors`, LZ4 ≈ a fifth of that), for values ≈ 35 % larger
+/// (BENCHMARKS.md). Errors (with what failed) only when the frame cannot be written.
 pub fn compress(bytes: &[u8]) -> Result<Vec<u8>, String> {
-    let info = lz4_flex::frame::FrameInfo::new()
-        .content_size(Some(bytes.len() as u64))
-        .content_checksum(true)
-        .block_size(lz4_flex::frame::BlockSize::Max64KB);
-    let mut encoder = lz4_flex::frame::FrameEncoder::with_frame_info(info, Vec::with_capacity(bytes.len() / 2 + 32));
-    encoder.write_all(bytes).map_err(|error| format!("LZ4 compression: {error}"))?;
-    encoder.finish().map_err(|error| format!("LZ4 compression: {error}"))
+    if bytes.is_empty() {
+        // lz4_flex writes no frame header for an empty value on an encoder that wrote frames
+        // before, so the empty frame gets an encoder of its own.
+        return new_encoder().finish().map_err(|error| format!("LZ4 compression: {error}"));
+    }
+    ENCODER.with(|cell| {
+        let mut slot = cell.borrow_mut();
+        let encoder = slot.get_or_insert_with(new_encoder);
+        encoder.get_mut().reserve(bytes.len() / 2 + 32);
+        // After `try_finish` the next write starts a new frame with the encoder's state reset.
+        let written = encoder
+            .write_all(bytes)
+            .map_err(|error| error.to_string())
+            .and_then(|()| encoder.try_finish().map_err(|error| error.to_string()));
+        match written {
+            Ok(()) => Ok(std::mem::take(encoder.get_mut())),
+            Err(error) => {
+                // A frame left half-written must not prefix the next value.
+                *slot = None;
+                Err(format!("LZ4 compression: {error}"))
+            }
+        }
+    })
+}
+
+fn new_encoder() -> lz4_flex::frame::FrameEncoder<Vec<u8>> {
+    let info = lz4_flex::frame::FrameInfo::new().content_checksum(true).block_size(lz4_flex::frame::BlockSize::Max64KB);
+    lz4_flex::frame::FrameEncoder::with_frame_info(info, Vec::new())
 }
 
 /// True when `stored` is an LZ4 frame ([`compress`]) or a zstd frame rather than text.
@@ -122,5 +150,12 @@ mod tests {
         assert_eq!(json_text(&zstd_frame).as_deref(), Some(long.as_str()));
         assert_eq!(decompress(&compress(long.as_bytes()).unwrap()).as_deref(), Some(long.as_bytes()));
         assert_eq!(decompress(b"{\"not\":\"a frame\"}"), None);
+        // The thread's encoder is reused: every frame stands alone, whatever came before it.
+        let frames: Vec<Vec<u8>> =
+            [long.as_bytes(), b"", b"short", long.as_bytes()].iter().map(|value| compress(value).unwrap()).collect();
+        assert_eq!(frames[0], frames[3]);
+        assert_eq!(decompress(&frames[1]).as_deref(), Some(&b""[..]));
+        assert_eq!(decompress(&frames[2]).as_deref(), Some(&b"short"[..]));
+        assert_eq!(decompress(&frames[3]).as_deref(), Some(long.as_bytes()));
     }
 }
