@@ -131,7 +131,7 @@ struct PendingIssue {
     title: String,
     culprit: Option<String>,
     exception_type: String,
-    platform: String,
+    platform: sightline_grouping::Platform,
     last_release: Option<String>,
     first_seen_unix_nano: i64,
     last_seen_unix_nano: i64,
@@ -139,7 +139,8 @@ struct PendingIssue {
     sessions: HashSet<String>,
     new_users: i64,
     new_sessions: i64,
-    tags: HashMap<(String, String), i64>,
+    /// Tag key → value → events; looked up by `&str`, so a value already seen allocates nothing.
+    tags: HashMap<String, HashMap<String, i64>>,
     hourly: HashMap<i64, i64>,
 }
 
@@ -153,7 +154,8 @@ pub(super) struct ErrorGrouper<'t> {
     /// The statements every event runs, prepared at the commit's first event.
     statements: Option<EventStatements<'t>>,
     /// Grouping hash → issue, for hashes looked up or created in this commit.
-    issue_by_hash: HashMap<(i64, String), i64>,
+    /// Project → grouping hash → issue; looked up by `&str`.
+    issue_by_hash: HashMap<i64, HashMap<String, i64>>,
     /// Releases already recorded in this commit.
     releases: HashSet<(i64, String)>,
     pending: HashMap<i64, PendingIssue>,
@@ -238,7 +240,7 @@ impl<'t> ErrorGrouper<'t> {
                     title: String::new(),
                     culprit: None,
                     exception_type: String::new(),
-                    platform: String::new(),
+                    platform: event.platform,
                     last_release: state.last_release.clone(),
                     first_seen_unix_nano: timestamp,
                     last_seen_unix_nano: timestamp,
@@ -258,24 +260,35 @@ impl<'t> ErrorGrouper<'t> {
             pending.culprit.clone_from(&event.culprit);
         }
         pending.exception_type.clone_from(&event.exception_type);
-        pending.platform = platform_name(event);
+        pending.platform = event.platform;
         if event.context.release.is_some() {
             pending.last_release.clone_from(&event.context.release);
         }
         pending.first_seen_unix_nano = pending.first_seen_unix_nano.min(timestamp);
         pending.last_seen_unix_nano = pending.last_seen_unix_nano.max(timestamp);
         if let Some(user) = &event.context.user_id
+            && !pending.users.contains(user)
             && pending.users.insert(user.clone())
         {
             pending.new_users += statements.issue_user.execute(params![issue_id, user])? as i64;
         }
         if let Some(session) = &event.context.session_id
+            && !pending.sessions.contains(session)
             && pending.sessions.insert(session.clone())
         {
             pending.new_sessions += statements.issue_session.execute(params![issue_id, session])? as i64;
         }
         for (key, value) in &event.tags {
-            *pending.tags.entry((key.clone(), value.clone())).or_default() += 1;
+            let values = match pending.tags.get_mut(key.as_str()) {
+                Some(values) => values,
+                None => pending.tags.entry(key.clone()).or_default(),
+            };
+            match values.get_mut(value.as_str()) {
+                Some(count) => *count += 1,
+                None => {
+                    values.insert(value.clone(), 1);
+                }
+            }
         }
         let hour = timestamp - timestamp.rem_euclid(3_600_000_000_000);
         *pending.hourly.entry(hour).or_default() += 1;
@@ -324,9 +337,9 @@ impl<'t> ErrorGrouper<'t> {
     ) -> StoreResult<i64> {
         let mut found = None;
         let mut unknown_hashes = Vec::new();
+        let known = self.issue_by_hash.entry(project_id).or_default();
         for hash in &event.fingerprint.hashes {
-            let key = (project_id, hash.clone());
-            if let Some(issue_id) = self.issue_by_hash.get(&key) {
+            if let Some(issue_id) = known.get(hash.as_str()) {
                 found.get_or_insert(*issue_id);
                 continue;
             }
@@ -336,10 +349,10 @@ impl<'t> ErrorGrouper<'t> {
                 .optional()?;
             match stored {
                 Some(issue_id) => {
-                    self.issue_by_hash.insert(key, issue_id);
+                    known.insert(hash.clone(), issue_id);
                     found.get_or_insert(issue_id);
                 }
-                None => unknown_hashes.push(key),
+                None => unknown_hashes.push(hash),
             }
         }
         let issue_id = match found {
@@ -358,18 +371,21 @@ impl<'t> ErrorGrouper<'t> {
                         event.culprit,
                         event.exception_type,
                         event.level.as_str(),
-                        platform_name(event),
+                        platform_name(event.platform),
                         timestamp,
                         event.context.release,
                     ],
                     |row| row.get(0),
                 )?,
         };
-        let mut statement = transaction
-            .prepare_cached("INSERT OR IGNORE INTO issue_hashes (project_id, hash, issue_id) VALUES (?1, ?2, ?3)")?;
-        for key in unknown_hashes {
-            statement.execute(params![project_id, key.1, issue_id])?;
-            self.issue_by_hash.insert(key, issue_id);
+        if !unknown_hashes.is_empty() {
+            let mut statement = transaction.prepare_cached(
+                "INSERT OR IGNORE INTO issue_hashes (project_id, hash, issue_id) VALUES (?1, ?2, ?3)",
+            )?;
+            for hash in unknown_hashes {
+                statement.execute(params![project_id, hash, issue_id])?;
+                known.insert(hash.clone(), issue_id);
+            }
         }
         Ok(issue_id)
     }
@@ -407,7 +423,7 @@ impl<'t> ErrorGrouper<'t> {
                 issue_id,
                 pending.exception_type,
                 state.level.as_str(),
-                pending.platform,
+                platform_name(pending.platform),
                 state.status.as_str(),
                 state.substatus,
                 pending.first_seen_unix_nano,
@@ -421,8 +437,10 @@ impl<'t> ErrorGrouper<'t> {
                 state.ignore_until_event_count.map(|value| value as i64),
                 state.ignore_until_unix_nano.map(|value| value as i64),
             ])?;
-            for ((key, value), count) in &pending.tags {
-                tag.execute(params![issue_id, key, value, count])?;
+            for (key, values) in &pending.tags {
+                for (value, count) in values {
+                    tag.execute(params![issue_id, key, value, count])?;
+                }
             }
             for (hour, count) in &pending.hourly {
                 hourly.execute(params![issue_id, hour, count])?;
@@ -517,8 +535,8 @@ fn advance_lifecycle(
     Ok(())
 }
 
-fn platform_name(event: &ErrorEvent) -> String {
-    serde_json::to_value(event.platform).ok().and_then(|value| value.as_str().map(str::to_owned)).unwrap_or_default()
+fn platform_name(platform: sightline_grouping::Platform) -> String {
+    serde_json::to_value(platform).ok().and_then(|value| value.as_str().map(str::to_owned)).unwrap_or_default()
 }
 
 /// Applies an API status change to issues of the project. Errors with `NotFound` when an id
