@@ -121,6 +121,8 @@ pub struct ServerMetrics {
     pub commit_seconds: Histogram,
     /// Items per group commit.
     pub commit_items: Histogram,
+    /// Durations of the syncs that make group commits durable (one may cover several), seconds.
+    pub sync_seconds: Histogram,
     /// SERVER spans with and without a session id.
     pub server_spans: Family<CorrelationLabels, Counter>,
     /// Forwarded OTLP items by destination, signal and outcome.
@@ -145,6 +147,12 @@ static METRICS: LazyLock<ServerMetrics> = LazyLock::new(|| {
     registry.register("commit_duration_seconds", "Duration of each group commit", commit_seconds.clone());
     let commit_items = Histogram::new(exponential_buckets(1.0, 4.0, 10));
     registry.register("commit_items", "Items committed per group commit", commit_items.clone());
+    let sync_seconds = Histogram::new(exponential_buckets(0.0005, 2.0, 14));
+    registry.register(
+        "commit_sync_duration_seconds",
+        "Duration of each sync of group commits to disk",
+        sync_seconds.clone(),
+    );
     let server_spans = Family::<CorrelationLabels, Counter>::default();
     registry.register(
         "session_server_spans",
@@ -200,6 +208,7 @@ static METRICS: LazyLock<ServerMetrics> = LazyLock::new(|| {
         queue_items,
         commit_seconds,
         commit_items,
+        sync_seconds,
         server_spans,
         otlp_forward_items,
         otlp_forward_attempts,

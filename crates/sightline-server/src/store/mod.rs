@@ -150,8 +150,23 @@ pub trait Store: Send + Sync + 'static {
     /// project has no such live key.
     fn revoke_api_key(&self, project_id: i64, key_id: i64) -> StoreResult<bool>;
 
-    /// Commits every batch in one transaction: all or nothing.
+    /// Commits every batch in one transaction: all or nothing, and durable when it returns.
     fn commit(&self, batches: &[WriteBatch]) -> StoreResult<()>;
+
+    /// Commits like [`Store::commit`] but may return before the commit is durable (SQLite:
+    /// the WAL frames are written, not fsynced), so the next commit can start while the disk
+    /// catches up. Nothing committed this way may be acknowledged until a later
+    /// [`Store::sync_commits`] returns. By default the same as [`Store::commit`].
+    fn commit_deferring_sync(&self, batches: &[WriteBatch]) -> StoreResult<()> {
+        self.commit(batches)
+    }
+
+    /// Makes every commit that returned before this call durable (SQLite: one fdatasync of the
+    /// WAL). Errors when the sync fails; the commits' data must then not be acknowledged. By
+    /// default nothing to do.
+    fn sync_commits(&self) -> StoreResult<()> {
+        Ok(())
+    }
 
     /// One trace's spans with resources and scopes; `None` when no span is stored.
     fn get_trace(&self, project_id: i64, trace_id: &sightline_model::TraceId) -> StoreResult<Option<Vec<StoredSpan>>>;

@@ -244,7 +244,7 @@ pub fn render_markdown(report: &ErrorsReport) -> String {
     );
     let _ = writeln!(
         out,
-        "- Server: in-process with the clients, server defaults (SQLite WAL, synchronous=FULL, group commit); \
+        "- Server: in-process with the clients, server defaults (SQLite WAL, group commit, each answered after an fsync of the WAL); \
          the error phase runs second, into the store the plain phase filled\n"
     );
 

@@ -198,7 +198,7 @@ pub fn render_markdown(report: &Report) -> String {
     );
     let _ = writeln!(
         out,
-        "- Server: in-process with the clients (same 2 cores), server defaults (SQLite WAL, synchronous=FULL, group commit ≤ 50,000 items)\n"
+        "- Server: in-process with the clients (same 2 cores), server defaults (SQLite WAL, group commit, each answered after an fsync of the WAL ≤ 50,000 items)\n"
     );
 
     let _ = writeln!(

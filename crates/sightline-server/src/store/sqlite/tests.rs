@@ -1582,3 +1582,22 @@ fn data_survives_reopen_and_migrations_are_idempotent() {
         .collect();
     assert_eq!(services.get("svc"), Some(&3));
 }
+
+#[test]
+fn a_commit_deferring_its_sync_is_readable_at_once_and_leaves_the_writer_at_full_sync() {
+    let (directory, store) = open_store();
+    let project_id = new_project(&store, "Shop");
+    let records: Vec<LogRecord> = (0..50).map(|n| log(BASE + n, BASE + n, 9, json!(format!("line {n}")))).collect();
+    store.commit_deferring_sync(&[logs(project_id, vec![group(resource("svc"), records)])]).expect("commit");
+    assert_eq!(store.search_logs(project_id, &log_query(100)).expect("search").items.len(), 50);
+    // Every other write through the writer's connection keeps fsyncing at commit (2 = FULL).
+    let synchronous: i64 = store
+        .with_writer(|writer| Ok(writer.connection().query_row("PRAGMA synchronous", [], |row| row.get(0))?))
+        .expect("pragma");
+    assert_eq!(synchronous, 2);
+    store.sync_commits().expect("the WAL syncs");
+    // With the WAL gone (SQLite removes it when the last connection closes) the database
+    // file is synced instead of failing.
+    std::fs::remove_file(directory.path().join("t.db-wal")).expect("the WAL exists while the store is open");
+    store.sync_commits().expect("no WAL: the database file syncs");
+}

@@ -95,8 +95,24 @@ impl Writer {
         &mut self.connection
     }
 
-    /// Commits the batches in one transaction; returns how many outbox rows it queued.
-    pub(super) fn commit(&mut self, batches: &[WriteBatch]) -> StoreResult<usize> {
+    /// Commits the batches in one transaction; returns how many outbox rows it queued. With
+    /// `defer_sync` the commit (and a fold before it) runs with `synchronous = NORMAL`: its WAL
+    /// frames are written but not fsynced, and the caller must sync the WAL before telling
+    /// anyone the data is stored ([`super::SqliteStore::sync_wal`]). The connection is back at
+    /// `synchronous = FULL` afterwards, for every other write.
+    pub(super) fn commit(&mut self, batches: &[WriteBatch], defer_sync: bool) -> StoreResult<usize> {
+        if !defer_sync {
+            return self.commit_and_fold(batches);
+        }
+        self.connection.pragma_update(None, "synchronous", "NORMAL")?;
+        let committed = self.commit_and_fold(batches);
+        let restored = self.connection.pragma_update(None, "synchronous", "FULL");
+        let queued = committed?;
+        restored?;
+        Ok(queued)
+    }
+
+    fn commit_and_fold(&mut self, batches: &[WriteBatch]) -> StoreResult<usize> {
         if self.session_deltas.load(Ordering::Acquire) >= FOLD_AT_DELTAS
             && let Err(error) = self.fold_sessions()
         {

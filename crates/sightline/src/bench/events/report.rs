@@ -259,8 +259,8 @@ pub fn render_markdown(report: &EventsReport) -> String {
     );
     let _ = writeln!(
         out,
-        "- Server: in-process with the clients (same cores), server defaults (SQLite WAL, synchronous=FULL, group \
-         commit ≤ 50,000 items)\n"
+        "- Server: in-process with the clients (same cores), server defaults (SQLite WAL, group commit ≤ 50,000 \
+         items, each answered after an fsync of the WAL)\n"
     );
 
     let _ = writeln!(
