@@ -218,20 +218,16 @@ fn run_writer(
         }
         // Queue space is released (permits dropped) only once the items are committed and
         // synced. A failed commit has nothing to sync: its requests are answered at once.
-        let waiters = match (&result, &syncer) {
-            (Ok(()), Some((sync_sender, _))) => match sync_sender.send(waiters) {
-                Ok(()) => Vec::new(),
+        match (&result, &syncer) {
+            (Ok(()), Some((sync_sender, _))) => {
                 // The sync thread is gone (it cannot end while this sender lives, unless it
                 // panicked): sync here.
-                Err(std::sync::mpsc::SendError(waiters)) => {
-                    let synced = store.sync_commits().map_err(|error| error.to_string());
-                    answer(waiters, &synced);
-                    Vec::new()
+                if let Err(std::sync::mpsc::SendError(waiters)) = sync_sender.send(waiters) {
+                    answer(waiters, &store.sync_commits().map_err(|error| error.to_string()));
                 }
-            },
-            _ => waiters,
-        };
-        answer(waiters, &result);
+            }
+            _ => answer(waiters, &result),
+        }
         if dropper.is_some() {
             // Without the thread (it could not be spawned, or it ended) the batches drop here.
             let _ = drop_sender.send(batches);

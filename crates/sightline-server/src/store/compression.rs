@@ -23,7 +23,7 @@ thread_local! {
 
 /// `bytes` as one LZ4 frame with a content checksum (xxHash32), so a damaged value reads as
 /// nothing rather than as garbage. LZ4, not zstd: the values are 1–4 KB of JSON, where zstd
-/// level 1 spent most of its time building entropy tables (≈ 30 % of an error log's prepare
+/// level 1 spent most of its time building entropy tables (≈ half of an error log's prepare
 /// time in `sightline bench errors`, LZ4 ≈ a fifth of that), for values ≈ 35 % larger
 /// (BENCHMARKS.md). Errors (with what failed) only when the frame cannot be written.
 pub fn compress(bytes: &[u8]) -> Result<Vec<u8>, String> {

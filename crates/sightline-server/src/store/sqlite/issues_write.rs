@@ -151,8 +151,8 @@ struct PendingIssue {
 /// inside the same transaction.
 pub(super) struct ErrorGrouper<'t> {
     now_unix_nano: u64,
-    /// The statements every event runs, prepared at the commit's first event.
-    statements: Option<EventStatements<'t>>,
+    /// The statements every event runs.
+    statements: EventStatements<'t>,
     /// Grouping hash → issue, for hashes looked up or created in this commit.
     /// Project → grouping hash → issue; looked up by `&str`.
     issue_by_hash: HashMap<i64, HashMap<String, i64>>,
@@ -190,16 +190,16 @@ impl<'t> EventStatements<'t> {
 
 impl<'t> ErrorGrouper<'t> {
     /// A grouper for a commit at `now_unix_nano` (the regression guard compares it with the
-    /// resolution time).
-    pub(super) fn new(now_unix_nano: u64) -> Self {
-        Self {
+    /// resolution time) in `transaction`. Errors when its statements cannot be prepared.
+    pub(super) fn new(transaction: &'t Transaction<'_>, now_unix_nano: u64) -> StoreResult<Self> {
+        Ok(Self {
             now_unix_nano,
-            statements: None,
+            statements: EventStatements::prepare(transaction)?,
             issue_by_hash: HashMap::new(),
             releases: HashSet::new(),
             pending: HashMap::new(),
             new_stacks: StackKeys::new(),
-        }
+        })
     }
 
     /// Groups one event of `project_id`: finds or creates its issue, advances the issue's
@@ -209,7 +209,7 @@ impl<'t> ErrorGrouper<'t> {
     /// Returns the stored event's row id (session timelines point at it).
     pub(super) fn add(
         &mut self,
-        transaction: &'t Transaction<'_>,
+        transaction: &Transaction<'_>,
         project_id: i64,
         event: &ErrorEvent,
         stored: Option<&StoredErrorBody>,
@@ -227,11 +227,7 @@ impl<'t> ErrorGrouper<'t> {
                 .execute(params![project_id, release, now_unix_nano as i64])?;
         }
         let issue_id = self.issue_for(transaction, project_id, event, timestamp)?;
-        if self.statements.is_none() {
-            self.statements = Some(EventStatements::prepare(transaction)?);
-        }
-        let statements =
-            self.statements.as_mut().ok_or_else(|| StoreError::Database("grouping statements not prepared".into()))?;
+        let statements = &mut self.statements;
         let pending = match self.pending.entry(issue_id) {
             Entry::Occupied(entry) => entry.into_mut(),
             Entry::Vacant(entry) => {

@@ -312,16 +312,9 @@ const UNINDEXED_MERGE: &str = "
     user_agent = CASE WHEN ?17 > user_agent_source THEN ?16 ELSE user_agent END,
     user_agent_source = max(user_agent_source, ?17)";
 
-/// Updates a stored session whose indexed columns the delta leaves as they are — its first
-/// seen time is not earlier, and it has a user id or the delta has none — touching only
-/// unindexed columns; returns its row id, `None` when there is no such row (new session, or the
-/// full upsert must move its index entries). SQLite rewrites an index entry whenever a `SET`
-/// assigns one of its columns, even to the same value, so the full upsert rewrote
-/// `sessions_by_start` and `sessions_by_user` for every session of every commit; with random
-/// sessions that dirtied nearly every page of both indexes per commit (BENCHMARKS.md).
 /// Registers `sightline_union_sorted(a, b)` on `connection`: the sorted union of two JSON arrays
-/// of strings, as JSON text; text that is not such an array counts as empty. A session's services are merged with it: the same
-/// union in SQL (`json_each` twice, `UNION`, `json_group_array`) was ≈ 40 % of each session's
+/// of strings, as JSON text; text that is not such an array counts as empty. A session's
+/// services are merged with it: the same union in SQL (`json_each` twice, `UNION`, `json_group_array`) was ≈ 40 % of each session's
 /// update in a fold (BENCHMARKS.md, 2026-12-01 late).
 pub(super) fn register_functions(connection: &rusqlite::Connection) -> rusqlite::Result<()> {
     use rusqlite::functions::FunctionFlags;
@@ -345,7 +338,14 @@ pub(super) fn register_functions(connection: &rusqlite::Connection) -> rusqlite:
 /// The statements of a fold, prepared once for its thousands of sessions (each `prepare_cached`
 /// formats and hashes the long SQL text).
 struct FoldStatements<'t> {
-    /// The fast path: only the unindexed columns change.
+    /// The fast path: updates a stored session whose indexed columns the delta leaves as they
+    /// are — its first seen time is not earlier, and it has a user id or the delta has none —
+    /// touching only unindexed columns; returns its row id, no row when there is no such session
+    /// (new, or the full upsert must move its index entries). SQLite rewrites an index entry
+    /// whenever a `SET` assigns one of its columns, even to the same value, so the full upsert
+    /// rewrote `sessions_by_start` and `sessions_by_user` for every session of every commit;
+    /// with random sessions that dirtied nearly every page of both indexes per commit
+    /// (BENCHMARKS.md).
     update_unindexed: rusqlite::CachedStatement<'t>,
     /// The full upsert, which also moves the session's index entries.
     upsert: rusqlite::CachedStatement<'t>,

@@ -154,7 +154,7 @@ impl Writer {
         let mut services = ServiceCounters::new();
         // Issues and sessions are aggregated over the whole commit and written once each at
         // the end: many requests in one commit share hot issues and open sessions.
-        let mut grouper = super::issues_write::ErrorGrouper::new(now_unix_nano);
+        let mut grouper = super::issues_write::ErrorGrouper::new(&transaction, now_unix_nano)?;
         let mut sessions = super::sessions_write::SessionWriter::default();
         let caches =
             Caches { resource_ids: &self.resource_ids, scope_ids: &self.scope_ids, metric_ids: &self.metric_ids };
