@@ -108,7 +108,7 @@ impl SqliteStore {
         migrations::migrate(&mut connection)?;
         // Checkpoints run on their own thread (see `checkpoint`), not inside the writer's commits.
         connection.pragma_update(None, "wal_autocheckpoint", 0)?;
-        let checkpointer = checkpoint::Checkpointer::start(path)?;
+        let checkpointer = checkpoint::Checkpointer::start(path, checkpoint::REWIND_WAL_PAGES)?;
         let manager = SqliteConnectionManager::file(path)
             .with_flags(OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX | OpenFlags::SQLITE_OPEN_URI)
             .with_init(|connection| {
@@ -152,7 +152,13 @@ impl SqliteStore {
     }
 
     fn commit_with(&self, batches: &[WriteBatch], defer_sync: bool) -> StoreResult<()> {
-        let queued = self.with_writer(|writer| writer.commit(batches, defer_sync))?;
+        let rewind = self.checkpointer.take_rewind_request();
+        let queued = self.with_writer(|writer| {
+            if rewind {
+                writer.catch_up_checkpoint();
+            }
+            writer.commit(batches, defer_sync)
+        })?;
         self.checkpointer.committed();
         if queued > 0 {
             self.outbox_signal.notify_waiters();

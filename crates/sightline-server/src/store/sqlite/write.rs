@@ -112,6 +112,22 @@ impl Writer {
         Ok(queued)
     }
 
+    /// Checkpoints every WAL frame not checkpointed yet (PASSIVE, from this connection, outside
+    /// any transaction), so the next commit rewinds the WAL ([`super::checkpoint`]). Copies
+    /// only what the checkpoint thread has not; a reader holding an older snapshot makes it
+    /// stop short, and the WAL rewinds at a later request. Failure is logged, not returned:
+    /// the commit that follows does not depend on it.
+    pub(super) fn catch_up_checkpoint(&mut self) {
+        match self.connection.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |row| {
+            Ok((row.get::<_, i64>(0)?, row.get::<_, i64>(1)?, row.get::<_, i64>(2)?))
+        }) {
+            Ok((busy, wal_pages, checkpointed)) => {
+                tracing::debug!(busy, wal_pages, checkpointed, "Writer caught up the WAL checkpoint to rewind the WAL");
+            }
+            Err(error) => tracing::warn!(%error, "WAL checkpoint before a rewind failed; will retry"),
+        }
+    }
+
     fn commit_and_fold(&mut self, batches: &[WriteBatch]) -> StoreResult<usize> {
         if self.session_deltas.load(Ordering::Acquire) >= FOLD_AT_DELTAS
             && let Err(error) = self.fold_sessions()
@@ -149,7 +165,7 @@ impl Writer {
         let now_unix_nano = super::now_unix_nano();
         // IMMEDIATE takes the write lock up front, waiting in the busy handler. A deferred
         // transaction that read first fails at once with SQLITE_BUSY when another connection
-        // (retention, a RESTART checkpoint) wrote or held the lock meanwhile.
+        // (retention, a TRUNCATE checkpoint) wrote or held the lock meanwhile.
         let transaction = self.connection.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
         let mut services = ServiceCounters::new();
         // Issues and sessions are aggregated over the whole commit and written once each at
