@@ -171,7 +171,7 @@ impl WriteBatch {
             derived_events: self.derived_events.iter().map(EventJson::of).collect(),
             // Serializing an error event cannot fail (string keys only); were it to, the list stays
             // empty and the writer serializes again and reports the error.
-            errors: self.errors.iter().map(ErrorEvent::to_stored_parts).collect::<Result<_, _>>().unwrap_or_default(),
+            errors: self.errors.iter_mut().map(ErrorEvent::stored_parts).collect::<Result<_, _>>().unwrap_or_default(),
         };
     }
 }
