@@ -6,7 +6,7 @@
 
 use std::cell::RefCell;
 use std::collections::HashMap;
-use std::hash::{Hash, Hasher};
+use std::hash::{BuildHasher, Hash, Hasher};
 
 use md5::{Digest, Md5};
 use serde::{Deserialize, Serialize};
@@ -146,9 +146,10 @@ impl StackKey {
             })
     }
 
-    /// Hash of the same fields [`StackKey::matches`] compares, read from the input.
-    fn hash_of(input: &GroupingInput<'_>) -> u64 {
-        let mut hasher = std::hash::DefaultHasher::new();
+    /// Hash of the same fields [`StackKey::matches`] compares, read from the input (foldhash,
+    /// seeded per thread: the frames come from clients).
+    fn hash_of(state: &foldhash::fast::RandomState, input: &GroupingInput<'_>) -> u64 {
+        let mut hasher = state.build_hasher();
         input.platform.hash(&mut hasher);
         input.exception_type.hash(&mut hasher);
         input.frames.len().hash(&mut hasher);
@@ -165,6 +166,7 @@ impl StackKey {
 /// Default fingerprints of stacks seen by this thread: key hash → (key, fingerprint).
 #[derive(Default)]
 struct FingerprintMemo {
+    state: foldhash::fast::RandomState,
     entries: HashMap<u64, Vec<(StackKey, Fingerprint)>>,
     len: usize,
 }
@@ -174,7 +176,7 @@ impl FingerprintMemo {
     /// fingerprints are remembered: without contributing frames the message groups, and it
     /// differs from event to event.
     fn fingerprint(&mut self, input: &GroupingInput<'_>) -> Fingerprint {
-        let hash = StackKey::hash_of(input);
+        let hash = StackKey::hash_of(&self.state, input);
         if let Some(found) =
             self.entries.get(&hash).and_then(|entries| entries.iter().find(|(key, _)| key.matches(input)))
         {
