@@ -125,7 +125,7 @@ fn compare_releases(
 /// events per commit; writing the issue row, its four indexes, its tags and hours once per
 /// commit instead of once per event is what keeps grouping off the writer's critical path.
 struct PendingIssue {
-    /// The lifecycle state as it evolves event by event (counts included).
+    /// The lifecycle state as it evolves event by event (event count included).
     state: IssueState,
     /// Title, culprit, exception type and platform of the latest event grouped.
     title: String,
@@ -135,6 +135,8 @@ struct PendingIssue {
     last_release: Option<String>,
     first_seen_unix_nano: i64,
     last_seen_unix_nano: i64,
+    /// Users and sessions of this commit's events, inserted at [`ErrorGrouper::finish`]; the
+    /// `new_` counts are how many of them the issue did not have before.
     users: HashSet<String>,
     sessions: HashSet<String>,
     new_users: i64,
@@ -163,7 +165,7 @@ pub(super) struct ErrorGrouper<'t> {
     new_stacks: StackKeys,
 }
 
-/// The per-event statements of [`ErrorGrouper::add`], held for the whole commit: looking each
+/// The statements run per event or per user and session, held for the whole commit: looking each
 /// up in rusqlite's statement cache (hashing its SQL text, twice per use) cost ≈ 5 % of the
 /// writer's samples in `sightline bench errors`.
 struct EventStatements<'t> {
@@ -262,17 +264,16 @@ impl<'t> ErrorGrouper<'t> {
         }
         pending.first_seen_unix_nano = pending.first_seen_unix_nano.min(timestamp);
         pending.last_seen_unix_nano = pending.last_seen_unix_nano.max(timestamp);
+        // Inserted into `issue_users` / `issue_sessions` at `finish`, in key order.
         if let Some(user) = &event.context.user_id
             && !pending.users.contains(user)
-            && pending.users.insert(user.clone())
         {
-            pending.new_users += statements.issue_user.execute(params![issue_id, user])? as i64;
+            pending.users.insert(user.clone());
         }
         if let Some(session) = &event.context.session_id
             && !pending.sessions.contains(session)
-            && pending.sessions.insert(session.clone())
         {
-            pending.new_sessions += statements.issue_session.execute(params![issue_id, session])? as i64;
+            pending.sessions.insert(session.clone());
         }
         for (key, value) in &event.tags {
             let values = match pending.tags.get_mut(key.as_str()) {
@@ -411,6 +412,23 @@ impl<'t> ErrorGrouper<'t> {
             "INSERT INTO issue_hourly (issue_id, hour_unix_nano, count) VALUES (?1, ?2, ?3)
              ON CONFLICT (issue_id, hour_unix_nano) DO UPDATE SET count = count + excluded.count",
         )?;
+        // The commit's users and sessions of each issue, inserted in primary-key order: the
+        // inserts walk each index from leaf to neighbouring leaf instead of at random.
+        let mut issue_ids: Vec<i64> = self.pending.keys().copied().collect();
+        issue_ids.sort_unstable();
+        for issue_id in issue_ids {
+            let Some(pending) = self.pending.get_mut(&issue_id) else { continue };
+            let mut users: Vec<&String> = pending.users.iter().collect();
+            users.sort_unstable();
+            for user in users {
+                pending.new_users += self.statements.issue_user.execute(params![issue_id, user])? as i64;
+            }
+            let mut sessions: Vec<&String> = pending.sessions.iter().collect();
+            sessions.sort_unstable();
+            for session in sessions {
+                pending.new_sessions += self.statements.issue_session.execute(params![issue_id, session])? as i64;
+            }
+        }
         let mut titles = Vec::with_capacity(self.pending.len());
         for (issue_id, pending) in self.pending {
             titles.push(serde_json::json!([issue_id, pending.title, pending.culprit]));
