@@ -94,8 +94,9 @@ struct Variant {
     contributing: Vec<String>,
 }
 
-/// Distinct stacks whose default fingerprint a thread remembers; beyond it the memory starts over.
-const MEMO_ENTRIES: usize = 1024;
+/// Distinct stacks whose default fingerprint a thread remembers (≈ 1–3 KB each with its key);
+/// beyond it the memory starts over.
+const MEMO_ENTRIES: usize = 512;
 
 thread_local! {
     static STACK_FINGERPRINTS: RefCell<FingerprintMemo> = RefCell::default();

@@ -299,8 +299,9 @@ fn template_cuts(raw: &str, exceptions: &[ParsedException]) -> Vec<(usize, usize
     cuts
 }
 
-/// Bytes of hashed stacks a thread remembers with their hash; beyond it the memory starts over.
-const REMEMBERED_STACK_BYTES: usize = 8 << 20;
+/// Bytes of hashed stacks a thread remembers with their hash (≈ 400 stacks of 5 KB); beyond it
+/// the memory starts over. Per prepare thread, and tokio may run many of them under a burst.
+const REMEMBERED_STACK_BYTES: usize = 2 << 20;
 
 /// The bytes [`stack_hash`] hashes, gathered first (SHA-256 fed field by field, ≈ 10 updates
 /// per frame, spent more time buffering than hashing), and the stacks hashed before: a bug's
