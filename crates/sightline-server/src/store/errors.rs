@@ -277,11 +277,13 @@ impl RawTemplate {
     }
 }
 
-/// Where [`RawTemplate::new`] cuts `raw`: (start, end, exception index) of each message cut
-/// out, in text order. Each exception's message is cut where it first occurs apart from the
-/// messages cut before.
-fn template_cuts(raw: &str, exceptions: &[ParsedException]) -> Vec<(usize, usize, usize)> {
-    let mut cuts: Vec<(usize, usize, usize)> = Vec::new();
+/// One message cut out of a raw trace: (start, end, exception index), byte offsets.
+type Cut = (usize, usize, usize);
+
+/// Where [`RawTemplate::new`] cuts `raw`: each message cut out, in text order. Each
+/// exception's message is cut where it first occurs apart from the messages cut before.
+fn template_cuts(raw: &str, exceptions: &[ParsedException]) -> Vec<Cut> {
+    let mut cuts: Vec<Cut> = Vec::new();
     for (index, exception) in exceptions.iter().enumerate() {
         let message = exception.message.as_str();
         if message.is_empty() {
@@ -320,7 +322,7 @@ thread_local! {
 
 /// SHA-256 over every exception's frames and the raw template (the trace and where its
 /// messages are cut out, [`template_cuts`]), each field length-prefixed, cut to 16 bytes.
-fn stack_hash(exceptions: &[ParsedException], template: Option<(&str, &[(usize, usize, usize)])>) -> [u8; 16] {
+fn stack_hash(exceptions: &[ParsedException], template: Option<(&str, &[Cut])>) -> [u8; 16] {
     use sha2::Digest;
     STACK_HASHES.with_borrow_mut(|hashes| {
         let StackHashes { input, known, known_bytes } = hashes;
@@ -347,51 +349,47 @@ fn stack_hash(exceptions: &[ParsedException], template: Option<(&str, &[(usize, 
     })
 }
 
-/// Appends what [`stack_hash`] hashes to `hasher`.
-fn stack_hash_input(
-    hasher: &mut Vec<u8>,
-    exceptions: &[ParsedException],
-    template: Option<(&str, &[(usize, usize, usize)])>,
-) {
-    fn text(hasher: &mut Vec<u8>, value: Option<&str>) {
+/// Appends what [`stack_hash`] hashes to `out`.
+fn stack_hash_input(out: &mut Vec<u8>, exceptions: &[ParsedException], template: Option<(&str, &[Cut])>) {
+    fn text(out: &mut Vec<u8>, value: Option<&str>) {
         match value {
-            None => hasher.push(0),
+            None => out.push(0),
             Some(value) => {
-                hasher.push(1);
-                hasher.extend_from_slice(&(value.len() as u64).to_le_bytes());
-                hasher.extend_from_slice(value.as_bytes());
+                out.push(1);
+                out.extend_from_slice(&(value.len() as u64).to_le_bytes());
+                out.extend_from_slice(value.as_bytes());
             }
         }
     }
     for exception in exceptions {
-        hasher.extend_from_slice(&(exception.frames.len() as u64).to_le_bytes());
+        out.extend_from_slice(&(exception.frames.len() as u64).to_le_bytes());
         for frame in &exception.frames {
             // Destructured so that a new field cannot be left out of the hash unnoticed.
             let sightline_grouping::StackFrame { function, module, filename, lineno, colno, in_app, context_line } =
                 frame;
-            text(hasher, function.as_deref());
-            text(hasher, module.as_deref());
-            text(hasher, filename.as_deref());
-            hasher.extend_from_slice(&lineno.map_or(0, |line| u64::from(line) + 1).to_le_bytes());
-            hasher.extend_from_slice(&colno.map_or(0, |column| u64::from(column) + 1).to_le_bytes());
-            hasher.push(u8::from(*in_app));
-            text(hasher, context_line.as_deref());
+            text(out, function.as_deref());
+            text(out, module.as_deref());
+            text(out, filename.as_deref());
+            out.extend_from_slice(&lineno.map_or(0, |line| u64::from(line) + 1).to_le_bytes());
+            out.extend_from_slice(&colno.map_or(0, |column| u64::from(column) + 1).to_le_bytes());
+            out.push(u8::from(*in_app));
+            text(out, context_line.as_deref());
         }
     }
     match template {
-        None => hasher.push(0),
+        None => out.push(0),
         Some((raw, cuts)) => {
             // The template's pieces are the text between the cuts; its slots their exceptions.
-            hasher.push(1);
-            hasher.extend_from_slice(&(cuts.len() as u64 + 1).to_le_bytes());
+            out.push(1);
+            out.extend_from_slice(&(cuts.len() as u64 + 1).to_le_bytes());
             let mut at = 0;
             for &(start, end, _) in cuts {
-                text(hasher, Some(&raw[at..start]));
+                text(out, Some(&raw[at..start]));
                 at = end;
             }
-            text(hasher, Some(&raw[at..]));
+            text(out, Some(&raw[at..]));
             for &(_, _, slot) in cuts {
-                hasher.extend_from_slice(&(slot as u64).to_le_bytes());
+                out.extend_from_slice(&(slot as u64).to_le_bytes());
             }
         }
     }

@@ -19,10 +19,9 @@
 //! only the frames committed since this thread's last checkpoint, and the writer's next commit
 //! rewinds the WAL.
 
+use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-
-use std::path::Path;
 use std::sync::mpsc::{self, RecvTimeoutError, SyncSender};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
@@ -119,6 +118,17 @@ mod tests {
 
     use super::Checkpointer;
 
+    /// A database `store.db` in a new directory, in WAL mode without automatic checkpoints,
+    /// with one table `t (b BLOB)`; returns the directory and the writer's connection.
+    fn wal_database() -> (tempfile::TempDir, Connection) {
+        let directory = tempfile::tempdir().expect("temporary directory");
+        let writer = Connection::open(directory.path().join("store.db")).expect("database");
+        writer
+            .execute_batch("PRAGMA journal_mode = WAL; PRAGMA wal_autocheckpoint = 0; CREATE TABLE t (b BLOB);")
+            .expect("insert");
+        (directory, writer)
+    }
+
     fn wal_len(path: &std::path::Path) -> u64 {
         std::fs::metadata(path.with_extension("db-wal")).map_or(0, |metadata| metadata.len())
     }
@@ -130,20 +140,16 @@ mod tests {
             .execute_batch(
                 "BEGIN IMMEDIATE; INSERT INTO t (b) SELECT randomblob(3000) FROM (SELECT 1 UNION ALL SELECT 2);",
             )
-            .unwrap();
-        checkpointer.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(())).unwrap();
-        writer.execute_batch("COMMIT").unwrap();
+            .expect("insert");
+        checkpointer.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(())).expect("checkpoint");
+        writer.execute_batch("COMMIT").expect("commit");
     }
 
     #[test]
     fn the_wal_grows_under_sustained_load_until_the_writer_itself_catches_up_the_checkpoint() {
-        let directory = tempfile::tempdir().unwrap();
+        let (directory, writer) = wal_database();
         let path = directory.path().join("store.db");
-        let writer = Connection::open(&path).unwrap();
-        writer
-            .execute_batch("PRAGMA journal_mode = WAL; PRAGMA wal_autocheckpoint = 0; CREATE TABLE t (b BLOB);")
-            .unwrap();
-        let checkpointer = Connection::open(&path).unwrap();
+        let checkpointer = Connection::open(&path).expect("second connection");
         let mut grown = wal_len(&path);
         for _ in 0..10 {
             commit_while_checkpointing(&writer, &checkpointer);
@@ -159,19 +165,15 @@ mod tests {
             assert_eq!(wal_len(&path), grown, "each commit after a catch-up starts the WAL from the beginning");
         }
         let writer = store_writer.connection();
-        let rows: i64 = writer.query_row("SELECT count(*) FROM t", [], |row| row.get(0)).unwrap();
+        let rows: i64 = writer.query_row("SELECT count(*) FROM t", [], |row| row.get(0)).expect("count");
         assert_eq!(rows, 80);
     }
 
     #[test]
     fn the_thread_asks_for_a_rewind_once_the_wal_is_longer_than_its_rewind_length() {
-        let directory = tempfile::tempdir().unwrap();
+        let (directory, writer) = wal_database();
         let path = directory.path().join("store.db");
-        let writer = Connection::open(&path).unwrap();
-        writer
-            .execute_batch("PRAGMA journal_mode = WAL; PRAGMA wal_autocheckpoint = 0; CREATE TABLE t (b BLOB);")
-            .unwrap();
-        let checkpoints = Checkpointer::start(&path, 16).unwrap();
+        let checkpoints = Checkpointer::start(&path, 16).expect("checkpoint thread");
         assert!(!checkpoints.take_rewind_request());
         // 32 rows of 4,000 bytes: more than 32 WAL frames.
         writer
@@ -179,7 +181,7 @@ mod tests {
                 "WITH RECURSIVE n (i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 32)
                  INSERT INTO t (b) SELECT randomblob(4000) FROM n;",
             )
-            .unwrap();
+            .expect("insert");
         checkpoints.committed();
         let deadline = Instant::now() + Duration::from_secs(10);
         while !checkpoints.take_rewind_request() {

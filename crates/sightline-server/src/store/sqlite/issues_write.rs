@@ -135,12 +135,9 @@ struct PendingIssue {
     last_release: Option<String>,
     first_seen_unix_nano: i64,
     last_seen_unix_nano: i64,
-    /// Users and sessions of this commit's events, inserted at [`ErrorGrouper::finish`]; the
-    /// `new_` counts are how many of them the issue did not have before.
+    /// Users and sessions of this commit's events, inserted at [`ErrorGrouper::finish`].
     users: HashSet<String>,
     sessions: HashSet<String>,
-    new_users: i64,
-    new_sessions: i64,
     /// Tag key → value → events; looked up by `&str`, so a value already seen allocates nothing.
     tags: HashMap<String, HashMap<String, i64>>,
     hourly: HashMap<i64, i64>,
@@ -245,8 +242,6 @@ impl<'t> ErrorGrouper<'t> {
                     state,
                     users: HashSet::new(),
                     sessions: HashSet::new(),
-                    new_users: 0,
-                    new_sessions: 0,
                     tags: HashMap::new(),
                     hourly: HashMap::new(),
                 })
@@ -412,25 +407,14 @@ impl<'t> ErrorGrouper<'t> {
             "INSERT INTO issue_hourly (issue_id, hour_unix_nano, count) VALUES (?1, ?2, ?3)
              ON CONFLICT (issue_id, hour_unix_nano) DO UPDATE SET count = count + excluded.count",
         )?;
-        // The commit's users and sessions of each issue, inserted in primary-key order: the
-        // inserts walk each index from leaf to neighbouring leaf instead of at random.
-        let mut issue_ids: Vec<i64> = self.pending.keys().copied().collect();
-        issue_ids.sort_unstable();
-        for issue_id in issue_ids {
-            let Some(pending) = self.pending.get_mut(&issue_id) else { continue };
-            let mut users: Vec<&String> = pending.users.iter().collect();
-            users.sort_unstable();
-            for user in users {
-                pending.new_users += self.statements.issue_user.execute(params![issue_id, user])? as i64;
-            }
-            let mut sessions: Vec<&String> = pending.sessions.iter().collect();
-            sessions.sort_unstable();
-            for session in sessions {
-                pending.new_sessions += self.statements.issue_session.execute(params![issue_id, session])? as i64;
-            }
-        }
-        let mut titles = Vec::with_capacity(self.pending.len());
-        for (issue_id, pending) in self.pending {
+        // Issues in id order, and each issue's users and sessions sorted: the inserts walk
+        // `issue_users` and `issue_sessions` in primary-key order instead of at random.
+        let mut issues: Vec<(i64, PendingIssue)> = std::mem::take(&mut self.pending).into_iter().collect();
+        issues.sort_unstable_by_key(|(issue_id, _)| *issue_id);
+        let mut titles = Vec::with_capacity(issues.len());
+        for (issue_id, pending) in issues {
+            let new_users = insert_sorted(&mut self.statements.issue_user, issue_id, &pending.users)?;
+            let new_sessions = insert_sorted(&mut self.statements.issue_session, issue_id, &pending.sessions)?;
             titles.push(serde_json::json!([issue_id, pending.title, pending.culprit]));
             let state = &pending.state;
             update.execute(params![
@@ -443,8 +427,8 @@ impl<'t> ErrorGrouper<'t> {
                 pending.first_seen_unix_nano,
                 pending.last_seen_unix_nano,
                 state.event_count as i64,
-                pending.new_users,
-                pending.new_sessions,
+                new_users,
+                new_sessions,
                 pending.last_release,
                 state.resolved_in_release,
                 state.resolved_at_unix_nano.map(|value| value as i64),
@@ -474,6 +458,22 @@ impl<'t> ErrorGrouper<'t> {
         }
         Ok(new_stacks)
     }
+}
+
+/// Runs `statement` (an `INSERT OR IGNORE` of `(issue_id, value)`) for each of `values` in
+/// sorted order; returns how many rows it inserted.
+fn insert_sorted(
+    statement: &mut rusqlite::CachedStatement<'_>,
+    issue_id: i64,
+    values: &HashSet<String>,
+) -> StoreResult<i64> {
+    let mut sorted: Vec<&String> = values.iter().collect();
+    sorted.sort_unstable();
+    let mut inserted = 0;
+    for value in sorted {
+        inserted += statement.execute(params![issue_id, value])? as i64;
+    }
+    Ok(inserted)
 }
 
 /// Advances an issue's lifecycle by one event: counts it, regresses a resolved issue (unless the
