@@ -131,7 +131,8 @@ impl ErrorEvent {
     /// The event as stored: compressed JSON ([`crate::store::compression`]). Errors when serialization or compression
     /// fails (neither happens for well-formed events; the caller reports it).
     pub fn to_stored_body(&self) -> Result<Vec<u8>, String> {
-        let json = serde_json::to_vec(self).map_err(|error| format!("serializing an error event: {error}"))?;
+        // sonic-rs, as for attributes (`Attributes::to_json_string`): its SIMD string escaping.
+        let json = sonic_rs::to_vec(self).map_err(|error| format!("serializing an error event: {error}"))?;
         crate::store::compression::compress(&json)
     }
 
@@ -183,7 +184,7 @@ impl ErrorEvent {
             frames: self.exceptions.iter().map(|exception| exception.frames.clone()).collect(),
             raw: self.raw_template(),
         };
-        let json = serde_json::to_vec(&stack).map_err(|error| format!("serializing an error stack: {error}"))?;
+        let json = sonic_rs::to_vec(&stack).map_err(|error| format!("serializing an error stack: {error}"))?;
         crate::store::compression::compress(&json)
     }
 
