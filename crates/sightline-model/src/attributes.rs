@@ -67,6 +67,29 @@ impl Attributes {
         sonic_rs::to_string(&self.0).unwrap_or_else(|_| "{}".to_owned())
     }
 
+    /// [`Attributes::to_json_string`] with the value of `key` written as `null` (the key keeps
+    /// its place): for a value stored elsewhere and put back on reading (a log record's
+    /// `exception.stacktrace`, kept once with its error event). Without `key`, the same text as
+    /// [`Attributes::to_json_string`].
+    pub fn to_json_string_without_value_of(&self, key: &str) -> String {
+        struct Without<'a>(&'a Map<String, Value>, &'a str);
+        impl Serialize for Without<'_> {
+            fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+                use serde::ser::SerializeMap as _;
+                let mut map = serializer.serialize_map(Some(self.0.len()))?;
+                for (name, value) in self.0 {
+                    if name == self.1 {
+                        map.serialize_entry(name, &Value::Null)?;
+                    } else {
+                        map.serialize_entry(name, value)?;
+                    }
+                }
+                map.end()
+            }
+        }
+        sonic_rs::to_string(&Without(&self.0, key)).unwrap_or_else(|_| "{}".to_owned())
+    }
+
     /// Parses JSON text written by [`Attributes::to_json_string`]; anything but an object gives
     /// an empty list.
     pub fn from_json_str(text: &str) -> Self {
@@ -208,6 +231,23 @@ mod tests {
                 _ => assert_eq!(decoded, sent, "{text}"),
             }
         }
+    }
+
+    #[test]
+    fn a_value_left_out_reads_back_as_null_in_its_place() {
+        let attributes = Attributes::from_otlp(&[
+            kv("exception.type", any(any_value::Value::StringValue("ValueError".into()))),
+            kv("exception.stacktrace", any(any_value::Value::StringValue("Traceback \"x\"\n".into()))),
+            kv("http.route", any(any_value::Value::StringValue("/cart".into()))),
+        ]);
+        let text = attributes.to_json_string_without_value_of("exception.stacktrace");
+        let read = Attributes::from_json_str(&text);
+        let keys: Vec<&str> = read.0.keys().map(String::as_str).collect();
+        assert_eq!(keys, ["exception.type", "exception.stacktrace", "http.route"], "order kept: {text}");
+        assert_eq!(read.0["exception.stacktrace"], Value::Null);
+        assert_eq!(read.get_str("http.route"), Some("/cart"));
+        assert!(!text.contains("Traceback"));
+        assert_eq!(attributes.to_json_string_without_value_of("absent"), attributes.to_json_string());
     }
 
     #[test]

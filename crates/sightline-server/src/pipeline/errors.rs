@@ -93,10 +93,13 @@ pub fn errors_from_spans(batch: &Batch<Span>, options: DeriveOptions<'_>) -> Vec
 /// Error events of a log batch: records with `exception.*` attributes or severity ≥ ERROR.
 pub fn errors_from_logs(batch: &Batch<LogRecord>, options: DeriveOptions<'_>) -> Vec<ErrorEvent> {
     let mut events = Vec::new();
+    let mut record_index = 0usize;
     for resource_group in batch {
         let resource = &resource_group.resource;
         for scope_group in &resource_group.scopes {
             for record in &scope_group.items {
+                let index = record_index;
+                record_index += 1;
                 let has_exception = ["exception.type", "exception.message", "exception.stacktrace"]
                     .iter()
                     .any(|key| record.attributes.0.contains_key(*key));
@@ -118,7 +121,7 @@ pub fn errors_from_logs(batch: &Batch<LogRecord>, options: DeriveOptions<'_>) ->
                 context.trace_id = record.trace_id;
                 context.span_id = record.span_id;
                 fill_request_context(&mut context, [&record.attributes, &resource.attributes]);
-                events.push(build_event(
+                let mut event = build_event(
                     ErrorSource::Log,
                     level,
                     record.effective_time_unix_nano(),
@@ -127,7 +130,9 @@ pub fn errors_from_logs(batch: &Batch<LogRecord>, options: DeriveOptions<'_>) ->
                     fields,
                     context,
                     options,
-                ));
+                );
+                event.log_record = Some(index);
+                events.push(event);
             }
         }
     }
@@ -445,6 +450,7 @@ fn build_event(
         culprit,
         symbolicated: symbolication.frames_symbolicated > 0,
         source_context: symbolication.source_context,
+        log_record: None,
     }
 }
 

@@ -125,6 +125,11 @@ pub struct ErrorEvent {
     /// Original source lines around symbolicated frames, from the maps' `sourcesContent`.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub source_context: Vec<SourceContext>,
+    /// For an event derived from a log record: the record's position in its batch, in storage
+    /// order (resource → scope → record). Not stored; it lets the record's row leave its
+    /// `exception.stacktrace` to this event ([`crate::store::LogJson::of_sharing_stack`]).
+    #[serde(skip)]
+    pub log_record: Option<usize>,
 }
 
 impl ErrorEvent {
@@ -204,6 +209,18 @@ impl ErrorEvent {
         Some(event)
     }
 
+    /// The `raw_stacktrace` of an event stored in two parts ([`ErrorEvent::from_stored_parts`])
+    /// without building its frames: `template` is the event's stack read with
+    /// [`StackTemplate::from_stored`]. `None` when the body does not decode, or the event has
+    /// no raw trace.
+    pub fn raw_stacktrace_of_stored(body: &[u8], template: Option<&StackTemplate>) -> Option<String> {
+        let event = Self::from_stored_body(body)?;
+        if event.raw_stacktrace.is_some() {
+            return event.raw_stacktrace;
+        }
+        template?.0.as_ref()?.fill(&event.exceptions)
+    }
+
     /// `raw_stacktrace` cut around the exceptions' messages (see [`RawTemplate`]); `None`
     /// without a raw trace.
     fn raw_template(&self) -> Option<RawTemplate> {
@@ -232,6 +249,25 @@ struct StoredStack {
     /// The raw trace around its messages.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     raw: Option<RawTemplate>,
+}
+
+/// The raw-trace template of a stored stack ([`ErrorEvent::stack_body`]) alone, read once for
+/// the many events that share it ([`ErrorEvent::raw_stacktrace_of_stored`]).
+#[derive(Debug, Clone)]
+pub struct StackTemplate(Option<RawTemplate>);
+
+impl StackTemplate {
+    /// Reads a stored stack's template (its frames are skipped); `None` when it does not decode.
+    pub fn from_stored(stack: &[u8]) -> Option<Self> {
+        #[derive(Deserialize)]
+        struct RawOnly {
+            #[serde(default)]
+            raw: Option<RawTemplate>,
+        }
+        let json = crate::store::compression::decompress(stack)?;
+        let stack: RawOnly = serde_json::from_slice(&json).ok()?;
+        Some(Self(stack.raw))
+    }
 }
 
 /// A raw stack trace with the exceptions' messages cut out: `pieces[0]`, the message of
@@ -652,6 +688,7 @@ shop.errors.CartError: cart 7781 unreadable
             culprit: None,
             symbolicated: false,
             source_context: Vec::new(),
+            log_record: None,
         }
     }
 

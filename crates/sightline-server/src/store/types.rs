@@ -161,7 +161,7 @@ impl WriteBatch {
         };
         let (spans, logs) = match &self.signal {
             SignalBatch::Traces(batch) => (items_of(batch).map(SpanJson::of).collect(), Vec::new()),
-            SignalBatch::Logs(batch) => (Vec::new(), items_of(batch).map(LogJson::of).collect()),
+            SignalBatch::Logs(batch) => (Vec::new(), self.log_json(batch)),
             _ => (Vec::new(), Vec::new()),
         };
         self.serialized = SerializedItems {
@@ -175,6 +175,34 @@ impl WriteBatch {
         };
     }
 }
+
+impl WriteBatch {
+    /// The log records' JSON columns. A record whose error event keeps its stack trace word
+    /// for word (`raw_stacktrace`, unless cut to its bound) leaves its `exception.stacktrace`
+    /// to the event ([`LogJson::of_sharing_stack`]): the event stores the trace once per issue
+    /// as a template, so the row no longer carries the longest value of an error log (nor
+    /// escapes and compresses it here).
+    fn log_json(&self, batch: &sightline_model::Batch<LogRecord>) -> Vec<LogJson> {
+        let mut sharing = vec![false; sightline_model::batch_len(batch)];
+        let records: Vec<&LogRecord> = items_of(batch).collect();
+        for error in &self.errors {
+            let (Some(index), Some(raw)) = (error.log_record, error.raw_stacktrace.as_deref()) else { continue };
+            if let Some(record) = records.get(index)
+                && record.attributes.get_str(STACKTRACE_KEY) == Some(raw)
+            {
+                sharing[index] = true;
+            }
+        }
+        records
+            .iter()
+            .zip(sharing)
+            .map(|(record, shares)| if shares { LogJson::of_sharing_stack(record) } else { LogJson::of(record) })
+            .collect()
+    }
+}
+
+/// The attribute a log record's stack trace is in (semconv `exception.stacktrace`).
+pub const STACKTRACE_KEY: &str = "exception.stacktrace";
 
 /// A batch's items in storage order: resource → scope → item.
 fn items_of<T>(batch: &sightline_model::Batch<T>) -> impl Iterator<Item = &T> {
@@ -219,6 +247,9 @@ pub struct LogJson {
     pub attributes: crate::store::compression::StoredJson,
     /// Body as JSON.
     pub body: String,
+    /// True when `attributes` holds `exception.stacktrace` as `null`, the text being that of
+    /// the record's error event (stored in the same commit; the row points at it).
+    pub stack_in_error_event: bool,
 }
 
 impl LogJson {
@@ -227,6 +258,19 @@ impl LogJson {
         Self {
             attributes: crate::store::compression::stored_json(record.attributes.to_json_string()),
             body: record.body.to_string(),
+            stack_in_error_event: false,
+        }
+    }
+
+    /// [`LogJson::of`] with `exception.stacktrace` written as `null`, for a record whose error
+    /// event holds the same text ([`LogJson::stack_in_error_event`]).
+    pub fn of_sharing_stack(record: &LogRecord) -> Self {
+        Self {
+            attributes: crate::store::compression::stored_json(
+                record.attributes.to_json_string_without_value_of(STACKTRACE_KEY),
+            ),
+            body: record.body.to_string(),
+            stack_in_error_event: true,
         }
     }
 }

@@ -703,6 +703,14 @@ const MIGRATIONS: &[&str] = &[
         UNIQUE (issue_id, hash)
     );
     "#,
+    // 22 (error ingest speed, issue 3): an error log's `exception.stacktrace` is its error
+    // event's `raw_stacktrace`, which `error_stacks` already keeps once per issue and stack as a
+    // template. Such a row stores the attribute as `null` and points here at the event (same
+    // commit, same timestamp, so retention removes the log no later than the event); reading
+    // puts the text back. NULL: the attributes hold everything, as rows stored before do.
+    r#"
+    ALTER TABLE logs ADD COLUMN stack_event_id INTEGER;
+    "#,
 ];
 
 /// Applies every migration newer than the database's `user_version`, each in its own

@@ -277,14 +277,18 @@ pub(super) fn search_logs(connection: &Connection, project_id: i64, query: &LogQ
     let sql = format!(
         "SELECT l.id, l.time_unix_nano, l.observed_time_unix_nano, l.severity_number, l.severity_text, l.body,
                 l.attributes, l.dropped_attributes_count, l.flags, l.trace_id, l.span_id, l.event_name,
-                l.resource_id, r.body, l.scope_id, sc.body, l.timestamp_unix_nano
+                l.resource_id, r.body, l.scope_id, sc.body, l.timestamp_unix_nano,
+                l.stack_event_id, e.body, e.issue_id, e.stack_hash, st.body
          FROM logs l JOIN resources r ON r.id = l.resource_id JOIN scopes sc ON sc.id = l.scope_id
+         LEFT JOIN error_events e ON e.id = l.stack_event_id
+         LEFT JOIN error_stacks st ON st.issue_id = e.issue_id AND st.hash = e.stack_hash
          {} ORDER BY l.timestamp_unix_nano DESC, l.id DESC LIMIT {}",
         filter.where_sql(),
         limit + 1
     );
     let mut statement = connection.prepare(&sql)?;
     let mut cache = BodyCache::default();
+    let mut templates = HashMap::new();
     let mut rows = statement.query(params_from_iter(filter.values.iter()))?;
     let mut items = Vec::new();
     let mut positions = Vec::new();
@@ -300,6 +304,13 @@ pub(super) fn search_logs(connection: &Connection, project_id: i64, query: &LogQ
             }
             _ => Attributes::default(),
         };
+        let mut attributes = attributes;
+        if row.get::<_, Option<i64>>(17)?.is_some() {
+            // The stack trace is the error event's (migration 22); a missing event leaves `null`.
+            if let Some(raw) = shared_stacktrace(row, &mut templates)? {
+                attributes.0.insert(crate::store::STACKTRACE_KEY.to_owned(), serde_json::Value::String(raw));
+            }
+        }
         let record = LogRecord {
             time_unix_nano: row.get::<_, i64>(1)? as u64,
             observed_time_unix_nano: row.get::<_, i64>(2)? as u64,
@@ -325,6 +336,27 @@ pub(super) fn search_logs(connection: &Connection, project_id: i64, query: &LogQ
         None
     };
     Ok(Page { items, next_cursor })
+}
+
+/// A stack template read once per page for the log rows that share it: (issue id, stack hash).
+type PageTemplates = HashMap<(i64, Vec<u8>), Option<crate::store::errors::StackTemplate>>;
+
+/// The `exception.stacktrace` a log row left to its error event (columns 18–21 of
+/// [`search_logs`]: event body, issue id, stack hash, stack body); `None` when the event is gone
+/// or does not decode.
+fn shared_stacktrace(row: &rusqlite::Row<'_>, templates: &mut PageTemplates) -> rusqlite::Result<Option<String>> {
+    let Some(body) = row.get::<_, Option<Vec<u8>>>(18)? else { return Ok(None) };
+    let template = match (row.get::<_, Option<i64>>(19)?, row.get::<_, Option<Vec<u8>>>(20)?) {
+        (Some(issue_id), Some(hash)) => {
+            let stack = row.get_ref(21)?.as_blob_or_null()?;
+            templates
+                .entry((issue_id, hash))
+                .or_insert_with(|| stack.and_then(crate::store::errors::StackTemplate::from_stored))
+                .as_ref()
+        }
+        _ => None,
+    };
+    Ok(crate::store::errors::ErrorEvent::raw_stacktrace_of_stored(&body, template))
 }
 
 fn metric_kind(type_name: &str, temporality: i32, monotonic: bool) -> MetricKind {
@@ -481,6 +513,9 @@ pub(super) fn ingest_minutes(
         .collect::<Result<Vec<_>, _>>()?;
     Ok(minutes)
 }
+
+#[cfg(test)]
+mod shared_stack_tests;
 
 #[cfg(test)]
 mod plan_tests {

@@ -189,7 +189,8 @@ impl Writer {
                     rowids.spans = context.insert_spans(spans, &batch.serialized.spans)?;
                     upsert_trace_summaries(&transaction, batch.project_id, &batch.trace_summaries)?;
                 }
-                SignalBatch::Logs(records) => rowids.logs = context.insert_logs(records, &batch.serialized.logs)?,
+                // Inserted after the batch's error events, which rows may point at.
+                SignalBatch::Logs(_) => {}
                 SignalBatch::Metrics(metrics) => context.insert_metrics(metrics)?,
                 SignalBatch::Events(events) => {
                     let mut fresh = Vec::new();
@@ -247,6 +248,16 @@ impl Writer {
                 }
                 let stored = batch.serialized.errors.get(index);
                 rowids.errors.push(grouper.add(&transaction, batch.project_id, error, stored, &self.known_stacks)?);
+            }
+            if let SignalBatch::Logs(records) = &batch.signal {
+                // Each log record's error event (the events of a log batch are all fresh).
+                let mut record_events = vec![None; sightline_model::batch_len(records)];
+                for (error, rowid) in errors.iter().zip(&rowids.errors) {
+                    if let Some(slot) = error.log_record.and_then(|index| record_events.get_mut(index)) {
+                        *slot = Some(*rowid);
+                    }
+                }
+                rowids.logs = context.insert_logs(records, &batch.serialized.logs, &record_events)?;
             }
             let fresh_events = super::sessions_write::FreshEvents {
                 duplicate_event_ids: &duplicate_event_ids,
@@ -413,9 +424,16 @@ impl BatchContext<'_> {
         Ok(rowids)
     }
 
-    /// Inserts the log records (`serialized`: their JSON columns, computed here when shorter);
-    /// returns their row ids in iteration order (for session items).
-    fn insert_logs(&mut self, batch: &Batch<LogRecord>, serialized: &[LogJson]) -> StoreResult<Vec<i64>> {
+    /// Inserts the log records (`serialized`: their JSON columns, computed here when shorter;
+    /// `record_events`: the row id of each record's error event, in the same order, which a
+    /// row whose columns leave the stack trace to it points at); returns their row ids in
+    /// iteration order (for session items).
+    fn insert_logs(
+        &mut self,
+        batch: &Batch<LogRecord>,
+        serialized: &[LogJson],
+        record_events: &[Option<i64>],
+    ) -> StoreResult<Vec<i64>> {
         let mut rowids = Vec::with_capacity(sightline_model::batch_len(batch));
         for resource_group in batch {
             let resource_id = self.resource_id(&resource_group.resource)?;
@@ -425,19 +443,23 @@ impl BatchContext<'_> {
                 let mut statement = self.transaction.prepare_cached(
                     "INSERT INTO logs (project_id, timestamp_unix_nano, time_unix_nano, observed_time_unix_nano,
                         severity_number, severity_text, body, attributes, dropped_attributes_count, flags,
-                        trace_id, span_id, event_name, resource_id, scope_id, service_name)
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16)",
+                        trace_id, span_id, event_name, resource_id, scope_id, service_name, stack_event_id)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17)",
                 )?;
                 let mut latest = 0u64;
                 for record in &scope_group.items {
+                    let event_rowid = record_events.get(rowids.len()).copied().flatten();
                     let made_here;
                     let json = match serialized.get(rowids.len()) {
-                        Some(json) => json,
-                        None => {
+                        // Columns that leave the stack trace to an event that was not stored
+                        // are made again in full.
+                        Some(json) if !json.stack_in_error_event || event_rowid.is_some() => json,
+                        _ => {
                             made_here = LogJson::of(record);
                             &made_here
                         }
                     };
+                    let stack_event_id = if json.stack_in_error_event { event_rowid } else { None };
                     statement.execute(params![
                         self.project_id,
                         record.effective_time_unix_nano() as i64,
@@ -458,6 +480,7 @@ impl BatchContext<'_> {
                         resource_id,
                         scope_id,
                         service,
+                        stack_event_id,
                     ])?;
                     rowids.push(self.transaction.last_insert_rowid());
                     latest = latest.max(record.effective_time_unix_nano());

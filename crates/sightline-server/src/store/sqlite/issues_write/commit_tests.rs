@@ -61,6 +61,7 @@ fn event(index: u64, bug: &str, hashes: &[&str], minutes: u64, user: Option<&str
         culprit: Some(format!("shop.{bug} in handle")),
         symbolicated: false,
         source_context: Vec::new(),
+        log_record: None,
     }
 }
 
