@@ -174,9 +174,7 @@ impl WriteBatch {
             errors: self.errors.iter_mut().map(ErrorEvent::stored_parts).collect::<Result<_, _>>().unwrap_or_default(),
         };
     }
-}
 
-impl WriteBatch {
     /// The log records' JSON columns. A record whose error event keeps its stack trace word
     /// for word (`raw_stacktrace`, unless cut to its bound) leaves its `exception.stacktrace`
     /// to the event ([`LogJson::of_sharing_stack`]): the event stores the trace once per issue

@@ -296,7 +296,7 @@ pub(super) fn search_logs(connection: &Connection, project_id: i64, query: &LogQ
         let body: String = row.get(5)?;
         // Text, or a compressed frame when long (`LogJson`); a frame that does not decode reads as
         // no attributes rather than failing the whole page.
-        let attributes = match row.get_ref(6)? {
+        let mut attributes = match row.get_ref(6)? {
             rusqlite::types::ValueRef::Text(stored) | rusqlite::types::ValueRef::Blob(stored) => {
                 crate::store::compression::json_text(stored)
                     .map(|text| Attributes::from_json_str(&text))
@@ -304,7 +304,6 @@ pub(super) fn search_logs(connection: &Connection, project_id: i64, query: &LogQ
             }
             _ => Attributes::default(),
         };
-        let mut attributes = attributes;
         if row.get::<_, Option<i64>>(17)?.is_some() {
             // The stack trace is the error event's (migration 22); a missing event leaves `null`.
             if let Some(raw) = shared_stacktrace(row, &mut templates)? {
